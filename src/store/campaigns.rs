@@ -1,0 +1,145 @@
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+
+use super::{built, Store, StoreError, on_pool};
+use crate::domain::{CampaignKind, CampaignStatus};
+
+/// Per-campaign options kept as JSON, so later options need no migration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CampaignSettings {
+    /// UTM parameters appended to tracked links.
+    pub utm: std::collections::BTreeMap<String, String>,
+    /// Names of segments whose membership the template may branch on.
+    pub declared_segments: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCampaign {
+    pub name: String,
+    pub kind: CampaignKind,
+    pub template_id: i64,
+    pub segment_id: Option<i64>,
+    pub topic: Option<String>,
+    pub from_name: String,
+    pub from_email: String,
+    pub reply_to: Option<String>,
+    pub send_at: Option<i64>,
+    pub settings: CampaignSettings,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Campaign {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub template_id: i64,
+    pub segment_id: Option<i64>,
+    pub topic_id: Option<i64>,
+    pub from_name: String,
+    pub from_email: String,
+    pub reply_to: Option<String>,
+    pub send_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub settings: Json<CampaignSettings>,
+}
+
+impl Campaign {
+    pub fn status(&self) -> Result<CampaignStatus, StoreError> {
+        self.status
+            .parse()
+            .map_err(|e: crate::domain::UnknownStatus| StoreError::Invalid(e.to_string()))
+    }
+}
+
+const COLUMNS: &str = "id, name, kind, status, template_id, segment_id, topic_id, from_name,
+    from_email, reply_to, send_at, started_at, finished_at, settings";
+
+impl Store {
+    pub async fn create_campaign(&self, campaign: &NewCampaign) -> Result<i64, StoreError> {
+        let topic_id = match &campaign.topic {
+            Some(topic) => {
+                self.ensure_topics(&[topic]).await?;
+                Some(self.topic_id(topic).await?)
+            }
+            None => None,
+        };
+        let sql = "INSERT INTO campaigns (name, kind, status, template_id, segment_id, topic_id,
+                       from_name, from_email, reply_to, send_at, settings, created_at, updated_at)
+                   VALUES ($1, $2, 'draft', $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+                   RETURNING id";
+        let (id,): (i64,) = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(&campaign.name)
+            .bind(campaign.kind.as_str())
+            .bind(campaign.template_id)
+            .bind(campaign.segment_id)
+            .bind(topic_id)
+            .bind(&campaign.from_name)
+            .bind(&campaign.from_email)
+            .bind(&campaign.reply_to)
+            .bind(campaign.send_at)
+            .bind(Json(&campaign.settings))
+            .bind(crate::time::now())
+            .fetch_one(pool)
+            .await)?;
+        Ok(id)
+    }
+
+    async fn topic_id(&self, name: &str) -> Result<i64, StoreError> {
+        let row: Option<(i64,)> = on_pool!(self, pool =>
+            sqlx::query_as("SELECT id FROM topics WHERE name = $1")
+                .bind(name).fetch_optional(pool).await)?;
+        row.map(|(id,)| id)
+            .ok_or_else(|| StoreError::not_found("topic", name))
+    }
+
+    pub async fn campaign(&self, id: i64) -> Result<Campaign, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1");
+        let row = on_pool!(self, pool =>
+            sqlx::query_as(built(&sql)).bind(id).fetch_optional(pool).await)?;
+        row.ok_or_else(|| StoreError::not_found("campaign", id.to_string()))
+    }
+
+    pub async fn campaign_by_name(&self, name: &str) -> Result<Option<Campaign>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE name = $1");
+        Ok(on_pool!(self, pool => sqlx::query_as(built(&sql)).bind(name).fetch_optional(pool).await)?)
+    }
+
+    /// Moves a campaign from one of `from` to `to`; false when it was in none of them.
+    pub async fn transition_campaign(
+        &self,
+        id: i64,
+        from: &[CampaignStatus],
+        to: CampaignStatus,
+    ) -> Result<bool, StoreError> {
+        let now = crate::time::now();
+        let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let stamp = match to {
+            CampaignStatus::Running => ", started_at = COALESCE(started_at, $3)",
+            CampaignStatus::Done | CampaignStatus::Cancelled | CampaignStatus::Expired => {
+                ", finished_at = $3"
+            }
+            _ => "",
+        };
+        let sql = format!(
+            "UPDATE campaigns SET status = $2, updated_at = $3 {stamp}
+             WHERE id = $1 AND status IN ({})",
+            self.json_strings(4)
+        );
+        let json = serde_json::to_string(&allowed).expect("strings serialise");
+        let result = on_pool!(self, pool => sqlx::query(built(&sql))
+            .bind(id).bind(to.as_str()).bind(now).bind(&json)
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(result == 1)
+    }
+
+    /// A sub-select yielding the strings of the JSON array bound at `$n`.
+    pub(crate) fn json_strings(&self, n: usize) -> String {
+        match self.engine() {
+            super::Engine::Sqlite => format!("SELECT value FROM json_each(${n})"),
+            super::Engine::Postgres => format!("SELECT jsonb_array_elements_text(${n}::jsonb)"),
+        }
+    }
+}

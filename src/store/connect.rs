@@ -1,0 +1,126 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{Db, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Store {
+    /// Opens `url`: `postgres://…` for PostgreSQL; `sqlite://path`, `sqlite:path` or a
+    /// plain file path for SQLite (created when missing).
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let db = if is_postgres_url(url) {
+            Db::Postgres(connect_postgres(url).await?)
+        } else {
+            Db::Sqlite(connect_sqlite(url).await?)
+        };
+        let store = Store { db };
+        store.ping().await.map_err(|e| connect_error(url, e))?;
+        Ok(store)
+    }
+
+    /// Opens `url` and brings its schema (mailcast's and the job queue's) up to date.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Sqlite(pool) => {
+                own_migrations(sqlx::migrate!("./migrations/sqlite"))
+                    .run(pool)
+                    .await?;
+                apalis_sqlite::SqliteStorage::<()>::migrations()
+                    .run(pool)
+                    .await?;
+            }
+            Db::Postgres(pool) => {
+                own_migrations(sqlx::migrate!("./migrations/postgres"))
+                    .run(pool)
+                    .await?;
+                apalis_postgres::PostgresStorage::<()>::migrations()
+                    .run(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// mailcast keeps its migration history apart from the job queue's, which uses the
+/// default `_sqlx_migrations` table in the same database.
+fn own_migrations(mut migrator: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+    migrator.dangerous_set_table_name("mailcast_migrations");
+    migrator
+}
+
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+async fn connect_postgres(url: &str) -> Result<sqlx::PgPool, StoreError> {
+    PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .connect(url)
+        .await
+        .map_err(|e| connect_error(url, e))
+}
+
+async fn connect_sqlite(url: &str) -> Result<sqlx::SqlitePool, StoreError> {
+    let options = sqlite_options(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(30));
+    SqlitePoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options)
+        .await
+        .map_err(|e| connect_error(url, e))
+}
+
+fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    if url.starts_with("sqlite:") {
+        return SqliteConnectOptions::from_str(url).map_err(|e| connect_error(url, e));
+    }
+    if url.contains("://") {
+        return Err(StoreError::Connect {
+            url: redact_url(url),
+            reason: "unsupported database URL: use postgres://…, sqlite://PATH or a file path"
+                .into(),
+        });
+    }
+    Ok(SqliteConnectOptions::new().filename(url))
+}
+
+fn connect_error(url: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Connect {
+        url: redact_url(url),
+        reason: error.to_string(),
+    }
+}
+
+/// The URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

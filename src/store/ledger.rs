@@ -1,0 +1,346 @@
+//! The delivery ledger: one row per (campaign, recipient), moved through
+//! pending → sending → sent | deferred | failed | suppressed | unknown.
+
+use serde::Serialize;
+
+use super::{built, Campaign, Engine, Recipient, SqlFilter, Store, StoreError, bind_filter, on_pool};
+use crate::domain::DeliveryStatus;
+
+/// Why a recipient may not be mailed now, as SQL over `recipients r`; NULL when they
+/// may. `topic` is the SQL for the campaign's topic id (NULL: no topic).
+fn ineligible_reason(topic: &str) -> String {
+    format!(
+        "CASE
+            WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = r.email_hash)
+                THEN 'address is on the suppression list'
+            WHEN r.status <> 'active' THEN 'recipient is ' || r.status
+            WHEN {topic} IS NOT NULL AND NOT EXISTS (
+                SELECT 1 FROM consents k
+                WHERE k.recipient_id = r.id AND k.topic_id = {topic} AND k.status = 'subscribed')
+                THEN 'not subscribed to the campaign topic'
+         END"
+    )
+}
+
+/// A request to lease up to `limit` deliveries of one campaign to one worker.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub campaign_id: i64,
+    pub worker: String,
+    pub limit: i64,
+    pub lease_seconds: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub delivery_id: i64,
+    pub attempts: i64,
+    pub recipient: Recipient,
+    /// Set when consent or the suppression list no longer allow this message.
+    pub ineligible: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    delivery_id: i64,
+    attempts: i64,
+    ineligible: Option<String>,
+    #[sqlx(flatten)]
+    recipient: Recipient,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryOutcome {
+    Sent {
+        delivery_id: i64,
+        message_id: String,
+    },
+    Deferred {
+        delivery_id: i64,
+        retry_at: i64,
+        reason: String,
+    },
+    Failed {
+        delivery_id: i64,
+        reason: String,
+    },
+    Suppressed {
+        delivery_id: i64,
+        reason: String,
+    },
+    Unknown {
+        delivery_id: i64,
+        reason: String,
+    },
+}
+
+impl DeliveryOutcome {
+    pub fn status(&self) -> DeliveryStatus {
+        match self {
+            DeliveryOutcome::Sent { .. } => DeliveryStatus::Sent,
+            DeliveryOutcome::Deferred { .. } => DeliveryStatus::Deferred,
+            DeliveryOutcome::Failed { .. } => DeliveryStatus::Failed,
+            DeliveryOutcome::Suppressed { .. } => DeliveryStatus::Suppressed,
+            DeliveryOutcome::Unknown { .. } => DeliveryStatus::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LedgerCounts {
+    pub pending: i64,
+    pub sending: i64,
+    pub sent: i64,
+    pub deferred: i64,
+    pub failed: i64,
+    pub suppressed: i64,
+    pub unknown: i64,
+}
+
+impl LedgerCounts {
+    pub fn total(&self) -> i64 {
+        self.pending
+            + self.sending
+            + self.sent
+            + self.deferred
+            + self.failed
+            + self.suppressed
+            + self.unknown
+    }
+
+    /// Nothing left that a worker would still try.
+    pub fn settled(&self) -> bool {
+        self.pending == 0 && self.sending == 0 && self.deferred == 0
+    }
+}
+
+/// A delivery that needs a person's attention, for reports.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DeliveryReport {
+    pub email: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+const CLAIM_SQLITE: &str = "
+    UPDATE deliveries
+    SET status = 'sending', lease_until = $3 + $4, worker = $2,
+        attempts = attempts + 1, updated_at = $3
+    WHERE id IN (
+        SELECT id FROM deliveries
+        WHERE campaign_id = $1
+          AND (status = 'pending' OR (status = 'deferred' AND next_attempt_at <= $3))
+        ORDER BY id LIMIT $5)
+    RETURNING id";
+
+const CLAIM_POSTGRES: &str = "
+    UPDATE deliveries d
+    SET status = 'sending', lease_until = $3 + $4, worker = $2,
+        attempts = d.attempts + 1, updated_at = $3
+    FROM (
+        SELECT id FROM deliveries
+        WHERE campaign_id = $1
+          AND (status = 'pending' OR (status = 'deferred' AND next_attempt_at <= $3))
+        ORDER BY id LIMIT $5
+        FOR UPDATE SKIP LOCKED) c
+    WHERE d.id = c.id
+    RETURNING d.id";
+
+impl Store {
+    /// Freezes the campaign's audience into the ledger, inside the database. Running it
+    /// again adds nobody twice.
+    pub async fn freeze_audience(
+        &self,
+        campaign: &Campaign,
+        filter: &SqlFilter,
+    ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "INSERT INTO deliveries (campaign_id, recipient_id, status, created_at, updated_at)
+             SELECT $1, r.id, 'pending', $2, $2 FROM recipients r
+             WHERE ({}) IS NULL AND ({})
+             ON CONFLICT (campaign_id, recipient_id) DO NOTHING",
+            ineligible_reason("CAST($3 AS BIGINT)"),
+            filter.shifted(3)
+        );
+        let now = crate::time::now();
+        let result = on_pool!(self, pool => {
+            let query = sqlx::query(built(&sql)).bind(campaign.id).bind(now).bind(campaign.topic_id);
+            bind_filter!(query, filter).execute(pool).await.map(|r| r.rows_affected())
+        })?;
+        Ok(result)
+    }
+
+    /// Leases claimable deliveries to a worker and returns them with their recipients.
+    pub async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let sql = match self.engine() {
+            Engine::Sqlite => CLAIM_SQLITE,
+            Engine::Postgres => CLAIM_POSTGRES,
+        };
+        let now = crate::time::now();
+        let ids: Vec<(i64,)> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(claim.campaign_id)
+            .bind(&claim.worker)
+            .bind(now)
+            .bind(claim.lease_seconds)
+            .bind(claim.limit)
+            .fetch_all(pool)
+            .await)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = ids.into_iter().map(|(id,)| id).collect();
+        self.claimed_deliveries(&ids).await
+    }
+
+    async fn claimed_deliveries(&self, ids: &[i64]) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let id_list = match self.engine() {
+            Engine::Sqlite => "SELECT value FROM json_each($1)",
+            Engine::Postgres => "SELECT jsonb_array_elements_text($1::jsonb)::bigint",
+        };
+        let sql = format!(
+            "SELECT d.id AS delivery_id, d.attempts, {} AS ineligible,
+                    r.id, r.email, r.first_name, r.last_name, r.country, r.city, r.attributes,
+                    r.locale, r.timezone, r.status, r.created_at
+             FROM deliveries d
+             JOIN recipients r ON r.id = d.recipient_id
+             JOIN campaigns c ON c.id = d.campaign_id
+             WHERE d.id IN ({id_list})
+             ORDER BY d.id",
+            ineligible_reason("c.topic_id")
+        );
+        let json = serde_json::to_string(ids).expect("ids serialise");
+        let rows: Vec<ClaimedRow> = on_pool!(self, pool =>
+            sqlx::query_as(built(&sql)).bind(&json).fetch_all(pool).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| ClaimedDelivery {
+                delivery_id: row.delivery_id,
+                attempts: row.attempts,
+                recipient: row.recipient,
+                ineligible: row.ineligible,
+            })
+            .collect())
+    }
+
+    /// Records outcomes of deliveries this worker holds, in one transaction.
+    pub async fn record_outcomes(
+        &self,
+        worker: &str,
+        outcomes: &[DeliveryOutcome],
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE deliveries
+                   SET status = $3, message_id = COALESCE($4, message_id), last_error = $5,
+                       next_attempt_at = $6, sent_at = $7, lease_until = NULL, updated_at = $8
+                   WHERE id = $1 AND worker = $2 AND status IN ('sending', 'unknown')";
+        let now = crate::time::now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for outcome in outcomes {
+                let (id, message_id, error, retry_at) = outcome_columns(outcome);
+                let sent_at = matches!(outcome, DeliveryOutcome::Sent { .. }).then_some(now);
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(worker)
+                    .bind(outcome.status().as_str())
+                    .bind(message_id)
+                    .bind(error)
+                    .bind(retry_at)
+                    .bind(sent_at)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Deliveries whose lease ran out while `sending` may or may not have reached the
+    /// server: they become `unknown`, never silently re-sent. Returns how many.
+    pub async fn expire_leases(&self) -> Result<u64, StoreError> {
+        let sql = "UPDATE deliveries
+                   SET status = 'unknown', lease_until = NULL, updated_at = $1,
+                       last_error = 'worker stopped while sending (lease expired)'
+                   WHERE status = 'sending' AND lease_until < $1";
+        let now = crate::time::now();
+        let expired = on_pool!(self, pool => sqlx::query(sql)
+            .bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(expired)
+    }
+
+    pub async fn ledger_counts(&self, campaign_id: i64) -> Result<LedgerCounts, StoreError> {
+        let sql = "SELECT status, COUNT(*) FROM deliveries WHERE campaign_id = $1 GROUP BY status";
+        let rows: Vec<(String, i64)> = on_pool!(self, pool =>
+            sqlx::query_as(sql).bind(campaign_id).fetch_all(pool).await)?;
+        let mut counts = LedgerCounts::default();
+        for (status, n) in rows {
+            let slot = match status.parse::<DeliveryStatus>() {
+                Ok(DeliveryStatus::Pending) => &mut counts.pending,
+                Ok(DeliveryStatus::Sending) => &mut counts.sending,
+                Ok(DeliveryStatus::Sent) => &mut counts.sent,
+                Ok(DeliveryStatus::Deferred) => &mut counts.deferred,
+                Ok(DeliveryStatus::Failed) => &mut counts.failed,
+                Ok(DeliveryStatus::Suppressed) => &mut counts.suppressed,
+                Ok(DeliveryStatus::Unknown) => &mut counts.unknown,
+                Err(e) => return Err(StoreError::Invalid(e.to_string())),
+            };
+            *slot = n;
+        }
+        Ok(counts)
+    }
+
+    /// The earliest retry time among the campaign's deferred deliveries.
+    pub async fn next_retry_at(&self, campaign_id: i64) -> Result<Option<i64>, StoreError> {
+        let sql = "SELECT MIN(next_attempt_at) FROM deliveries
+                   WHERE campaign_id = $1 AND status = 'deferred'";
+        let (at,): (Option<i64>,) = on_pool!(self, pool =>
+            sqlx::query_as(sql).bind(campaign_id).fetch_one(pool).await)?;
+        Ok(at)
+    }
+
+    /// Deliveries of a campaign in the given states, with the recipient's address.
+    pub async fn deliveries_in(
+        &self,
+        campaign_id: i64,
+        statuses: &[DeliveryStatus],
+    ) -> Result<Vec<DeliveryReport>, StoreError> {
+        let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        let sql = format!(
+            "SELECT r.email, d.status, d.attempts, d.last_error
+             FROM deliveries d JOIN recipients r ON r.id = d.recipient_id
+             WHERE d.campaign_id = $1 AND d.status IN ({})
+             ORDER BY r.email",
+            self.json_strings(2)
+        );
+        let json = serde_json::to_string(&names).expect("strings serialise");
+        Ok(on_pool!(self, pool =>
+            sqlx::query_as(built(&sql)).bind(campaign_id).bind(&json).fetch_all(pool).await)?)
+    }
+}
+
+fn outcome_columns(outcome: &DeliveryOutcome) -> (i64, Option<&str>, Option<&str>, Option<i64>) {
+    match outcome {
+        DeliveryOutcome::Sent {
+            delivery_id,
+            message_id,
+        } => (*delivery_id, Some(message_id), None, None),
+        DeliveryOutcome::Deferred {
+            delivery_id,
+            retry_at,
+            reason,
+        } => (*delivery_id, None, Some(reason), Some(*retry_at)),
+        DeliveryOutcome::Failed {
+            delivery_id,
+            reason,
+        }
+        | DeliveryOutcome::Suppressed {
+            delivery_id,
+            reason,
+        }
+        | DeliveryOutcome::Unknown {
+            delivery_id,
+            reason,
+        } => (*delivery_id, None, Some(reason), None),
+    }
+}

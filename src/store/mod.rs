@@ -1,0 +1,86 @@
+//! One store API over two engines: SQLite (the embedded default) and PostgreSQL.
+//!
+//! Queries whose text is the same on both engines are written once and run through
+//! [`on_pool!`]; where the dialects differ, each engine's text sits side by side.
+
+mod campaigns;
+mod catalog;
+mod connect;
+mod error;
+mod events;
+mod filter;
+mod ledger;
+mod recipients;
+mod segments;
+mod suppressions;
+mod templates;
+
+pub use campaigns::{Campaign, CampaignSettings, NewCampaign};
+pub use catalog::{NewProduct, Product};
+pub use connect::{Engine, redact_url};
+pub use error::StoreError;
+pub use events::NewEvent;
+pub(crate) use filter::bind_filter;
+pub use filter::{SqlFilter, SqlParam};
+pub use ledger::{Claim, ClaimedDelivery, DeliveryOutcome, DeliveryReport, LedgerCounts};
+pub use recipients::{NewRecipient, Recipient, UpsertCounts};
+pub use segments::Segment;
+pub use templates::{NewTemplate, Template};
+
+use sqlx::{PgPool, SqlitePool};
+
+/// The database behind a [`Store`].
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same expression against whichever pool the store holds. The body is
+/// type-checked once per engine, so it may only use SQL both engines accept.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) db: Db,
+}
+
+impl Store {
+    pub fn engine(&self) -> Engine {
+        match self.db {
+            Db::Sqlite(_) => Engine::Sqlite,
+            Db::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    /// Store reachable: one round trip.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Marks SQL text assembled from this module's own constants and from the segment
+/// compiler (which binds every value), never from input.
+pub(crate) fn built(sql: &str) -> sqlx::AssertSqlSafe<&str> {
+    sqlx::AssertSqlSafe(sql)
+}
