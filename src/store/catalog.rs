@@ -1,6 +1,6 @@
 use serde::Serialize;
 
-use super::{Store, StoreError, UpsertCounts, on_pool};
+use super::{Store, StoreError, UpsertCounts, built, on_pool};
 
 #[derive(Debug, Clone)]
 pub struct NewProduct {
@@ -77,20 +77,21 @@ impl Store {
         Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await)?)
     }
 
-    /// sku → product id for the given skus that exist.
+    /// sku → product id for the given skus that exist, in one query.
     pub async fn product_ids(
         &self,
         skus: &[&str],
     ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
-        let mut found = std::collections::HashMap::new();
-        for sku in skus {
-            let row: Option<(i64,)> = on_pool!(self, pool =>
-                sqlx::query_as("SELECT id FROM products WHERE sku = $1")
-                    .bind(sku).fetch_optional(pool).await)?;
-            if let Some((id,)) = row {
-                found.insert(sku.to_string(), id);
-            }
+        if skus.is_empty() {
+            return Ok(std::collections::HashMap::new());
         }
-        Ok(found)
+        let json = serde_json::to_string(skus).expect("strings serialise");
+        let sql = format!(
+            "SELECT sku, id FROM products WHERE sku IN ({})",
+            self.json_strings(1)
+        );
+        let rows: Vec<(String, i64)> = on_pool!(self, pool =>
+            sqlx::query_as(built(&sql)).bind(&json).fetch_all(pool).await)?;
+        Ok(rows.into_iter().collect())
     }
 }

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, built, on_pool};
 
 /// A behavioural event whose recipient and product are already resolved to ids.
 #[derive(Debug, Clone)]
@@ -48,23 +48,20 @@ impl Store {
         Ok(inserted)
     }
 
-    /// email key → recipient id for the given lower-cased addresses that exist.
+    /// email key → recipient id for the given lower-cased addresses that exist, in
+    /// one query.
     pub async fn recipient_ids(&self, keys: &[&str]) -> Result<HashMap<String, i64>, StoreError> {
-        let mut found = HashMap::new();
-        on_pool!(self, pool => {
-            let mut conn = pool.acquire().await?;
-            for key in keys {
-                let row: Option<(i64,)> =
-                    sqlx::query_as("SELECT id FROM recipients WHERE email_key = $1")
-                        .bind(key)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                if let Some((id,)) = row {
-                    found.insert(key.to_string(), id);
-                }
-            }
-        });
-        Ok(found)
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let json = serde_json::to_string(keys).expect("strings serialise");
+        let sql = format!(
+            "SELECT email_key, id FROM recipients WHERE email_key IN ({})",
+            self.json_strings(1)
+        );
+        let rows: Vec<(String, i64)> = on_pool!(self, pool =>
+            sqlx::query_as(built(&sql)).bind(&json).fetch_all(pool).await)?;
+        Ok(rows.into_iter().collect())
     }
 
     pub async fn count_events(&self) -> Result<i64, StoreError> {

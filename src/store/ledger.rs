@@ -35,6 +35,8 @@ pub struct Claim {
 pub struct ClaimedDelivery {
     pub delivery_id: i64,
     pub attempts: i64,
+    /// When the delivery entered the ledger: retries give up a lifetime after this.
+    pub queued_at: i64,
     pub recipient: Recipient,
     /// Set when consent or the suppression list no longer allow this message.
     pub ineligible: Option<String>,
@@ -44,6 +46,7 @@ pub struct ClaimedDelivery {
 struct ClaimedRow {
     delivery_id: i64,
     attempts: i64,
+    queued_at: i64,
     ineligible: Option<String>,
     #[sqlx(flatten)]
     recipient: Recipient,
@@ -199,7 +202,7 @@ impl Store {
             Engine::Postgres => "SELECT jsonb_array_elements_text($1::jsonb)::bigint",
         };
         let sql = format!(
-            "SELECT d.id AS delivery_id, d.attempts, {} AS ineligible,
+            "SELECT d.id AS delivery_id, d.attempts, d.created_at AS queued_at, {} AS ineligible,
                     r.id, r.email, r.first_name, r.last_name, r.country, r.city, r.attributes,
                     r.locale, r.timezone, r.status, r.created_at
              FROM deliveries d
@@ -217,6 +220,7 @@ impl Store {
             .map(|row| ClaimedDelivery {
                 delivery_id: row.delivery_id,
                 attempts: row.attempts,
+                queued_at: row.queued_at,
                 recipient: row.recipient,
                 ineligible: row.ineligible,
             })
@@ -342,5 +346,28 @@ fn outcome_columns(outcome: &DeliveryOutcome) -> (i64, Option<&str>, Option<&str
             delivery_id,
             reason,
         } => (*delivery_id, None, Some(reason), None),
+    }
+}
+
+impl Store {
+    /// Adds tracked links of a campaign; links already stored are left alone.
+    pub async fn store_links(&self, campaign_id: i64, links: &[(i64, String)]) -> Result<(), StoreError> {
+        let sql = "INSERT INTO links (campaign_id, link_id, url) VALUES ($1, $2, $3)
+                   ON CONFLICT (campaign_id, link_id) DO NOTHING";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (link_id, url) in links {
+                sqlx::query(sql).bind(campaign_id).bind(link_id).bind(url).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn link_url(&self, campaign_id: i64, link_id: i64) -> Result<Option<String>, StoreError> {
+        let sql = "SELECT url FROM links WHERE campaign_id = $1 AND link_id = $2";
+        let row: Option<(String,)> = on_pool!(self, pool =>
+            sqlx::query_as(sql).bind(campaign_id).bind(link_id).fetch_optional(pool).await)?;
+        Ok(row.map(|(url,)| url))
     }
 }

@@ -84,3 +84,16 @@ mod tests;
 pub(crate) fn built(sql: &str) -> sqlx::AssertSqlSafe<&str> {
     sqlx::AssertSqlSafe(sql)
 }
+
+impl Store {
+    /// Runs one administrative statement (CREATE/DROP DATABASE in tests and tools),
+    /// panicking with the statement when it fails.
+    #[doc(hidden)]
+    pub async fn execute_admin(&self, sql: &str) {
+        let result = on_pool!(self, pool =>
+            sqlx::query(built(sql)).execute(pool).await.map(|r| r.rows_affected()));
+        if let Err(error) = result {
+            panic!("{sql}: {error}");
+        }
+    }
+}

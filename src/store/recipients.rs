@@ -1,3 +1,5 @@
+use std::collections::HashSet;
+
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
@@ -50,6 +52,10 @@ impl UpsertCounts {
     }
 }
 
+/// Attributes merge key by key on both engines: a new value replaces the old one
+/// whole. `$13` holds `null` for every new key whose value is an object, so that
+/// SQLite's `json_patch` (RFC 7396, recursive) replaces those objects instead of
+/// merging into them; on PostgreSQL `||` already replaces them and `$13` is inert.
 const UPSERT_SQLITE: &str = "
     INSERT INTO recipients (email, email_key, first_name, last_name, country, city,
                             attributes, locale, timezone, created_at, updated_at, email_hash)
@@ -60,7 +66,7 @@ const UPSERT_SQLITE: &str = "
         last_name = COALESCE(excluded.last_name, recipients.last_name),
         country = COALESCE(excluded.country, recipients.country),
         city = COALESCE(excluded.city, recipients.city),
-        attributes = json_patch(recipients.attributes, excluded.attributes),
+        attributes = json_patch(json_patch(recipients.attributes, $13), excluded.attributes),
         locale = COALESCE(excluded.locale, recipients.locale),
         timezone = COALESCE(excluded.timezone, recipients.timezone),
         updated_at = excluded.updated_at";
@@ -75,7 +81,7 @@ const UPSERT_POSTGRES: &str = "
         last_name = COALESCE(excluded.last_name, recipients.last_name),
         country = COALESCE(excluded.country, recipients.country),
         city = COALESCE(excluded.city, recipients.city),
-        attributes = recipients.attributes || excluded.attributes,
+        attributes = recipients.attributes || $13 || excluded.attributes,
         locale = COALESCE(excluded.locale, recipients.locale),
         timezone = COALESCE(excluded.timezone, recipients.timezone),
         updated_at = excluded.updated_at";
@@ -88,8 +94,33 @@ const ADD_CONSENT: &str = "
     WHERE r.email_key = $1 AND t.name = $2
     ON CONFLICT (recipient_id, topic_id) DO NOTHING";
 
+/// Per row: the first row of a key the store did not hold is an insert; every other
+/// row (an existing key, or a key repeated in the batch) is an update.
+fn count_rows(keys: &[String], existing: &HashSet<String>) -> UpsertCounts {
+    let mut seen = HashSet::with_capacity(keys.len());
+    let mut counts = UpsertCounts::default();
+    for key in keys {
+        if existing.contains(key) || !seen.insert(key) {
+            counts.updated += 1;
+        } else {
+            counts.inserted += 1;
+        }
+    }
+    counts
+}
+
+/// `{key: null}` for each attribute whose new value is an object.
+fn replaced_objects(attributes: &serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+    attributes
+        .iter()
+        .filter(|(_, v)| v.is_object())
+        .map(|(k, _)| (k.clone(), Value::Null))
+        .collect()
+}
+
 impl Store {
-    /// Inserts or updates a batch of recipients in one transaction.
+    /// Inserts or updates a batch of recipients in one transaction. Counts are per
+    /// row (see [`count_rows`]).
     pub async fn upsert_recipients(
         &self,
         batch: &[NewRecipient],
@@ -123,6 +154,7 @@ impl Store {
                     .bind(recipient.created_at.unwrap_or(now))
                     .bind(now)
                     .bind(recipient.email.hash())
+                    .bind(Json(replaced_objects(&recipient.attributes)))
                     .execute(&mut *tx)
                     .await?;
                 for topic in &recipient.topics {
@@ -137,20 +169,13 @@ impl Store {
             }
             tx.commit().await?;
         });
-        let mut unique_keys = keys;
-        unique_keys.sort();
-        unique_keys.dedup();
-        let updated = unique_keys.iter().filter(|k| existing.contains(*k)).count() as u64;
-        Ok(UpsertCounts {
-            inserted: unique_keys.len() as u64 - updated,
-            updated,
-        })
+        Ok(count_rows(&keys, &existing))
     }
 
     async fn existing_email_keys(
         &self,
         keys: &[String],
-    ) -> Result<std::collections::HashSet<String>, StoreError> {
+    ) -> Result<HashSet<String>, StoreError> {
         let json = serde_json::to_string(keys).expect("strings serialise");
         let sql = format!(
             "SELECT email_key FROM recipients WHERE email_key IN ({})",

@@ -49,3 +49,10 @@ impl Store {
         row.ok_or_else(|| StoreError::not_found("template", id.to_string()))
     }
 }
+
+impl Store {
+    pub async fn template_by_name(&self, name: &str) -> Result<Option<Template>, StoreError> {
+        let sql = "SELECT id, name, subject, preheader, html, text FROM templates WHERE name = $1";
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(name).fetch_optional(pool).await)?)
+    }
+}

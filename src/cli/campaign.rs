@@ -1,0 +1,152 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::dispatch::{JobQueue, schedule_campaign};
+use crate::domain::{CampaignKind, DeliveryStatus, EmailAddress};
+use crate::store::{Campaign, CampaignSettings, NewCampaign, Store};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TemplateCommand {
+    /// Store (or update) the template in DIR under the directory's name.
+    Load { dir: PathBuf },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum CampaignCommand {
+    /// Create a draft campaign.
+    Create(CreateArgs),
+    /// Schedule a draft: it starts at its send time (now when none).
+    Schedule { name: String },
+    /// Counts by delivery state, and who failed or is unknown, with reasons.
+    Status { name: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    pub name: String,
+    /// Name of a stored template (see `mailcast template load`).
+    #[arg(long)]
+    pub template: String,
+    /// Name of a stored segment; every consented recipient when omitted.
+    #[arg(long)]
+    pub segment: Option<String>,
+    /// Topic recipients must be subscribed to.
+    #[arg(long)]
+    pub topic: Option<String>,
+    #[arg(long)]
+    pub from_email: String,
+    #[arg(long, default_value = "")]
+    pub from_name: String,
+    /// RFC 3339 time to start sending.
+    #[arg(long)]
+    pub send_at: Option<String>,
+    #[arg(long, value_enum, default_value = "marketing")]
+    pub kind: KindArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KindArg {
+    Marketing,
+    Transactional,
+}
+
+pub async fn run_template(store: &Store, command: TemplateCommand) -> anyhow::Result<ExitCode> {
+    let TemplateCommand::Load { dir } = command;
+    let template = crate::render::load_template_dir(&dir)?;
+    let id = store.upsert_template(&template).await?;
+    println!("template '{}' stored (id {id})", template.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run(store: &Store, command: CampaignCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        CampaignCommand::Create(args) => create(store, args).await,
+        CampaignCommand::Schedule { name } => {
+            let campaign = find(store, &name).await?;
+            schedule_campaign(store, &JobQueue::new(store), campaign.id).await?;
+            println!("campaign '{name}' scheduled; a running `mailcast worker` sends it");
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignCommand::Status { name } => status(store, &name).await,
+    }
+}
+
+async fn find(store: &Store, name: &str) -> anyhow::Result<Campaign> {
+    store
+        .campaign_by_name(name)
+        .await?
+        .with_context(|| format!("no campaign named '{name}'"))
+}
+
+async fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
+    let template_id = store
+        .template_by_name(&args.template)
+        .await?
+        .with_context(|| format!("no template named '{}'", args.template))?
+        .id;
+    let segment_id = match &args.segment {
+        Some(name) => Some(
+            store
+                .segment_by_name(name)
+                .await?
+                .with_context(|| format!("no segment named '{name}'"))?
+                .id,
+        ),
+        None => None,
+    };
+    EmailAddress::parse(&args.from_email).context("--from-email")?;
+    let send_at = args
+        .send_at
+        .as_deref()
+        .map(crate::time::parse_timestamp)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--send-at: {e}"))?;
+    let campaign = NewCampaign {
+        name: args.name.clone(),
+        kind: match args.kind {
+            KindArg::Marketing => CampaignKind::Marketing,
+            KindArg::Transactional => CampaignKind::Transactional,
+        },
+        template_id,
+        segment_id,
+        topic: args.topic,
+        from_name: args.from_name,
+        from_email: args.from_email,
+        reply_to: None,
+        send_at,
+        settings: CampaignSettings::default(),
+    };
+    let id = store.create_campaign(&campaign).await?;
+    println!("campaign '{}' created as a draft (id {id})", args.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
+    let campaign = find(store, name).await?;
+    let counts = store.ledger_counts(campaign.id).await?;
+    println!("campaign '{}' is {}", campaign.name, campaign.status);
+    println!(
+        "  audience {}: sent {}, pending {}, sending {}, deferred {}, failed {}, suppressed {}, unknown {}",
+        counts.total(),
+        counts.sent,
+        counts.pending,
+        counts.sending,
+        counts.deferred,
+        counts.failed,
+        counts.suppressed,
+        counts.unknown
+    );
+    let attention = [DeliveryStatus::Failed, DeliveryStatus::Unknown];
+    for report in store.deliveries_in(campaign.id, &attention).await? {
+        println!(
+            "  {:<9} {} (attempts {}): {}",
+            report.status,
+            report.email,
+            report.attempts,
+            report.last_error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

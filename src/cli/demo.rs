@@ -1,0 +1,139 @@
+//! `mailcast demo`: the whole pipeline once, on the embedded store, into `outbox/`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::worker::{TransportArgs, dispatcher};
+use crate::config::TransportConfig;
+use crate::dispatch::{schedule_campaign, spawn_worker};
+use crate::domain::{CampaignKind, CampaignStatus};
+use crate::import::{ImportKind, ImportOptions, import_file};
+use crate::store::{CampaignSettings, LedgerCounts, NewCampaign, Store};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Directory with recipients.csv, products.csv and events.jsonl.
+    #[arg(long, default_value = "fixtures")]
+    pub fixtures: PathBuf,
+    /// Template directory to send.
+    #[arg(long, default_value = "templates/weekly-picks")]
+    pub template: PathBuf,
+    /// Topic the audience must be subscribed to.
+    #[arg(long, default_value = "newsletter")]
+    pub topic: String,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+pub async fn run(database: &str, args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let store = Store::open(database).await?;
+    if let TransportConfig::Outbox(dir) = args.transport.transport_config()? {
+        clear_outbox(&dir)?;
+    }
+    import_fixtures(&store, &args.fixtures).await?;
+    let campaign_id = create_campaign(&store, args).await?;
+    let counts = send(&store, args, campaign_id).await?;
+    print_summary(&store, args, campaign_id, &counts, started).await?;
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The outbox should hold exactly this run's messages.
+fn clear_outbox(dir: &Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "eml") {
+            std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+async fn import_fixtures(store: &Store, dir: &Path) -> anyhow::Result<()> {
+    let options = ImportOptions::default();
+    for (kind, file) in [
+        (ImportKind::Recipients, "recipients.csv"),
+        (ImportKind::Products, "products.csv"),
+        (ImportKind::Events, "events.jsonl"),
+    ] {
+        let report = import_file(store, kind, &dir.join(file), &options).await?;
+        println!("{}", report.summary_line());
+    }
+    Ok(())
+}
+
+async fn create_campaign(store: &Store, args: &DemoArgs) -> anyhow::Result<i64> {
+    let template = crate::render::load_template_dir(&args.template)?;
+    let template_id = store.upsert_template(&template).await?;
+    let campaign = NewCampaign {
+        name: format!("demo-{}-{}", template.name, chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f")),
+        kind: CampaignKind::Marketing,
+        template_id,
+        segment_id: None,
+        topic: Some(args.topic.clone()),
+        from_name: "Northwind Outfitters".into(),
+        from_email: "news@shop.example.com".into(),
+        reply_to: None,
+        send_at: None,
+        settings: CampaignSettings::default(),
+    };
+    Ok(store.create_campaign(&campaign).await?)
+}
+
+/// Schedules the campaign and runs a worker in this process until it is done.
+async fn send(store: &Store, args: &DemoArgs, campaign_id: i64) -> anyhow::Result<LedgerCounts> {
+    let dispatcher = dispatcher(store, &args.transport, 2, 200).await?;
+    schedule_campaign(store, &dispatcher.queue, campaign_id).await?;
+    let worker = spawn_worker(dispatcher);
+    let finished = wait_until_finished(store, campaign_id, Duration::from_secs(600)).await;
+    worker.shutdown().await?;
+    finished?;
+    Ok(store.ledger_counts(campaign_id).await?)
+}
+
+async fn wait_until_finished(store: &Store, campaign_id: i64, limit: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let status = store.campaign(campaign_id).await?.status()?;
+        if matches!(status, CampaignStatus::Done | CampaignStatus::Expired | CampaignStatus::Cancelled) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("campaign still {status} after {}s", limit.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn print_summary(
+    store: &Store,
+    args: &DemoArgs,
+    campaign_id: i64,
+    counts: &LedgerCounts,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let campaign = store.campaign(campaign_id).await?;
+    let target = match args.transport.transport_config()? {
+        TransportConfig::Outbox(dir) => format!("{} (one .eml per message)", dir.display()),
+        TransportConfig::Smtp(url) => url.url,
+    };
+    println!(
+        "demo: campaign '{}' {}: audience {}, sent {}, failed {}, suppressed {}, unknown {} in {:.1}s -> {target}",
+        campaign.name,
+        campaign.status,
+        counts.total(),
+        counts.sent,
+        counts.failed,
+        counts.suppressed,
+        counts.unknown,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! The command line: argument types and what each command prints. `main.rs` only
+//! parses and calls [`run`].
+
+mod campaign;
+mod demo;
+mod worker;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::store::Store;
+
+pub use demo::DemoArgs;
+pub use worker::{TransportArgs, WorkerArgs};
+
+#[derive(Debug, Parser)]
+#[command(name = "mailcast", version, about = "Email campaign rendering and dispatch worker")]
+pub struct Cli {
+    /// SQLite file (created when missing) or postgres:// URL.
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = "mailcast.db")]
+    pub database: String,
+    /// Log more (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import fixtures, run the example campaign through the worker into outbox/.
+    Demo(DemoArgs),
+    /// Create or update the database schema.
+    Migrate,
+    /// Import recipients, products or events from CSV or JSON Lines.
+    Import(crate::import::ImportArgs),
+    /// Demo and benchmark data.
+    Fixtures {
+        #[command(subcommand)]
+        command: FixturesCommand,
+    },
+    /// Store campaign templates from a directory.
+    Template {
+        #[command(subcommand)]
+        command: campaign::TemplateCommand,
+    },
+    /// Create, schedule and inspect campaigns.
+    Campaign {
+        #[command(subcommand)]
+        command: campaign::CampaignCommand,
+    },
+    /// Check, count and store segments.
+    Segment {
+        #[command(subcommand)]
+        command: crate::segment::SegmentCommand,
+    },
+    /// Run scheduled campaigns: start jobs and deliveries.
+    Worker(WorkerArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FixturesCommand {
+    /// Write recipients.csv, products.csv and events.jsonl with realistic shapes.
+    Generate {
+        #[arg(long, default_value_t = 2000)]
+        recipients: u64,
+        #[arg(long, default_value = "fixtures")]
+        out: std::path::PathBuf,
+        #[arg(long, default_value_t = crate::fixtures::DEMO_SEED)]
+        seed: u64,
+        /// The moment the data ends at (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "mailcast=info,apalis=warn,sqlx=warn",
+        1 => "mailcast=debug,apalis=info,sqlx=warn",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo(args) => demo::run(&cli.database, &args).await,
+        Command::Fixtures { command } => fixtures(command),
+        command => {
+            let store = Store::open(&cli.database).await?;
+            let code = run_with_store(&store, command).await;
+            store.close().await;
+            code
+        }
+    }
+}
+
+async fn run_with_store(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Migrate => {
+            println!("database is up to date ({:?})", store.engine());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import(args) => crate::import::run(store, &args).await,
+        Command::Template { command } => campaign::run_template(store, command).await,
+        Command::Campaign { command } => campaign::run(store, command).await,
+        Command::Segment { command } => {
+            crate::segment::run(store, &command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker(args) => worker::run(store, &args).await,
+        Command::Demo(_) | Command::Fixtures { .. } => unreachable!("handled without a store"),
+    }
+}
+
+fn fixtures(command: FixturesCommand) -> anyhow::Result<ExitCode> {
+    let FixturesCommand::Generate {
+        recipients,
+        out,
+        seed,
+        now,
+    } = command;
+    let now = match now {
+        Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
+            .with_context(|| format!("--now '{text}' is not an RFC 3339 time"))?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    let options = crate::fixtures::GenerateOptions {
+        recipients,
+        seed,
+        now,
+    };
+    let summary = crate::fixtures::generate(&options, &out)?;
+    println!(
+        "wrote {} recipients, {} products, {} events to {}",
+        summary.recipients,
+        summary.products,
+        summary.events,
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,80 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::{SmtpUrl, TransportConfig};
+use crate::dispatch::{DispatchSettings, Dispatcher, Transport, unique_worker_name};
+use crate::links::KeyRing;
+use crate::store::Store;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TransportArgs {
+    /// Send over SMTP: smtp://host:port, smtp://user:pass@host?tls=starttls, smtps://host.
+    #[arg(long, env = "MAILCAST_SMTP_URL", conflicts_with = "outbox")]
+    pub smtp: Option<String>,
+    /// Write one .eml file per message into this directory instead of sending.
+    #[arg(long, default_value = "outbox")]
+    pub outbox: PathBuf,
+    /// Public address of the HTTP side, for tracked and unsubscribe links.
+    #[arg(long, env = "MAILCAST_BASE_URL", default_value = "http://localhost:8080")]
+    pub base_url: String,
+    /// Messages in flight at once per worker (SMTP connections).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+}
+
+impl TransportArgs {
+    pub fn transport_config(&self) -> anyhow::Result<TransportConfig> {
+        Ok(match &self.smtp {
+            Some(url) => TransportConfig::Smtp(SmtpUrl::parse(url)?),
+            None => TransportConfig::Outbox(self.outbox.clone()),
+        })
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Delivery jobs a campaign start enqueues.
+    #[arg(long, default_value_t = 2)]
+    pub slots: usize,
+    /// Deliveries claimed per round.
+    #[arg(long, default_value_t = 200)]
+    pub batch_size: i64,
+}
+
+/// Builds the dispatcher a worker process runs with.
+pub async fn dispatcher(
+    store: &Store,
+    transport: &TransportArgs,
+    slots: usize,
+    batch_size: i64,
+) -> anyhow::Result<Arc<Dispatcher>> {
+    let config = transport.transport_config()?;
+    let transport_impl = Transport::new(&config, transport.concurrency).await?;
+    let keyring = KeyRing::from_env_or_dev().context("link signing keys")?;
+    if keyring.is_development() {
+        tracing::warn!("MAILCAST_LINK_KEYS is unset: links are signed with the public development key");
+    }
+    let mut settings = DispatchSettings::new(unique_worker_name(), transport.base_url.clone(), keyring);
+    settings.slots = slots;
+    settings.batch_size = batch_size;
+    Ok(Dispatcher::new(store.clone(), transport_impl, settings))
+}
+
+pub async fn run(store: &Store, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
+    let dispatcher = dispatcher(store, &args.transport, args.slots, args.batch_size).await?;
+    tracing::info!(
+        worker = %dispatcher.settings.worker_name,
+        transport = %dispatcher.transport.describe(),
+        "worker started; Ctrl-C stops it"
+    );
+    crate::dispatch::run_worker(dispatcher, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,18 @@
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("campaign {campaign}: {reason}")]
+    Campaign { campaign: i64, reason: String },
+    #[error("cannot enqueue job: {0}")]
+    Queue(String),
+    #[error("campaign {campaign} template: {source}")]
+    Render {
+        campaign: i64,
+        source: crate::render::RenderError,
+    },
+    #[error("segment of campaign {campaign}: {reason}")]
+    Segment { campaign: i64, reason: String },
+}

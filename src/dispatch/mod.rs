@@ -1,0 +1,102 @@
+//! From a scheduled campaign to messages handed to a transport, through the ledger.
+//!
+//! `StartCampaign` freezes the audience and enqueues `DeliverBatch` jobs; each of those
+//! claims deliveries with a lease, renders, re-checks consent, sends, and records the
+//! outcome, until nothing is left to claim.
+
+mod deliver;
+mod error;
+mod jobs;
+mod retry;
+mod start;
+mod transport;
+mod worker;
+
+pub use deliver::{BatchEnd, deliver_campaign};
+pub use error::DispatchError;
+pub use jobs::{DeliverBatch, JobQueue, StartCampaign};
+pub use retry::RetryPolicy;
+pub use start::{StartOutcome, schedule_campaign, start_campaign};
+pub use transport::{SendResult, Transport, TransportError, enhanced_code};
+pub use worker::{WorkerHandle, run_worker, spawn_worker, unique_worker_name};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::links::KeyRing;
+use crate::store::Store;
+
+/// How a worker process delivers.
+#[derive(Clone)]
+pub struct DispatchSettings {
+    /// Unique per process: apalis keeps a job `Running` forever when a restarted
+    /// worker reuses the name of a killed one.
+    pub worker_name: String,
+    /// Deliveries claimed per round.
+    pub batch_size: i64,
+    /// How long a claim holds before an unfinished delivery counts as `unknown`.
+    pub lease: Duration,
+    /// `DeliverBatch` jobs a campaign start enqueues (each loops until no work is left).
+    pub slots: usize,
+    /// A campaign whose start is later than `send_at` plus this is marked expired.
+    pub start_grace: Duration,
+    pub retry: RetryPolicy,
+    pub base_url: String,
+    pub keyring: KeyRing,
+    /// How often idle workers look for new jobs.
+    pub poll_interval: Duration,
+}
+
+impl DispatchSettings {
+    pub fn new(worker_name: String, base_url: String, keyring: KeyRing) -> Self {
+        DispatchSettings {
+            worker_name,
+            batch_size: 200,
+            lease: Duration::from_secs(300),
+            slots: 1,
+            start_grace: Duration::from_secs(24 * 3600),
+            retry: RetryPolicy::default(),
+            base_url,
+            keyring,
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Everything a job handler needs, shared by all jobs of one worker process.
+pub struct Dispatcher {
+    pub store: Store,
+    pub transport: Transport,
+    pub settings: DispatchSettings,
+    pub queue: JobQueue,
+    runtimes: Mutex<HashMap<i64, Arc<deliver::CampaignRuntime>>>,
+}
+
+impl Dispatcher {
+    pub fn new(store: Store, transport: Transport, settings: DispatchSettings) -> Arc<Self> {
+        let queue = JobQueue::new(&store);
+        Arc::new(Dispatcher {
+            store,
+            transport,
+            settings,
+            queue,
+            runtimes: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn cached_runtime(&self, campaign_id: i64) -> Option<Arc<deliver::CampaignRuntime>> {
+        self.runtimes
+            .lock()
+            .expect("campaign cache lock")
+            .get(&campaign_id)
+            .cloned()
+    }
+
+    fn cache_runtime(&self, campaign_id: i64, runtime: Arc<deliver::CampaignRuntime>) {
+        self.runtimes
+            .lock()
+            .expect("campaign cache lock")
+            .insert(campaign_id, runtime);
+    }
+}

@@ -1,0 +1,101 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{DeliverBatch, DispatchError, Dispatcher, JobQueue, StartCampaign};
+use crate::domain::CampaignStatus;
+use crate::store::{Campaign, SqlFilter, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// The audience is frozen; `audience` deliveries were added to the ledger now.
+    Started { audience: u64 },
+    /// Already running (a retried job): delivery jobs were enqueued again.
+    Resumed,
+    /// Too late: `send_at` plus the grace period had passed.
+    Expired,
+    /// The campaign is no longer waiting to start (cancelled, paused, done).
+    Skipped(CampaignStatus),
+}
+
+/// Marks a draft campaign scheduled and enqueues its start for `send_at` (now when
+/// unset or past).
+pub async fn schedule_campaign(
+    store: &Store,
+    queue: &JobQueue,
+    campaign_id: i64,
+) -> Result<(), DispatchError> {
+    let campaign = store.campaign(campaign_id).await?;
+    let moved = store
+        .transition_campaign(campaign_id, &[CampaignStatus::Draft], CampaignStatus::Scheduled)
+        .await?;
+    if !moved {
+        return Err(DispatchError::Campaign {
+            campaign: campaign_id,
+            reason: format!("is {}, only a draft can be scheduled", campaign.status),
+        });
+    }
+    let wait = campaign
+        .send_at
+        .map(|at| (at - crate::time::now()).max(0) as u64)
+        .unwrap_or(0);
+    queue
+        .push_start(StartCampaign { campaign_id }, Duration::from_secs(wait))
+        .await
+}
+
+/// The `StartCampaign` job: freeze the audience inside the database, mark the
+/// campaign running, enqueue the delivery jobs. Safe to run twice.
+pub async fn start_campaign(
+    dispatcher: &Arc<Dispatcher>,
+    campaign_id: i64,
+) -> Result<StartOutcome, DispatchError> {
+    let store = &dispatcher.store;
+    let campaign = store.campaign(campaign_id).await?;
+    let outcome = match campaign.status()? {
+        CampaignStatus::Scheduled => {
+            if is_expired(&campaign, dispatcher.settings.start_grace) {
+                store
+                    .transition_campaign(campaign_id, &[CampaignStatus::Scheduled], CampaignStatus::Expired)
+                    .await?;
+                tracing::warn!(campaign_id, "campaign start is past its grace period: expired");
+                return Ok(StartOutcome::Expired);
+            }
+            let filter = audience_filter(store, &campaign).await?;
+            let audience = store.freeze_audience(&campaign, &filter).await?;
+            store
+                .transition_campaign(campaign_id, &[CampaignStatus::Scheduled], CampaignStatus::Running)
+                .await?;
+            tracing::info!(campaign_id, audience, "campaign started");
+            StartOutcome::Started { audience }
+        }
+        CampaignStatus::Running => StartOutcome::Resumed,
+        other => return Ok(StartOutcome::Skipped(other)),
+    };
+    for _ in 0..dispatcher.settings.slots.max(1) {
+        dispatcher
+            .queue
+            .push_deliver(DeliverBatch { campaign_id }, Duration::ZERO)
+            .await?;
+    }
+    Ok(outcome)
+}
+
+fn is_expired(campaign: &Campaign, grace: Duration) -> bool {
+    campaign
+        .send_at
+        .is_some_and(|at| crate::time::now() > at + grace.as_secs() as i64)
+}
+
+/// The campaign's segment as SQL; every consented recipient when it names none.
+async fn audience_filter(store: &Store, campaign: &Campaign) -> Result<SqlFilter, DispatchError> {
+    let Some(segment_id) = campaign.segment_id else {
+        return Ok(SqlFilter::all());
+    };
+    let segment = store.segment(segment_id).await?;
+    crate::segment::compile_text(store, &segment.expression, crate::time::now())
+        .await
+        .map_err(|e| DispatchError::Segment {
+            campaign: campaign.id,
+            reason: format!("'{}': {e}", segment.name),
+        })
+}

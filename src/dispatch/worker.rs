@@ -1,0 +1,128 @@
+//! The apalis monitor running both job kinds for one worker process.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::*;
+use apalis_postgres::PostgresStorage;
+use apalis_sqlite::SqliteStorage;
+
+use super::{BatchEnd, DeliverBatch, DispatchError, Dispatcher, StartCampaign};
+use crate::store::Db;
+
+/// `{host}-{pid}-{random}`: a name no earlier or concurrent process has used.
+pub fn unique_worker_name() -> String {
+    let host = hostname();
+    format!(
+        "mailcast-{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// A running worker; dropping it does not stop it, `shutdown` does.
+pub struct WorkerHandle {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), DispatchError>>,
+}
+
+impl WorkerHandle {
+    /// Stops taking jobs, lets running ones finish, and waits.
+    pub async fn shutdown(self) -> Result<(), DispatchError> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .map_err(|e| DispatchError::Queue(format!("worker task failed: {e}")))?
+    }
+}
+
+/// Starts the worker in the background.
+pub fn spawn_worker(dispatcher: Arc<Dispatcher>) -> WorkerHandle {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(run_worker(dispatcher, async move {
+        let _ = stopped.await;
+    }));
+    WorkerHandle { stop, task }
+}
+
+/// Runs the worker until `shutdown` completes.
+pub async fn run_worker(
+    dispatcher: Arc<Dispatcher>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DispatchError> {
+    let interval = dispatcher.settings.poll_interval;
+    let name = dispatcher.settings.worker_name.clone();
+    let monitor = match dispatcher.store.db().clone() {
+        Db::Sqlite(pool) => {
+            let (d1, d2, p1, p2) = (dispatcher.clone(), dispatcher.clone(), pool.clone(), pool);
+            let (n1, n2) = (format!("{name}-start"), format!("{name}-deliver"));
+            Monitor::new()
+                .register(move |_| {
+                    WorkerBuilder::new(n1.as_str())
+                        .backend(SqliteStorage::<StartCampaign>::new(&p1).poll_with_interval(interval))
+                        .data(d1.clone())
+                        .build(handle_start)
+                })
+                .register(move |_| {
+                    WorkerBuilder::new(n2.as_str())
+                        .backend(SqliteStorage::<DeliverBatch>::new(&p2).poll_with_interval(interval))
+                        .data(d2.clone())
+                        .parallelize(tokio::spawn)
+                        .build(handle_deliver)
+                })
+        }
+        Db::Postgres(pool) => {
+            let (d1, d2, p1, p2) = (dispatcher.clone(), dispatcher.clone(), pool.clone(), pool);
+            let (n1, n2) = (format!("{name}-start"), format!("{name}-deliver"));
+            Monitor::new()
+                .register(move |_| {
+                    WorkerBuilder::new(n1.as_str())
+                        .backend(PostgresStorage::<StartCampaign>::new(&p1).poll_with_interval(interval))
+                        .data(d1.clone())
+                        .build(handle_start)
+                })
+                .register(move |_| {
+                    WorkerBuilder::new(n2.as_str())
+                        .backend(PostgresStorage::<DeliverBatch>::new(&p2).poll_with_interval(interval))
+                        .data(d2.clone())
+                        .parallelize(tokio::spawn)
+                        .build(handle_deliver)
+                })
+        }
+    };
+    monitor
+        .shutdown_timeout(Duration::from_secs(30))
+        .run_with_signal(async move {
+            shutdown.await;
+            Ok(())
+        })
+        .await
+        .map_err(|e| DispatchError::Queue(format!("worker stopped with an error: {e}")))
+}
+
+async fn handle_start(job: StartCampaign, dispatcher: Data<Arc<Dispatcher>>) -> Result<(), BoxDynError> {
+    let outcome = super::start_campaign(&dispatcher, job.campaign_id).await?;
+    tracing::debug!(campaign_id = job.campaign_id, ?outcome, "start job done");
+    Ok(())
+}
+
+async fn handle_deliver(job: DeliverBatch, dispatcher: Data<Arc<Dispatcher>>) -> Result<(), BoxDynError> {
+    let end = super::deliver_campaign(&dispatcher, job.campaign_id).await?;
+    let wait = match end {
+        BatchEnd::RetryAt(at) => Duration::from_secs((at - crate::time::now()).max(1) as u64),
+        // A killed worker's leases only expire with time: look again then.
+        BatchEnd::OthersInFlight => dispatcher.settings.lease,
+        BatchEnd::Finished | BatchEnd::Stopped(_) => return Ok(()),
+    };
+    dispatcher.queue.push_deliver(job, wait).await?;
+    Ok(())
+}

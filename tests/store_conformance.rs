@@ -1,0 +1,317 @@
+//! The same store behaviour on both engines: SQLite always, PostgreSQL whenever
+//! `TEST_DATABASE_URL` is set.
+
+mod support;
+
+use std::collections::HashSet;
+
+use mailcast::domain::{CampaignKind, CampaignStatus, EmailAddress};
+use mailcast::store::{
+    Campaign, CampaignSettings, Claim, DeliveryOutcome, NewCampaign, NewEvent, NewProduct,
+    NewTemplate, SqlFilter, SqlParam, Store,
+};
+use support::{for_each_engine, recipient};
+
+async fn template(store: &Store) -> i64 {
+    let template = NewTemplate {
+        name: "t".into(),
+        subject: "Hi {{ recipient.first_name }}".into(),
+        preheader: None,
+        html: "<p>Hi</p><a href=\"{{ unsubscribe_url }}\">unsubscribe</a>".into(),
+        text: None,
+    };
+    store.upsert_template(&template).await.unwrap()
+}
+
+async fn campaign(store: &Store, name: &str, topic: Option<&str>) -> Campaign {
+    let template_id = template(store).await;
+    let id = store
+        .create_campaign(&NewCampaign {
+            name: name.into(),
+            kind: CampaignKind::Marketing,
+            template_id,
+            segment_id: None,
+            topic: topic.map(str::to_string),
+            from_name: "Shop".into(),
+            from_email: "news@shop.example.com".into(),
+            reply_to: None,
+            send_at: None,
+            settings: CampaignSettings::default(),
+        })
+        .await
+        .unwrap();
+    store.campaign(id).await.unwrap()
+}
+
+fn claim(campaign_id: i64, worker: &str, limit: i64) -> Claim {
+    Claim {
+        campaign_id,
+        worker: worker.into(),
+        limit,
+        lease_seconds: 300,
+    }
+}
+
+#[tokio::test]
+async fn recipients_are_unique_regardless_of_case_and_updates_merge_attributes() {
+    for_each_engine(|store, engine| async move {
+        let mut first = recipient("Anna@Example.com", "Anna", &["newsletter"]);
+        first.attributes.insert("age".into(), 31.into());
+        let counts = store.upsert_recipients(&[first]).await.unwrap();
+        assert_eq!((counts.inserted, counts.updated), (1, 0), "{engine}");
+
+        let mut again = recipient("anna@EXAMPLE.com", "Anna-Lena", &[]);
+        again.first_name = None;
+        again.attributes.insert("tier".into(), "gold".into());
+        let counts = store.upsert_recipients(&[again]).await.unwrap();
+        assert_eq!((counts.inserted, counts.updated), (0, 1), "{engine}");
+
+        assert_eq!(store.count_recipients().await.unwrap(), 1, "{engine}");
+        let stored = store
+            .recipient_by_email(&EmailAddress::parse("ANNA@example.com").unwrap())
+            .await
+            .unwrap()
+            .expect("stored");
+        assert_eq!(stored.first_name.as_deref(), Some("Anna"), "{engine}: kept name");
+        assert_eq!(stored.attributes.0["age"], 31, "{engine}");
+        assert_eq!(stored.attributes.0["tier"], "gold", "{engine}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_import_never_resubscribes_someone_who_opted_out() {
+    for_each_engine(|store, engine| async move {
+        store
+            .upsert_recipients(&[recipient("bo@example.com", "Bo", &["newsletter"])])
+            .await
+            .unwrap();
+        let bo = store
+            .recipient_by_email(&EmailAddress::parse("bo@example.com").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        store.unsubscribe(bo.id, Some("newsletter"), "link").await.unwrap();
+        store
+            .upsert_recipients(&[recipient("bo@example.com", "Bo", &["newsletter"])])
+            .await
+            .unwrap();
+        assert!(store.subscribed_topics(bo.id).await.unwrap().is_empty(), "{engine}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn products_upsert_by_sku_and_events_are_idempotent_by_external_id() {
+    for_each_engine(|store, engine| async move {
+        let product = NewProduct {
+            sku: "SKU-1".into(),
+            name: "Trail shoe".into(),
+            url: "https://shop.example.com/p/SKU-1".into(),
+            image_url: None,
+            price_cents: 8999,
+            currency: "USD".into(),
+            category: "shoes".into(),
+            in_stock: true,
+        };
+        let counts = store.upsert_products(&[product.clone()]).await.unwrap();
+        assert_eq!((counts.inserted, counts.updated), (1, 0), "{engine}");
+        let counts = store
+            .upsert_products(&[NewProduct {
+                in_stock: false,
+                ..product
+            }])
+            .await
+            .unwrap();
+        assert_eq!((counts.inserted, counts.updated), (0, 1), "{engine}");
+        let products = store.products().await.unwrap();
+        assert!(!products[0].in_stock, "{engine}");
+
+        store
+            .upsert_recipients(&[recipient("cy@example.com", "Cy", &[])])
+            .await
+            .unwrap();
+        let ids = store.recipient_ids(&["cy@example.com"]).await.unwrap();
+        let event = NewEvent {
+            external_id: Some("ev-1".into()),
+            recipient_id: ids["cy@example.com"],
+            kind: "purchase".into(),
+            product_id: Some(products[0].id),
+            amount_cents: Some(8999),
+            occurred_at: 1_700_000_000,
+            properties: serde_json::Map::new(),
+        };
+        assert_eq!(store.insert_events(&[event.clone()]).await.unwrap(), 1, "{engine}");
+        assert_eq!(store.insert_events(&[event]).await.unwrap(), 0, "{engine}");
+        assert_eq!(store.count_events().await.unwrap(), 1, "{engine}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_audience_is_frozen_once_and_excludes_opt_outs_and_suppressions() {
+    for_each_engine(|store, engine| async move {
+        store
+            .upsert_recipients(&[
+                recipient("a@example.com", "A", &["newsletter"]),
+                recipient("b@example.com", "B", &["newsletter"]),
+                recipient("c@example.com", "C", &["promotions"]),
+                recipient("d@example.com", "D", &["newsletter"]),
+                recipient("e@example.com", "E", &["newsletter"]),
+            ])
+            .await
+            .unwrap();
+        store
+            .suppress(&EmailAddress::parse("D@example.com").unwrap(), "bounce")
+            .await
+            .unwrap();
+        let e = store.recipient_ids(&["e@example.com"]).await.unwrap()["e@example.com"];
+        store.unsubscribe(e, None, "link").await.unwrap();
+
+        let campaign = campaign(&store, "c1", Some("newsletter")).await;
+        let frozen = store.freeze_audience(&campaign, &SqlFilter::all()).await.unwrap();
+        assert_eq!(frozen, 2, "{engine}: a and b only");
+        let again = store.freeze_audience(&campaign, &SqlFilter::all()).await.unwrap();
+        assert_eq!(again, 0, "{engine}: nobody twice");
+        assert_eq!(store.ledger_counts(campaign.id).await.unwrap().pending, 2, "{engine}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_segment_filter_with_bound_parameters_narrows_the_audience() {
+    for_each_engine(|store, engine| async move {
+        let mut us = recipient("us@example.com", "U", &[]);
+        us.country = Some("US".into());
+        let mut de = recipient("de@example.com", "D", &[]);
+        de.country = Some("DE".into());
+        store.upsert_recipients(&[us, de]).await.unwrap();
+        let campaign = campaign(&store, "c2", None).await;
+        let filter = SqlFilter {
+            sql: "r.country = $1".into(),
+            params: vec![SqlParam::Text("DE".into())],
+        };
+        assert_eq!(store.freeze_audience(&campaign, &filter).await.unwrap(), 1, "{engine}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_claims_never_lease_one_delivery_twice() {
+    for_each_engine(|store, engine| async move {
+        let batch: Vec<_> = (0..300)
+            .map(|i| recipient(&format!("r{i}@example.com"), "R", &[]))
+            .collect();
+        store.upsert_recipients(&batch).await.unwrap();
+        let campaign = campaign(&store, "c3", None).await;
+        store.freeze_audience(&campaign, &SqlFilter::all()).await.unwrap();
+
+        let claimers = (0..4).map(|w| {
+            let store = store.clone();
+            let id = campaign.id;
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = store.claim(&claim(id, &format!("w{w}"), 25)).await.unwrap();
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got.into_iter().map(|d| d.delivery_id));
+                }
+            })
+        });
+        let mut seen = HashSet::new();
+        for claimer in claimers {
+            for id in claimer.await.unwrap() {
+                assert!(seen.insert(id), "{engine}: delivery {id} claimed twice");
+            }
+        }
+        assert_eq!(seen.len(), 300, "{engine}");
+        assert_eq!(store.ledger_counts(campaign.id).await.unwrap().sending, 300, "{engine}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn outcomes_are_recorded_and_expired_leases_become_unknown_not_pending() {
+    for_each_engine(|store, engine| async move {
+        let batch: Vec<_> = (0..5)
+            .map(|i| recipient(&format!("o{i}@example.com"), "O", &[]))
+            .collect();
+        store.upsert_recipients(&batch).await.unwrap();
+        let campaign = campaign(&store, "c4", None).await;
+        store.freeze_audience(&campaign, &SqlFilter::all()).await.unwrap();
+        let claimed = store.claim(&claim(campaign.id, "w1", 4)).await.unwrap();
+        assert_eq!(claimed.len(), 4, "{engine}");
+        let id = |i: usize| claimed[i].delivery_id;
+        let outcomes = [
+            DeliveryOutcome::Sent { delivery_id: id(0), message_id: "<m0@x>".into() },
+            DeliveryOutcome::Failed { delivery_id: id(1), reason: "550 5.1.1".into() },
+            DeliveryOutcome::Deferred { delivery_id: id(2), retry_at: 0, reason: "421".into() },
+        ];
+        store.record_outcomes("w1", &outcomes).await.unwrap();
+        // Another worker's record for a delivery it does not hold changes nothing.
+        store
+            .record_outcomes("w2", &[DeliveryOutcome::Sent { delivery_id: id(3), message_id: "<x>".into() }])
+            .await
+            .unwrap();
+
+        let mut short = claim(campaign.id, "w3", 10);
+        short.lease_seconds = -1; // already expired
+        let reclaimed = store.claim(&short).await.unwrap();
+        let reclaimed: HashSet<i64> = reclaimed.iter().map(|d| d.delivery_id).collect();
+        assert!(reclaimed.contains(&id(2)), "{engine}: the due deferred delivery is claimable");
+        assert!(!reclaimed.contains(&id(3)), "{engine}: a leased delivery is not");
+        assert_eq!(store.expire_leases().await.unwrap(), 2, "{engine}: w3's two leases");
+
+        let counts = store.ledger_counts(campaign.id).await.unwrap();
+        assert_eq!(
+            (counts.sent, counts.failed, counts.unknown, counts.sending, counts.pending),
+            (1, 1, 2, 1, 0),
+            "{engine}: {counts:?}"
+        );
+        let sent_again = store.claim(&claim(campaign.id, "w4", 10)).await.unwrap();
+        assert!(sent_again.is_empty(), "{engine}: unknown is never claimed again");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn campaign_transitions_only_from_the_allowed_states() {
+    for_each_engine(|store, engine| async move {
+        let campaign = campaign(&store, "c5", None).await;
+        let moved = store
+            .transition_campaign(campaign.id, &[CampaignStatus::Scheduled], CampaignStatus::Running)
+            .await
+            .unwrap();
+        assert!(!moved, "{engine}: a draft does not start running");
+        for (from, to) in [
+            (CampaignStatus::Draft, CampaignStatus::Scheduled),
+            (CampaignStatus::Scheduled, CampaignStatus::Running),
+            (CampaignStatus::Running, CampaignStatus::Done),
+        ] {
+            assert!(store.transition_campaign(campaign.id, &[from], to).await.unwrap(), "{engine}");
+        }
+        let done = store.campaign(campaign.id).await.unwrap();
+        assert_eq!(done.status().unwrap(), CampaignStatus::Done, "{engine}");
+        assert!(done.started_at.is_some() && done.finished_at.is_some(), "{engine}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tracked_links_are_stored_once_per_campaign() {
+    for_each_engine(|store, engine| async move {
+        let campaign = campaign(&store, "c6", None).await;
+        let links = vec![(7, "https://shop.example.com/a".to_string())];
+        store.store_links(campaign.id, &links).await.unwrap();
+        store.store_links(campaign.id, &links).await.unwrap();
+        assert_eq!(
+            store.link_url(campaign.id, 7).await.unwrap().as_deref(),
+            Some("https://shop.example.com/a"),
+            "{engine}"
+        );
+        assert_eq!(store.link_url(campaign.id, 8).await.unwrap(), None, "{engine}");
+    })
+    .await;
+}

@@ -1,0 +1,102 @@
+//! Shared test helpers: real databases (a SQLite file always; PostgreSQL when
+//! `TEST_DATABASE_URL` is set) and a real SMTP server.
+#![allow(dead_code)]
+
+pub mod smtp;
+
+use std::future::Future;
+
+use mailcast::domain::EmailAddress;
+use mailcast::store::{NewRecipient, Store};
+
+/// A store on a fresh database, and what removes it afterwards.
+pub struct TestDb {
+    pub store: Store,
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    SqliteDir(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = dir.path().join("mailcast.db").display().to_string();
+        let store = Store::open(&url).await.expect("open sqlite store");
+        TestDb {
+            store,
+            url,
+            cleanup: Cleanup::SqliteDir(dir),
+        }
+    }
+
+    /// A fresh PostgreSQL database, when `TEST_DATABASE_URL` names a server.
+    pub async fn postgres() -> Option<TestDb> {
+        let admin_url = std::env::var("TEST_DATABASE_URL").ok()?;
+        let name = format!("mailcast_test_{:016x}", rand::random::<u64>());
+        let admin = Store::connect(&admin_url).await.expect("connect TEST_DATABASE_URL");
+        admin.execute_admin(&format!("CREATE DATABASE {name}")).await;
+        admin.close().await;
+        let url = replace_database(&admin_url, &name);
+        let store = Store::open(&url).await.expect("open postgres store");
+        Some(TestDb {
+            store,
+            url,
+            cleanup: Cleanup::Postgres { admin_url, name },
+        })
+    }
+
+    pub async fn drop_database(self) {
+        self.store.close().await;
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
+            let admin = Store::connect(admin_url).await.expect("connect TEST_DATABASE_URL");
+            admin
+                .execute_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+            admin.close().await;
+        }
+    }
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("TEST_DATABASE_URL is a URL");
+    parsed.set_path(&format!("/{name}"));
+    parsed.to_string()
+}
+
+/// Runs `test` against SQLite, then PostgreSQL when configured. The label names the
+/// engine in assertion messages.
+pub async fn for_each_engine<F, Fut>(test: F)
+where
+    F: Fn(Store, &'static str) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let sqlite = TestDb::sqlite().await;
+    test(sqlite.store.clone(), "sqlite").await;
+    sqlite.drop_database().await;
+    if let Some(postgres) = TestDb::postgres().await {
+        test(postgres.store.clone(), "postgres").await;
+        postgres.drop_database().await;
+    } else {
+        eprintln!("TEST_DATABASE_URL unset: PostgreSQL half of this test skipped");
+    }
+}
+
+pub fn recipient(email: &str, first_name: &str, topics: &[&str]) -> NewRecipient {
+    NewRecipient {
+        email: EmailAddress::parse(email).expect("valid test address"),
+        first_name: Some(first_name.to_string()),
+        last_name: None,
+        country: None,
+        city: None,
+        locale: None,
+        timezone: None,
+        attributes: serde_json::Map::new(),
+        created_at: None,
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        consent_source: "test".into(),
+    }
+}
