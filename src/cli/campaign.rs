@@ -3,7 +3,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::dispatch::{JobQueue, schedule_campaign};
+use crate::dispatch::{
+    JobQueue, cancel_campaign, pause_campaign, requeue_deliveries, resume_campaign,
+    schedule_campaign,
+};
 use crate::domain::{CampaignKind, DeliveryStatus, EmailAddress};
 use crate::store::{Campaign, CampaignSettings, NewCampaign, Store};
 
@@ -21,7 +24,21 @@ pub enum CampaignCommand {
     Schedule { name: String },
     /// Counts by delivery state, and who failed or is unknown, with reasons.
     Status { name: String },
+    /// Stop sending; running workers stop between batches.
+    Pause { name: String },
+    /// Go on sending a paused campaign.
+    Resume { name: String },
+    /// Stop for good; deliveries not yet sent stay unsent.
+    Cancel { name: String },
+    /// Send the failed deliveries again (same Message-ID).
+    RetryFailed { name: String },
+    /// Send the deliveries whose outcome is unknown again (same Message-ID: the
+    /// receiving side can spot a duplicate).
+    ResendUnknown { name: String },
 }
+
+/// Delivery jobs enqueued when a campaign resumes or re-queues from the CLI.
+const CLI_SLOTS: usize = 2;
 
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
@@ -70,7 +87,36 @@ pub async fn run(store: &Store, command: CampaignCommand) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         CampaignCommand::Status { name } => status(store, &name).await,
+        CampaignCommand::Pause { name } => {
+            pause_campaign(store, find(store, &name).await?.id).await?;
+            println!("campaign '{name}' paused");
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignCommand::Resume { name } => {
+            let id = find(store, &name).await?.id;
+            resume_campaign(store, &JobQueue::new(store), id, CLI_SLOTS).await?;
+            println!("campaign '{name}' resumed");
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignCommand::Cancel { name } => {
+            cancel_campaign(store, find(store, &name).await?.id).await?;
+            println!("campaign '{name}' cancelled");
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignCommand::RetryFailed { name } => {
+            requeue(store, &name, DeliveryStatus::Failed).await
+        }
+        CampaignCommand::ResendUnknown { name } => {
+            requeue(store, &name, DeliveryStatus::Unknown).await
+        }
     }
+}
+
+async fn requeue(store: &Store, name: &str, from: DeliveryStatus) -> anyhow::Result<ExitCode> {
+    let id = find(store, name).await?.id;
+    let count = requeue_deliveries(store, &JobQueue::new(store), id, from, CLI_SLOTS).await?;
+    println!("campaign '{name}': {count} {from} deliveries queued again");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn find(store: &Store, name: &str) -> anyhow::Result<Campaign> {

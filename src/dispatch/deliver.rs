@@ -95,10 +95,7 @@ async fn runtime_for(
         from_email: campaign.from_email.clone(),
         reply_to: campaign.reply_to.clone(),
         settings: campaign.settings.0.clone(),
-        links: LinkSettings::new(
-            dispatcher.settings.base_url.clone(),
-            dispatcher.settings.keyring.clone(),
-        ),
+        links: link_settings(dispatcher, &campaign.from_email),
     };
     let renderer = CampaignRenderer::new(spec).map_err(|source| DispatchError::Render {
         campaign: campaign_id,
@@ -119,6 +116,18 @@ struct Outgoing {
     attempts: i64,
     queued_at: i64,
     message: RenderedMessage,
+}
+
+/// Message-ID, List-Id and the unsubscribe mailbox use the sender's domain.
+fn link_settings(dispatcher: &Dispatcher, from_email: &str) -> LinkSettings {
+    let mut links = LinkSettings::new(
+        dispatcher.settings.base_url.clone(),
+        dispatcher.settings.keyring.clone(),
+    );
+    if let Ok(address) = EmailAddress::parse(from_email) {
+        links.list_id_domain = address.domain().to_lowercase();
+    }
+    links
 }
 
 /// One prepared delivery: either a message to send or an outcome decided already.

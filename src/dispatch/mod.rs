@@ -4,6 +4,7 @@
 //! claims deliveries with a lease, renders, re-checks consent, sends, and records the
 //! outcome, until nothing is left to claim.
 
+mod control;
 mod deliver;
 mod error;
 mod jobs;
@@ -12,6 +13,7 @@ mod start;
 mod transport;
 mod worker;
 
+pub use control::{cancel_campaign, pause_campaign, requeue_deliveries, resume_campaign};
 pub use deliver::{BatchEnd, deliver_campaign};
 pub use error::DispatchError;
 pub use jobs::{DeliverBatch, JobQueue, StartCampaign};

@@ -371,3 +371,25 @@ impl Store {
         Ok(row.map(|(url,)| url))
     }
 }
+
+impl Store {
+    /// Moves a campaign's deliveries in state `from` back to `pending`.
+    pub async fn requeue_deliveries(
+        &self,
+        campaign_id: i64,
+        from: DeliveryStatus,
+    ) -> Result<u64, StoreError> {
+        let sql = "UPDATE deliveries
+                   SET status = 'pending', lease_until = NULL, next_attempt_at = NULL,
+                       updated_at = $3
+                   WHERE campaign_id = $1 AND status = $2";
+        let moved = on_pool!(self, pool => sqlx::query(sql)
+            .bind(campaign_id)
+            .bind(from.as_str())
+            .bind(crate::time::now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(moved)
+    }
+}

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::{built, Db, Store, StoreError, on_pool};
+use super::{Db, Store, StoreError, built, on_pool};
 use crate::domain::EmailAddress;
 
 /// A recipient as an import or the API hands it over. `None` fields leave what the
@@ -172,10 +172,7 @@ impl Store {
         Ok(count_rows(&keys, &existing))
     }
 
-    async fn existing_email_keys(
-        &self,
-        keys: &[String],
-    ) -> Result<HashSet<String>, StoreError> {
+    async fn existing_email_keys(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
         let json = serde_json::to_string(keys).expect("strings serialise");
         let sql = format!(
             "SELECT email_key FROM recipients WHERE email_key IN ({})",
