@@ -82,6 +82,12 @@ impl Transport {
         })
     }
 
+    /// How long one whole send may take before its outcome counts as unknown.
+    pub fn with_send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+
     pub fn describe(&self) -> String {
         match &self.kind {
             TransportKind::Outbox(dir) => format!("outbox {}", dir.display()),

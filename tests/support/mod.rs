@@ -2,6 +2,8 @@
 //! `TEST_DATABASE_URL` is set) and a real SMTP server.
 #![allow(dead_code)]
 
+pub mod campaign;
+pub mod scripted_smtp;
 pub mod smtp;
 
 use std::future::Future;

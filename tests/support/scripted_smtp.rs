@@ -1,0 +1,189 @@
+//! An SMTP server on a tokio listener, built on mailin's protocol state machine, that
+//! can misbehave after the final dot the way real servers and networks do.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use mailin::{Handler, Response, SessionBuilder, response};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+use super::smtp::Received;
+
+/// What the server does once a message's final dot has arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterDot {
+    /// 250, as usual.
+    Accept,
+    /// Close the connection without a reply.
+    Drop,
+    /// Never reply; keep the connection open.
+    Hang,
+}
+
+/// Decides, per message (with its number among all messages so far), what to do.
+pub type DotPolicy = Arc<dyn Fn(&Received, usize) -> AfterDot + Send + Sync>;
+/// Decides the reply to RCPT TO (None: 250), given how often that address was seen.
+pub type RcptPolicy = Arc<dyn Fn(&str, usize) -> Option<Response> + Send + Sync>;
+
+#[derive(Default)]
+struct Log {
+    received: Vec<Received>,
+    rcpt_seen: Vec<String>,
+}
+
+pub struct ScriptedServer {
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Log>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ScriptedServer {
+    pub async fn start(rcpt: RcptPolicy, dot: DotPolicy) -> ScriptedServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        ScriptedServer::serve(listener, rcpt, dot)
+    }
+
+    /// Serves on an address chosen earlier (to simulate a server coming back).
+    pub async fn start_on(addr: SocketAddr, rcpt: RcptPolicy, dot: DotPolicy) -> ScriptedServer {
+        let listener = TcpListener::bind(addr).await.expect("bind the same address");
+        ScriptedServer::serve(listener, rcpt, dot)
+    }
+
+    fn serve(listener: TcpListener, rcpt: RcptPolicy, dot: DotPolicy) -> ScriptedServer {
+        let addr = listener.local_addr().expect("local addr");
+        let log = Arc::new(Mutex::new(Log::default()));
+        let shared = log.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((socket, peer)) = listener.accept().await {
+                let connection = Connection {
+                    log: shared.clone(),
+                    rcpt: rcpt.clone(),
+                    dot: dot.clone(),
+                };
+                tokio::spawn(connection.run(socket, peer));
+            }
+        });
+        ScriptedServer { addr, log, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://{}", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.log.lock().unwrap().received.clone()
+    }
+
+    /// Recipients of accepted-or-ambiguous messages, one entry per message.
+    pub fn recipients(&self) -> Vec<String> {
+        self.received().iter().flat_map(|m| m.to.clone()).collect()
+    }
+
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Clone)]
+struct Connection {
+    log: Arc<Mutex<Log>>,
+    rcpt: RcptPolicy,
+    dot: DotPolicy,
+}
+
+/// mailin's per-session handler: collects one message and asks the policies.
+#[derive(Clone)]
+struct SessionHandler {
+    conn: Connection,
+    current: Option<Received>,
+    verdict: Arc<Mutex<Option<AfterDot>>>,
+}
+
+impl Handler for SessionHandler {
+    fn rcpt(&mut self, to: &str) -> Response {
+        let mut log = self.conn.log.lock().unwrap();
+        let seen = log.rcpt_seen.iter().filter(|a| a.as_str() == to).count();
+        log.rcpt_seen.push(to.to_string());
+        (self.conn.rcpt)(to, seen).unwrap_or(response::OK)
+    }
+
+    fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
+        self.current = Some(Received {
+            from: from.to_string(),
+            to: to.to_vec(),
+            data: Vec::new(),
+        });
+        response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if let Some(current) = &mut self.current {
+            current.data.extend_from_slice(buf);
+        }
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        if let Some(message) = self.current.take() {
+            let mut log = self.conn.log.lock().unwrap();
+            let verdict = (self.conn.dot)(&message, log.received.len());
+            log.received.push(message);
+            *self.verdict.lock().unwrap() = Some(verdict);
+        }
+        response::OK
+    }
+}
+
+impl Connection {
+    async fn run(self, socket: tokio::net::TcpStream, peer: SocketAddr) {
+        let verdict = Arc::new(Mutex::new(None));
+        let handler = SessionHandler {
+            conn: self,
+            current: None,
+            verdict: verdict.clone(),
+        };
+        let mut session = SessionBuilder::new("scripted.test").build(peer.ip(), handler);
+        let (read, mut write) = socket.into_split();
+        let mut reader = BufReader::new(read);
+        if write_response(&mut write, &session.greeting()).await.is_err() {
+            return;
+        }
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let reply = session.process(&line);
+            let after_dot = verdict.lock().unwrap().take();
+            match after_dot {
+                Some(AfterDot::Drop) => return,
+                Some(AfterDot::Hang) => {
+                    std::future::pending::<()>().await;
+                }
+                _ => {}
+            }
+            if reply.action == mailin::Action::NoReply {
+                continue;
+            }
+            if write_response(&mut write, &reply).await.is_err() || reply.action == mailin::Action::Close {
+                return;
+            }
+        }
+    }
+}
+
+async fn write_response(write: &mut tokio::net::tcp::OwnedWriteHalf, reply: &Response) -> std::io::Result<()> {
+    let bytes = reply.buffer()?;
+    write.write_all(&bytes).await
+}
+
+pub fn accept_all() -> RcptPolicy {
+    Arc::new(|_, _| None)
+}
+
+pub fn always_accept_dot() -> DotPolicy {
+    Arc::new(|_, _| AfterDot::Accept)
+}
