@@ -4,8 +4,16 @@
 //! `store`; `dispatch` freezes a campaign's audience into the delivery ledger, renders
 //! each message with `render` and hands it to a transport.
 
+pub mod cli;
 pub mod config;
+pub mod dispatch;
 pub mod domain;
 pub mod fixtures;
+pub mod http;
+pub mod import;
+pub mod links;
+pub mod recommend;
+pub mod render;
+pub mod segment;
 pub mod store;
 pub mod time;

@@ -38,7 +38,7 @@ pub enum CampaignCommand {
 }
 
 /// Delivery jobs enqueued when a campaign resumes or re-queues from the CLI.
-const CLI_SLOTS: usize = 2;
+const CLI_SLOTS: usize = 8;
 
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {

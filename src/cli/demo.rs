@@ -89,7 +89,11 @@ async fn create_campaign(store: &Store, args: &DemoArgs) -> anyhow::Result<i64> 
 
 /// Schedules the campaign and runs a worker in this process until it is done.
 async fn send(store: &Store, args: &DemoArgs, campaign_id: i64) -> anyhow::Result<LedgerCounts> {
-    let dispatcher = dispatcher(store, &args.transport, 2, 200).await?;
+    let dispatcher = dispatcher(store, &args.transport, |settings| {
+        settings.slots = 2;
+        settings.poll_interval = Duration::from_millis(100);
+    })
+    .await?;
     schedule_campaign(store, &dispatcher.queue, campaign_id).await?;
     let worker = spawn_worker(dispatcher);
     let finished = wait_until_finished(store, campaign_id, Duration::from_secs(600)).await;

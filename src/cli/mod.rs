@@ -3,6 +3,9 @@
 
 mod campaign;
 mod demo;
+mod serve;
+mod stats;
+mod recommend;
 mod worker;
 
 use std::process::ExitCode;
@@ -58,6 +61,25 @@ pub enum Command {
     },
     /// Run scheduled campaigns: start jobs and deliveries.
     Worker(WorkerArgs),
+    /// Serve tracking links, unsubscribe pages, the CRM API, /healthz and /metrics.
+    Serve(serve::ServeArgs),
+    /// The worker and the HTTP server in one process.
+    Run(serve::RunArgs),
+    /// Keys for the CRM API.
+    ApiKey {
+        #[command(subcommand)]
+        command: serve::ApiKeyCommand,
+    },
+    /// A campaign's results: deliveries, human and machine opens and clicks, top links.
+    Stats {
+        /// The campaign's name.
+        campaign: String,
+    },
+    /// Evaluate and inspect product recommendations.
+    Recommend {
+        #[command(subcommand)]
+        command: recommend::RecommendCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(&cli.database, &args).await,
         Command::Fixtures { command } => fixtures(command),
+        Command::Recommend { command } => recommend::run(&cli.database, &command).await,
         command => {
             let store = Store::open(&cli.database).await?;
             let code = run_with_store(&store, command).await;
@@ -117,7 +140,13 @@ async fn run_with_store(store: &Store, command: Command) -> anyhow::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker(args) => worker::run(store, &args).await,
-        Command::Demo(_) | Command::Fixtures { .. } => unreachable!("handled without a store"),
+        Command::Serve(args) => serve::serve(store, &args).await,
+        Command::Run(args) => serve::run(store, &args).await,
+        Command::ApiKey { command } => serve::api_key(store, command).await,
+        Command::Stats { campaign } => stats::run(store, &campaign).await,
+        Command::Demo(_) | Command::Fixtures { .. } | Command::Recommend { .. } => {
+            unreachable!("handled without a store")
+        }
     }
 }
 

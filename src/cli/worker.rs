@@ -41,17 +41,21 @@ pub struct WorkerArgs {
     /// Delivery jobs a campaign start enqueues.
     #[arg(long, default_value_t = 2)]
     pub slots: usize,
-    /// Deliveries claimed per round.
+    /// Deliveries claimed per round. A crash leaves at most slots × batch-size
+    /// deliveries `unknown`.
     #[arg(long, default_value_t = 200)]
     pub batch_size: i64,
+    /// Seconds a claim lasts; after a crash, its deliveries become `unknown` then.
+    #[arg(long, default_value_t = 300)]
+    pub lease_seconds: u64,
 }
 
-/// Builds the dispatcher a worker process runs with.
+/// Builds the dispatcher a worker process runs with; `configure` adjusts the
+/// settings first.
 pub async fn dispatcher(
     store: &Store,
     transport: &TransportArgs,
-    slots: usize,
-    batch_size: i64,
+    configure: impl FnOnce(&mut DispatchSettings),
 ) -> anyhow::Result<Arc<Dispatcher>> {
     let config = transport.transport_config()?;
     let transport_impl = Transport::new(&config, transport.concurrency).await?;
@@ -60,13 +64,17 @@ pub async fn dispatcher(
         tracing::warn!("MAILCAST_LINK_KEYS is unset: links are signed with the public development key");
     }
     let mut settings = DispatchSettings::new(unique_worker_name(), transport.base_url.clone(), keyring);
-    settings.slots = slots;
-    settings.batch_size = batch_size;
+    configure(&mut settings);
     Ok(Dispatcher::new(store.clone(), transport_impl, settings))
 }
 
 pub async fn run(store: &Store, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
-    let dispatcher = dispatcher(store, &args.transport, args.slots, args.batch_size).await?;
+    let dispatcher = dispatcher(store, &args.transport, |settings| {
+        settings.slots = args.slots;
+        settings.batch_size = args.batch_size;
+        settings.lease = std::time::Duration::from_secs(args.lease_seconds.max(1));
+    })
+    .await?;
     tracing::info!(
         worker = %dispatcher.settings.worker_name,
         transport = %dispatcher.transport.describe(),

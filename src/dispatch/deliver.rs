@@ -59,10 +59,12 @@ async fn finish(dispatcher: &Dispatcher, campaign_id: i64) -> Result<BatchEnd, D
     let store = &dispatcher.store;
     let counts = store.ledger_counts(campaign_id).await?;
     if counts.settled() {
-        store
+        let finished_here = store
             .transition_campaign(campaign_id, &[CampaignStatus::Running], CampaignStatus::Done)
             .await?;
-        tracing::info!(campaign_id, sent = counts.sent, failed = counts.failed, "campaign done");
+        if finished_here {
+            tracing::info!(campaign_id, sent = counts.sent, failed = counts.failed, "campaign done");
+        }
         return Ok(BatchEnd::Finished);
     }
     if counts.sending > 0 {

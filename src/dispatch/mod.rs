@@ -39,8 +39,12 @@ pub struct DispatchSettings {
     pub batch_size: i64,
     /// How long a claim holds before an unfinished delivery counts as `unknown`.
     pub lease: Duration,
-    /// `DeliverBatch` jobs a campaign start enqueues (each loops until no work is left).
+    /// `DeliverBatch` jobs this process runs at once.
     pub slots: usize,
+    /// `DeliverBatch` jobs a campaign start (or resume) enqueues; each loops until no
+    /// work is left. More jobs than one process's slots spread a campaign over all
+    /// worker processes.
+    pub jobs_per_campaign: usize,
     /// A campaign whose start is later than `send_at` plus this is marked expired.
     pub start_grace: Duration,
     pub retry: RetryPolicy,
@@ -56,7 +60,8 @@ impl DispatchSettings {
             worker_name,
             batch_size: 200,
             lease: Duration::from_secs(300),
-            slots: 1,
+            slots: 2,
+            jobs_per_campaign: 8,
             start_grace: Duration::from_secs(24 * 3600),
             retry: RetryPolicy::default(),
             base_url,

@@ -71,7 +71,7 @@ pub async fn start_campaign(
         CampaignStatus::Running => StartOutcome::Resumed,
         other => return Ok(StartOutcome::Skipped(other)),
     };
-    for _ in 0..dispatcher.settings.slots.max(1) {
+    for _ in 0..dispatcher.settings.jobs_per_campaign.max(1) {
         dispatcher
             .queue
             .push_deliver(DeliverBatch { campaign_id }, Duration::ZERO)

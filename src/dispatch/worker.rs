@@ -54,11 +54,30 @@ pub fn spawn_worker(dispatcher: Arc<Dispatcher>) -> WorkerHandle {
     WorkerHandle { stop, task }
 }
 
+/// Running campaigns get delivery jobs again when a worker starts: jobs held by a
+/// killed process may otherwise wait for apalis to notice it is gone. An extra job is
+/// harmless; each one only claims what is left.
+async fn recover_running_campaigns(dispatcher: &Dispatcher) -> Result<(), DispatchError> {
+    let running = dispatcher
+        .store
+        .campaign_ids_with_status(crate::domain::CampaignStatus::Running)
+        .await?;
+    for campaign_id in running {
+        tracing::info!(campaign_id, "resuming delivery of a running campaign");
+        dispatcher
+            .queue
+            .push_deliver(DeliverBatch { campaign_id }, Duration::ZERO)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Runs the worker until `shutdown` completes.
 pub async fn run_worker(
     dispatcher: Arc<Dispatcher>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DispatchError> {
+    recover_running_campaigns(&dispatcher).await?;
     let interval = dispatcher.settings.poll_interval;
     let name = dispatcher.settings.worker_name.clone();
     let monitor = match dispatcher.store.db().clone() {
@@ -74,8 +93,13 @@ pub async fn run_worker(
                 })
                 .register(move |_| {
                     WorkerBuilder::new(n2.as_str())
-                        .backend(SqliteStorage::<DeliverBatch>::new(&p2).poll_with_interval(interval))
+                        .backend(
+                            SqliteStorage::<DeliverBatch>::new(&p2)
+                                .with_config(one_at_a_time::<apalis_sqlite::Config>())
+                                .poll_with_interval(interval),
+                        )
                         .data(d2.clone())
+                        .concurrency(d2.settings.slots.max(1))
                         .parallelize(tokio::spawn)
                         .build(handle_deliver)
                 })
@@ -92,8 +116,13 @@ pub async fn run_worker(
                 })
                 .register(move |_| {
                     WorkerBuilder::new(n2.as_str())
-                        .backend(PostgresStorage::<DeliverBatch>::new(&p2).poll_with_interval(interval))
+                        .backend(
+                            PostgresStorage::<DeliverBatch>::new(&p2)
+                                .with_config(one_at_a_time::<apalis_postgres::Config>())
+                                .poll_with_interval(interval),
+                        )
                         .data(d2.clone())
+                        .concurrency(d2.settings.slots.max(1))
                         .parallelize(tokio::spawn)
                         .build(handle_deliver)
                 })
@@ -107,6 +136,28 @@ pub async fn run_worker(
         })
         .await
         .map_err(|e| DispatchError::Queue(format!("worker stopped with an error: {e}")))
+}
+
+/// Delivery jobs are fetched one per poll, so that the jobs of one campaign spread
+/// over every worker process instead of the first one taking them all.
+trait QueueConfig: Default {
+    fn one_per_poll(self) -> Self;
+}
+
+impl QueueConfig for apalis_sqlite::Config {
+    fn one_per_poll(self) -> Self {
+        self.queue(std::any::type_name::<DeliverBatch>()).batch_size(1)
+    }
+}
+
+impl QueueConfig for apalis_postgres::Config {
+    fn one_per_poll(self) -> Self {
+        self.queue(std::any::type_name::<DeliverBatch>()).batch_size(1)
+    }
+}
+
+fn one_at_a_time<C: QueueConfig>() -> C {
+    C::default().one_per_poll()
 }
 
 async fn handle_start(job: StartCampaign, dispatcher: Data<Arc<Dispatcher>>) -> Result<(), BoxDynError> {

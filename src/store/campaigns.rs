@@ -143,3 +143,15 @@ impl Store {
         }
     }
 }
+
+impl Store {
+    pub async fn campaign_ids_with_status(
+        &self,
+        status: CampaignStatus,
+    ) -> Result<Vec<i64>, StoreError> {
+        let sql = "SELECT id FROM campaigns WHERE status = $1 ORDER BY id";
+        let rows: Vec<(i64,)> = on_pool!(self, pool =>
+            sqlx::query_as(sql).bind(status.as_str()).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+}

@@ -8,7 +8,7 @@ use crate::domain::DeliveryStatus;
 
 /// Why a recipient may not be mailed now, as SQL over `recipients r`; NULL when they
 /// may. `topic` is the SQL for the campaign's topic id (NULL: no topic).
-fn ineligible_reason(topic: &str) -> String {
+pub(crate) fn ineligible_reason(topic: &str) -> String {
     format!(
         "CASE
             WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = r.email_hash)
@@ -391,5 +391,14 @@ impl Store {
             .await
             .map(|r| r.rows_affected()))?;
         Ok(moved)
+    }
+}
+
+impl Store {
+    /// How many of a campaign's deliveries each worker sent.
+    pub async fn sent_by_worker(&self, campaign_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let sql = "SELECT worker, COUNT(*) FROM deliveries
+                   WHERE campaign_id = $1 AND status = 'sent' GROUP BY worker ORDER BY worker";
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(campaign_id).fetch_all(pool).await)?)
     }
 }

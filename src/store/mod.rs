@@ -3,6 +3,7 @@
 //! Queries whose text is the same on both engines are written once and run through
 //! [`on_pool!`]; where the dialects differ, each engine's text sits side by side.
 
+mod behaviour;
 mod campaigns;
 mod catalog;
 mod connect;
@@ -11,10 +12,19 @@ mod events;
 mod filter;
 mod ledger;
 mod recipients;
+mod segment_audience;
 mod segments;
 mod suppressions;
 mod templates;
+mod api_keys;
+mod idempotency;
+mod preferences;
+mod privacy;
+mod stats;
+mod tracking;
+mod triggered;
 
+pub use behaviour::{BehaviourKind, Interaction, RecipientHistory};
 pub use campaigns::{Campaign, CampaignSettings, NewCampaign};
 pub use catalog::{NewProduct, Product};
 pub use connect::{Engine, redact_url};
@@ -24,8 +34,19 @@ pub(crate) use filter::bind_filter;
 pub use filter::{SqlFilter, SqlParam};
 pub use ledger::{Claim, ClaimedDelivery, DeliveryOutcome, DeliveryReport, LedgerCounts};
 pub use recipients::{NewRecipient, Recipient, UpsertCounts};
+pub use segment_audience::SegmentCount;
 pub use segments::Segment;
 pub use templates::{NewTemplate, Template};
+pub use api_keys::ApiKey;
+pub use idempotency::IdempotencyClaim;
+pub use preferences::TopicChoice;
+pub use privacy::{
+    ConsentRecord, DeliveryRecord, EventRecord, RecipientExport, SuppressionRecord, TrackingRecord,
+};
+pub use stats::{CampaignStats, Engagement, LinkStats, SegmentStats};
+pub use tracking::{
+    MAX_ROWS_PER_INSERT, NewTrackingEvent, StoredClick, TrackingEvent, TrackingKind, Verdict,
+};
 
 use sqlx::{PgPool, SqlitePool};
 

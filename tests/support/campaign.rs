@@ -89,13 +89,25 @@ pub async fn dispatcher(store: &Store, smtp_url: &str, options: &WorkerOptions) 
 }
 
 /// Schedules the campaign and starts a worker that sends it to `smtp_url`.
-pub async fn start(store: &Store, campaign_id: i64, smtp_url: &str, options: &WorkerOptions) -> WorkerHandle {
+pub async fn start(
+    store: &Store,
+    campaign_id: i64,
+    smtp_url: &str,
+    options: &WorkerOptions,
+) -> WorkerHandle {
     let dispatcher = dispatcher(store, smtp_url, options).await;
-    schedule_campaign(store, &dispatcher.queue, campaign_id).await.unwrap();
+    schedule_campaign(store, &dispatcher.queue, campaign_id)
+        .await
+        .unwrap();
     spawn_worker(dispatcher)
 }
 
-pub async fn wait_for_status(store: &Store, campaign_id: i64, status: CampaignStatus, limit: Duration) {
+pub async fn wait_for_status(
+    store: &Store,
+    campaign_id: i64,
+    status: CampaignStatus,
+    limit: Duration,
+) {
     let deadline = Instant::now() + limit;
     loop {
         let now = store.campaign(campaign_id).await.unwrap().status().unwrap();
@@ -103,15 +115,29 @@ pub async fn wait_for_status(store: &Store, campaign_id: i64, status: CampaignSt
             return;
         }
         let counts = store.ledger_counts(campaign_id).await.unwrap();
-        assert!(Instant::now() < deadline, "campaign still {now} ({counts:?}), waited for {status}");
+        assert!(
+            Instant::now() < deadline,
+            "campaign still {now} ({counts:?}), waited for {status}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// Runs the campaign to `done` and returns the ledger's counts.
-pub async fn run_to_done(store: &Store, campaign_id: i64, smtp_url: &str, options: &WorkerOptions) -> LedgerCounts {
+pub async fn run_to_done(
+    store: &Store,
+    campaign_id: i64,
+    smtp_url: &str,
+    options: &WorkerOptions,
+) -> LedgerCounts {
     let worker = start(store, campaign_id, smtp_url, options).await;
-    wait_for_status(store, campaign_id, CampaignStatus::Done, Duration::from_secs(60)).await;
+    wait_for_status(
+        store,
+        campaign_id,
+        CampaignStatus::Done,
+        Duration::from_secs(60),
+    )
+    .await;
     worker.shutdown().await.unwrap();
     store.ledger_counts(campaign_id).await.unwrap()
 }

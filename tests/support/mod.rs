@@ -39,8 +39,12 @@ impl TestDb {
     pub async fn postgres() -> Option<TestDb> {
         let admin_url = std::env::var("TEST_DATABASE_URL").ok()?;
         let name = format!("mailcast_test_{:016x}", rand::random::<u64>());
-        let admin = Store::connect(&admin_url).await.expect("connect TEST_DATABASE_URL");
-        admin.execute_admin(&format!("CREATE DATABASE {name}")).await;
+        let admin = Store::connect(&admin_url)
+            .await
+            .expect("connect TEST_DATABASE_URL");
+        admin
+            .execute_admin(&format!("CREATE DATABASE {name}"))
+            .await;
         admin.close().await;
         let url = replace_database(&admin_url, &name);
         let store = Store::open(&url).await.expect("open postgres store");
@@ -54,7 +58,9 @@ impl TestDb {
     pub async fn drop_database(self) {
         self.store.close().await;
         if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
-            let admin = Store::connect(admin_url).await.expect("connect TEST_DATABASE_URL");
+            let admin = Store::connect(admin_url)
+                .await
+                .expect("connect TEST_DATABASE_URL");
             admin
                 .execute_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .await;

@@ -46,7 +46,9 @@ impl ScriptedServer {
 
     /// Serves on an address chosen earlier (to simulate a server coming back).
     pub async fn start_on(addr: SocketAddr, rcpt: RcptPolicy, dot: DotPolicy) -> ScriptedServer {
-        let listener = TcpListener::bind(addr).await.expect("bind the same address");
+        let listener = TcpListener::bind(addr)
+            .await
+            .expect("bind the same address");
         ScriptedServer::serve(listener, rcpt, dot)
     }
 
@@ -146,7 +148,10 @@ impl Connection {
         let mut session = SessionBuilder::new("scripted.test").build(peer.ip(), handler);
         let (read, mut write) = socket.into_split();
         let mut reader = BufReader::new(read);
-        if write_response(&mut write, &session.greeting()).await.is_err() {
+        if write_response(&mut write, &session.greeting())
+            .await
+            .is_err()
+        {
             return;
         }
         let mut line = Vec::new();
@@ -168,14 +173,19 @@ impl Connection {
             if reply.action == mailin::Action::NoReply {
                 continue;
             }
-            if write_response(&mut write, &reply).await.is_err() || reply.action == mailin::Action::Close {
+            if write_response(&mut write, &reply).await.is_err()
+                || reply.action == mailin::Action::Close
+            {
                 return;
             }
         }
     }
 }
 
-async fn write_response(write: &mut tokio::net::tcp::OwnedWriteHalf, reply: &Response) -> std::io::Result<()> {
+async fn write_response(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    reply: &Response,
+) -> std::io::Result<()> {
     let bytes = reply.buffer()?;
     write.write_all(&bytes).await
 }

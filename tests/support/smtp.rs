@@ -87,7 +87,7 @@ impl SmtpServer {
         let mut server = Server::new(handler);
         server
             .with_name("test.mailcast.invalid")
-            .with_num_threads(8)
+            .with_num_threads(64)
             .with_tcp_listener(listener);
         std::thread::spawn(move || {
             if let Err(error) = server.serve() {

@@ -1,0 +1,139 @@
+//! `mailcast campaign stats NAME`: a campaign's results in the terminal.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::store::{CampaignStats, Engagement, Store};
+
+pub async fn run(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
+    let campaign = store
+        .campaign_by_name(name)
+        .await?
+        .with_context(|| format!("no campaign named '{name}'"))?;
+    let stats = crate::http::campaign_statistics(store, campaign.id).await?;
+    print!("{}", format_stats(&stats));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Human counts first, machine counts beside them.
+pub fn format_stats(stats: &CampaignStats) -> String {
+    let mut out = String::new();
+    let ledger = &stats.ledger;
+    let _ = writeln!(
+        out,
+        "campaign '{}' (id {}) is {}",
+        stats.name, stats.campaign_id, stats.status
+    );
+    let _ = writeln!(
+        out,
+        "  audience     {:>8}   sent {}, failed {}, unknown {}, suppressed {}, bounces {}, still to send {}",
+        stats.audience,
+        ledger.sent,
+        ledger.failed,
+        ledger.unknown,
+        ledger.suppressed,
+        stats.bounces,
+        ledger.pending + ledger.sending + ledger.deferred
+    );
+    engagement(&mut out, "opens", &stats.opens, stats.open_rate);
+    engagement(&mut out, "clicks", &stats.clicks, stats.click_through_rate);
+    let _ = writeln!(out, "  unsubscribes {:>8}", stats.unsubscribes);
+    for segment in &stats.segments {
+        let _ = writeln!(
+            out,
+            "  segment {:?}: audience {}, sent {}, unique human opens {} (machine {}), clicks {} (machine {}), unsubscribes {}",
+            segment.segment,
+            segment.audience,
+            segment.ledger.sent,
+            segment.opens.unique_human,
+            segment.opens.unique_machine,
+            segment.clicks.unique_human,
+            segment.clicks.unique_machine,
+            segment.unsubscribes
+        );
+    }
+    if !stats.top_links.is_empty() {
+        let _ = writeln!(out, "  top links (unique human clicks, machine clicks):");
+        for link in &stats.top_links {
+            let url = link
+                .url
+                .as_deref()
+                .unwrap_or("(link not in the campaign's table)");
+            let _ = writeln!(
+                out,
+                "    {:>6} {:>6}  {url}",
+                link.unique_human, link.machine_clicks
+            );
+        }
+    }
+    out
+}
+
+fn engagement(out: &mut String, label: &str, counts: &Engagement, rate: f64) {
+    let _ = writeln!(
+        out,
+        "  {label:<12} {:>8}   unique human ({:.1}% of sent); machine: {} recipients, {} events",
+        counts.unique_human,
+        rate * 100.0,
+        counts.unique_machine,
+        counts.machine_events
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{LedgerCounts, LinkStats};
+
+    #[test]
+    fn shows_human_counts_with_machine_counts_beside_them() {
+        let stats = CampaignStats {
+            campaign_id: 3,
+            name: "spring".into(),
+            status: "done".into(),
+            audience: 10,
+            ledger: LedgerCounts {
+                sent: 8,
+                failed: 1,
+                suppressed: 1,
+                ..LedgerCounts::default()
+            },
+            bounces: 1,
+            opens: Engagement {
+                unique_human: 4,
+                unique_machine: 2,
+                human_events: 5,
+                machine_events: 3,
+            },
+            clicks: Engagement {
+                unique_human: 2,
+                ..Engagement::default()
+            },
+            unsubscribes: 1,
+            click_through_rate: 0.25,
+            open_rate: 0.5,
+            top_links: vec![LinkStats {
+                link_id: 1,
+                url: Some("https://shop.example/sale".into()),
+                unique_human: 2,
+                human_clicks: 3,
+                machine_clicks: 1,
+            }],
+            segments: Vec::new(),
+        };
+        let text = format_stats(&stats);
+        assert!(text.contains("campaign 'spring' (id 3) is done"), "{text}");
+        assert!(
+            text.contains("sent 8, failed 1, unknown 0, suppressed 1, bounces 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("4   unique human (50.0% of sent); machine: 2 recipients, 3 events"),
+            "{text}"
+        );
+        assert!(text.contains("2   unique human (25.0% of sent)"), "{text}");
+        assert!(text.contains("https://shop.example/sale"), "{text}");
+    }
+}

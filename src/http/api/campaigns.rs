@@ -1,0 +1,256 @@
+//! Campaigns: create a draft, read it, schedule, pause, resume, cancel, statistics.
+//! State changes go through `dispatch`, exactly as the CLI's do; a change the campaign's
+//! state does not allow is a 409.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::body::JsonBody;
+use crate::dispatch::{cancel_campaign, pause_campaign, resume_campaign, schedule_campaign};
+use crate::domain::{CampaignKind, EmailAddress};
+use crate::http::error::{FieldErrors, HttpError};
+use crate::http::state::AppState;
+use crate::render::{CampaignRenderer, LinkSettings, RenderSpec};
+use crate::store::{
+    Campaign, CampaignSettings, CampaignStats, LedgerCounts, NewCampaign, StoreError,
+};
+
+/// Delivery jobs enqueued when a campaign resumes (as from the CLI).
+const RESUME_SLOTS: usize = 2;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewCampaignBody {
+    name: String,
+    /// Name of a stored template.
+    template: String,
+    /// Name of a stored segment; every consented recipient when absent.
+    segment: Option<String>,
+    /// Topic recipients must be subscribed to.
+    topic: Option<String>,
+    from_email: String,
+    #[serde(default)]
+    from_name: String,
+    reply_to: Option<String>,
+    /// RFC 3339 or unix seconds; now when absent.
+    send_at: Option<serde_json::Value>,
+    #[serde(default = "marketing")]
+    kind: CampaignKind,
+    #[serde(default)]
+    utm: BTreeMap<String, String>,
+    #[serde(default)]
+    declared_segments: Vec<String>,
+}
+
+fn marketing() -> CampaignKind {
+    CampaignKind::Marketing
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct CampaignView {
+    #[serde(flatten)]
+    campaign: Campaign,
+    deliveries: LedgerCounts,
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<NewCampaignBody>,
+) -> Result<(StatusCode, Json<CampaignView>), HttpError> {
+    let campaign = check(&state, body).await?;
+    if state
+        .store
+        .campaign_by_name(&campaign.name)
+        .await?
+        .is_some()
+    {
+        return Err(HttpError::Conflict(format!(
+            "a campaign named '{}' exists already",
+            campaign.name
+        )));
+    }
+    let id = state.store.create_campaign(&campaign).await?;
+    tracing::info!(campaign_id = id, name = %campaign.name, "campaign created");
+    Ok((StatusCode::CREATED, Json(view(&state, id).await?)))
+}
+
+/// Every field's problem at once, then the template compiled as the worker will.
+async fn check(state: &AppState, body: NewCampaignBody) -> Result<NewCampaign, HttpError> {
+    let mut errors = FieldErrors::new();
+    let mut fail =
+        |field: &str, message: String| errors.entry(field.to_string()).or_default().push(message);
+    if body.name.trim().is_empty() {
+        fail("name", "must not be empty".into());
+    }
+    if let Err(e) = EmailAddress::parse(&body.from_email) {
+        fail("from_email", e.to_string());
+    }
+    if let Some(Err(e)) = body.reply_to.as_deref().map(EmailAddress::parse) {
+        fail("reply_to", e.to_string());
+    }
+    let send_at = match body.send_at.as_ref().map(timestamp) {
+        Some(Err(message)) => {
+            fail("send_at", message);
+            None
+        }
+        other => other.and_then(Result::ok),
+    };
+    let template = state.store.template_by_name(&body.template).await?;
+    if template.is_none() {
+        fail("template", format!("no template named '{}'", body.template));
+    }
+    let segment_id = match &body.segment {
+        Some(name) => match state.store.segment_by_name(name).await? {
+            Some(segment) => Some(segment.id),
+            None => {
+                fail("segment", format!("no segment named '{name}'"));
+                None
+            }
+        },
+        None => None,
+    };
+    if !errors.is_empty() {
+        return Err(HttpError::invalid(errors));
+    }
+    let campaign = NewCampaign {
+        name: body.name.trim().to_string(),
+        kind: body.kind,
+        template_id: template.as_ref().map_or(0, |t| t.id),
+        segment_id,
+        topic: body.topic,
+        from_name: body.from_name,
+        from_email: body.from_email,
+        reply_to: body.reply_to,
+        send_at,
+        settings: CampaignSettings {
+            utm: body.utm,
+            declared_segments: body.declared_segments,
+        },
+    };
+    if let Some(template) = template {
+        compiles(state, &campaign, template)?;
+    }
+    Ok(campaign)
+}
+
+/// A template the worker would refuse (syntax, a marketing template without an
+/// unsubscribe link, bad sender) is refused now instead.
+pub(super) fn compiles(
+    state: &AppState,
+    campaign: &NewCampaign,
+    template: crate::store::Template,
+) -> Result<(), HttpError> {
+    let spec = RenderSpec {
+        campaign_id: 0,
+        campaign_name: campaign.name.clone(),
+        marketing: campaign.kind == CampaignKind::Marketing,
+        template,
+        from_name: campaign.from_name.clone(),
+        from_email: campaign.from_email.clone(),
+        reply_to: campaign.reply_to.clone(),
+        settings: campaign.settings.clone(),
+        links: LinkSettings::new(
+            state.settings.base_url.clone(),
+            state.settings.keyring.clone(),
+        ),
+    };
+    CampaignRenderer::new(spec)
+        .map(|_| ())
+        .map_err(|e| HttpError::field("template", e.to_string()))
+}
+
+pub(crate) fn timestamp(value: &serde_json::Value) -> Result<i64, String> {
+    match value {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| "must be whole unix seconds".to_string()),
+        serde_json::Value::String(s) => crate::time::parse_timestamp(s),
+        _ => Err("must be unix seconds or an RFC 3339 time".to_string()),
+    }
+}
+
+/// `{id}` from the path: a number, and a campaign that exists.
+fn campaign_id(text: &str) -> Result<i64, HttpError> {
+    text.parse()
+        .map_err(|_| HttpError::BadRequest(format!("campaign id '{text}' is not a number")))
+}
+
+async fn view(state: &AppState, id: i64) -> Result<CampaignView, HttpError> {
+    let campaign = state.store.campaign(id).await.map_err(not_found)?;
+    let deliveries = state.store.ledger_counts(id).await?;
+    Ok(CampaignView {
+        campaign,
+        deliveries,
+    })
+}
+
+fn not_found(error: StoreError) -> HttpError {
+    match error {
+        StoreError::NotFound { what, name } => {
+            HttpError::NotFound(format!("no {what} with id {name}"))
+        }
+        other => other.into(),
+    }
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CampaignView>, HttpError> {
+    Ok(Json(view(&state, campaign_id(&id)?).await?))
+}
+
+pub(crate) async fn schedule(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CampaignView>, HttpError> {
+    let id = existing(&state, &id).await?;
+    schedule_campaign(&state.store, &state.queue, id).await?;
+    Ok(Json(view(&state, id).await?))
+}
+
+pub(crate) async fn pause(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CampaignView>, HttpError> {
+    let id = existing(&state, &id).await?;
+    pause_campaign(&state.store, id).await?;
+    Ok(Json(view(&state, id).await?))
+}
+
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CampaignView>, HttpError> {
+    let id = existing(&state, &id).await?;
+    resume_campaign(&state.store, &state.queue, id, RESUME_SLOTS).await?;
+    Ok(Json(view(&state, id).await?))
+}
+
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CampaignView>, HttpError> {
+    let id = existing(&state, &id).await?;
+    cancel_campaign(&state.store, id).await?;
+    Ok(Json(view(&state, id).await?))
+}
+
+pub(crate) async fn stats(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CampaignStats>, HttpError> {
+    let id = campaign_id(&id)?;
+    let stats = crate::http::campaign_statistics(&state.store, id).await;
+    Ok(Json(stats.map_err(not_found)?))
+}
+
+async fn existing(state: &AppState, id: &str) -> Result<i64, HttpError> {
+    let id = campaign_id(id)?;
+    state.store.campaign(id).await.map_err(not_found)?;
+    Ok(id)
+}

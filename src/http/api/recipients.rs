@@ -1,0 +1,224 @@
+//! Recipients: upsert one or a batch (with the consent each gave: topics, source and
+//! time), export everything held about one, erase one.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::body::JsonBody;
+use super::rows::{Naming, Row, import_rows};
+use crate::domain::EmailAddress;
+use crate::http::error::{FieldErrors, HttpError};
+use crate::http::state::AppState;
+use crate::import::ImportKind;
+use crate::store::RecipientExport;
+
+/// Consent carried by a recipient object, taken out before the importer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Consent {
+    topics: Vec<String>,
+    source: String,
+    at: i64,
+}
+
+/// Fields of a recipient object that the API reads itself; the importer reads the rest.
+const CONSENT_FIELDS: [&str; 3] = ["topics", "consent_source", "consented_at"];
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Upserted {
+    inserted: u64,
+    updated: u64,
+    consents_added: u64,
+}
+
+pub(crate) async fn upsert_one(
+    State(state): State<AppState>,
+    JsonBody(row): JsonBody<Row>,
+) -> Result<Json<Upserted>, HttpError> {
+    upsert(&state, vec![row], Naming::Single).await.map(Json)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Batch {
+    recipients: Vec<Row>,
+}
+
+pub(crate) async fn upsert_batch(
+    State(state): State<AppState>,
+    JsonBody(batch): JsonBody<Batch>,
+) -> Result<Json<Upserted>, HttpError> {
+    if batch.recipients.is_empty() {
+        return Err(HttpError::field("recipients", "is empty"));
+    }
+    upsert(&state, batch.recipients, Naming::List("recipients"))
+        .await
+        .map(Json)
+}
+
+async fn upsert(
+    state: &AppState,
+    mut rows: Vec<Row>,
+    naming: Naming,
+) -> Result<Upserted, HttpError> {
+    let consents = take_consents(&mut rows, naming)?;
+    let report = import_rows(&state.store, ImportKind::Recipients, &rows, naming).await?;
+    let mut consents_added = 0;
+    for (row, consent) in rows.iter().zip(consents) {
+        let Some(consent) = consent else { continue };
+        let email = row
+            .get("email")
+            .and_then(Value::as_str)
+            .and_then(|e| EmailAddress::parse(e).ok())
+            .ok_or_else(|| HttpError::Internal("an imported row lost its address".into()))?;
+        consents_added += state
+            .store
+            .grant_consents(&email.key(), &consent.topics, &consent.source, consent.at)
+            .await?;
+    }
+    Ok(Upserted {
+        inserted: report.inserted,
+        updated: report.updated,
+        consents_added,
+    })
+}
+
+/// Removes the consent fields from every row; all rows' problems at once.
+fn take_consents(rows: &mut [Row], naming: Naming) -> Result<Vec<Option<Consent>>, HttpError> {
+    let mut errors = FieldErrors::new();
+    let mut consents = Vec::with_capacity(rows.len());
+    for (index, row) in rows.iter_mut().enumerate() {
+        let fields: Vec<(&str, Value)> = CONSENT_FIELDS
+            .iter()
+            .filter_map(|&name| row.remove(name).map(|value| (name, value)))
+            .collect();
+        match consent(&fields) {
+            Ok(consent) => consents.push(consent),
+            Err((field, message)) => {
+                errors
+                    .entry(naming.field(index, Some(field)))
+                    .or_default()
+                    .push(message);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(consents)
+    } else {
+        Err(HttpError::invalid(errors))
+    }
+}
+
+fn consent(fields: &[(&str, Value)]) -> Result<Option<Consent>, (&'static str, String)> {
+    let get = |name: &str| fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+    let topics = match get("topics") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item.as_str().map(str::trim) {
+                Some(topic) if !topic.is_empty() => Ok(topic.to_string()),
+                _ => Err(("topics", "must be an array of topic names".to_string())),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(("topics", "must be an array of topic names".into())),
+    };
+    let source = match get("consent_source") {
+        None | Some(Value::Null) => "api".to_string(),
+        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+        Some(_) => return Err(("consent_source", "must be a non-empty string".into())),
+    };
+    let at = match get("consented_at") {
+        None | Some(Value::Null) => crate::time::now(),
+        Some(Value::Number(n)) => n.as_i64().ok_or((
+            "consented_at",
+            "must be unix seconds or an RFC 3339 time".to_string(),
+        ))?,
+        Some(Value::String(s)) => {
+            crate::time::parse_timestamp(s).map_err(|e| ("consented_at", e))?
+        }
+        Some(_) => {
+            return Err((
+                "consented_at",
+                "must be unix seconds or an RFC 3339 time".into(),
+            ));
+        }
+    };
+    Ok((!topics.is_empty()).then_some(Consent { topics, source, at }))
+}
+
+fn parse_email(text: &str) -> Result<EmailAddress, HttpError> {
+    EmailAddress::parse(text).map_err(|e| HttpError::field("email", e.to_string()))
+}
+
+pub(crate) async fn export(
+    State(state): State<AppState>,
+    Path(email): Path<String>,
+) -> Result<Json<RecipientExport>, HttpError> {
+    let email = parse_email(&email)?;
+    state
+        .store
+        .export_recipient(&email)
+        .await?
+        .map(Json)
+        .ok_or_else(|| HttpError::NotFound(format!("no recipient '{email}'")))
+}
+
+pub(crate) async fn erase(
+    State(state): State<AppState>,
+    Path(email): Path<String>,
+) -> Result<Json<Value>, HttpError> {
+    let email = parse_email(&email)?;
+    if !state.store.erase_recipient(&email).await? {
+        return Err(HttpError::NotFound(format!("no recipient '{email}'")));
+    }
+    tracing::info!("recipient erased on request; a hashed suppression remains");
+    Ok(Json(json!({
+        "erased": true,
+        "suppressed": true,
+        "note": "personal data deleted; the address's SHA-256 stays on the suppression list so it is never mailed again"
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(json: Value) -> Row {
+        json.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn consent_fields_are_taken_out_and_checked() {
+        let mut rows = vec![
+            row(
+                json!({"email": "a@example.com", "topics": ["news"], "consent_source": "signup form", "consented_at": "2024-05-01T10:00:00Z"}),
+            ),
+            row(json!({"email": "b@example.com"})),
+        ];
+        let consents = take_consents(&mut rows, Naming::List("recipients")).unwrap();
+        assert_eq!(
+            consents[0],
+            Some(Consent {
+                topics: vec!["news".into()],
+                source: "signup form".into(),
+                at: 1_714_557_600
+            })
+        );
+        assert_eq!(consents[1], None);
+        assert!(
+            !rows[0].contains_key("topics"),
+            "the importer never sees consent fields"
+        );
+
+        let mut bad = vec![row(
+            json!({"email": "a@example.com", "topics": "news", "consented_at": "soon"}),
+        )];
+        match take_consents(&mut bad, Naming::List("recipients")).unwrap_err() {
+            HttpError::Invalid { fields, .. } => {
+                assert!(fields.contains_key("recipients[0].topics"), "{fields:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

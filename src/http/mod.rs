@@ -1,0 +1,47 @@
+//! The HTTP side (DESIGN.md): one axum server for recipients' clicks, mail providers'
+//! one-click unsubscribes, CRMs and operators.
+//!
+//! | route | what |
+//! |-------|------|
+//! | `GET|HEAD /o/{token}` | open pixel (1×1 GIF, never cached) |
+//! | `GET|HEAD /c/{token}` | 302 to the campaign's stored link, with its UTM parameters |
+//! | `GET|HEAD /v/{token}` | the message, rendered again ("view online") |
+//! | `GET|HEAD /u/{token}` | preferences page: topics and an unsubscribe button; changes nothing |
+//! | `POST /u/{token}` | `List-Unsubscribe=One-Click` (RFC 8058) or the page's topic form |
+//! | `/api/…` | the CRM API ([`api_routes`], `/api/openapi.json`) |
+//! | `GET /healthz`, `GET /metrics` | store reachable; Prometheus text |
+//!
+//! A bad token is a 404 and records nothing. Opens, clicks and unsubscribes go through
+//! a bounded, batched writer ([`WriterSettings`]) with a human/machine verdict
+//! ([`verdict`]); graceful shutdown drains it.
+//!
+//! ```no_run
+//! # async fn demo(store: mailcast::store::Store) -> Result<(), mailcast::http::ServeError> {
+//! use mailcast::http::{HttpSettings, bind, serve};
+//! let settings = HttpSettings::new("https://t.example.com".into(), mailcast::links::KeyRing::development());
+//! let listener = bind("127.0.0.1:8080").await?;
+//! serve(listener, store, settings, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+mod api;
+mod error;
+mod metrics;
+mod observe;
+mod ops;
+mod pages;
+mod server;
+mod state;
+mod statistics;
+mod tracking;
+mod unsubscribe;
+pub mod verdict;
+mod view;
+mod writer;
+
+pub use api::{OPENAPI, api_routes, generate_api_key, hash_api_key};
+pub use error::{FieldErrors, HttpError};
+pub use server::{HttpServer, HttpSettings, ServeError, bind, serve};
+pub use statistics::campaign_statistics;
+pub use verdict::{HONEYPOT_LINK_ID, TimingRules, honeypot_token};
+pub use writer::WriterSettings;

@@ -1,0 +1,59 @@
+//! `/healthz` (the store answers) and `/metrics` (Prometheus text format).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use super::metrics::Snapshot;
+use super::state::AppState;
+
+/// A health check must answer quickly even when the store does not.
+const STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(STORE_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => Json(json!({ "status": "ok", "store": "ok" })).into_response(),
+        Ok(Err(error)) => unhealthy(error.to_string()),
+        Err(_) => unhealthy(format!("no answer within {}s", STORE_TIMEOUT.as_secs())),
+    }
+}
+
+fn unhealthy(reason: String) -> Response {
+    tracing::warn!(%reason, "health check: store unreachable");
+    let body = json!({ "status": "unavailable", "store": reason });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let deliveries = tokio::time::timeout(STORE_TIMEOUT, state.store.delivery_totals()).await;
+    let deliveries = match deliveries {
+        Ok(Ok(counts)) => Some(counts),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "metrics: cannot read delivery totals");
+            None
+        }
+        Err(_) => None,
+    };
+    let snapshot = Snapshot {
+        events_queued: state.events.queued(),
+        store_up: deliveries.is_some(),
+        deliveries,
+    };
+    let content_type = [(
+        header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8",
+    )];
+    (content_type, state.metrics.render(&snapshot)).into_response()
+}

@@ -1,0 +1,146 @@
+//! Building the router, serving it, and stopping gracefully: stop accepting, let
+//! requests in flight finish, then drain the event writer, so that every request that
+//! got an answer has its event stored.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use super::metrics::Metrics;
+use super::state::AppState;
+use super::writer::{self, WriterSettings};
+use super::{api, observe, ops, tracking, unsubscribe, view};
+use crate::links::KeyRing;
+use crate::store::Store;
+
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Public base URL of this server, for the links in "view online" pages.
+    pub base_url: String,
+    /// Verifies `/o`, `/c`, `/u` and `/v` tokens (every listed key).
+    pub keyring: KeyRing,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// Largest request body the API accepts, in bytes.
+    pub body_limit: usize,
+    pub writer: WriterSettings,
+}
+
+impl HttpSettings {
+    pub fn new(base_url: String, keyring: KeyRing) -> HttpSettings {
+        HttpSettings {
+            base_url,
+            keyring,
+            trust_forwarded_for: false,
+            body_limit: 1024 * 1024,
+            writer: WriterSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot start the HTTP server: {0}")]
+    Setup(String),
+}
+
+/// Binds `addr` (`127.0.0.1:8080`, `0.0.0.0:80`, port 0 for any free port).
+pub async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Serves until `shutdown` completes, then stops gracefully.
+pub async fn serve(
+    listener: TcpListener,
+    store: Store,
+    settings: HttpSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let metrics = Arc::new(Metrics::default());
+    let (events, writer) = writer::spawn(store.clone(), settings.writer.clone(), metrics.clone());
+    let app = match AppState::new(store, settings, events, metrics) {
+        Ok(state) => router(state),
+        Err(error) => {
+            writer.shutdown().await;
+            return Err(ServeError::Setup(error.to_string()));
+        }
+    };
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    // Every connection is closed and every handler has returned: what they queued is
+    // all there will be.
+    writer.shutdown().await;
+    tracing::info!("HTTP server stopped");
+    served.map_err(ServeError::Io)
+}
+
+pub(crate) fn router(state: AppState) -> Router {
+    let body_limit = state.settings.body_limit;
+    Router::new()
+        .merge(tracking::router())
+        .merge(view::router())
+        .merge(unsubscribe::router())
+        .merge(ops::router())
+        .merge(api::router(state.clone()).layer(DefaultBodyLimit::max(body_limit)))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .with_state(state)
+}
+
+/// A server running in the background (tests, `mailcast run`).
+pub struct HttpServer {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
+}
+
+impl HttpServer {
+    pub async fn start(
+        listener: TcpListener,
+        store: Store,
+        settings: HttpSettings,
+    ) -> Result<HttpServer, ServeError> {
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(serve(listener, store, settings, shutdown));
+        Ok(HttpServer { addr, stop, task })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops gracefully and waits until every queued event is stored.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .map_err(|e| ServeError::Setup(format!("server task failed: {e}")))?
+    }
+}

@@ -1,0 +1,199 @@
+//! What every handler shares: the store, the link keys, the event queue, metrics and
+//! a few read-mostly caches.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::Method;
+use axum::http::header::USER_AGENT;
+use axum::http::request::Parts;
+
+use super::error::HttpError;
+use super::metrics::Metrics;
+use super::pages::Pages;
+use super::server::HttpSettings;
+use super::verdict::{RequestFacts, request_verdict};
+use super::writer::EventSender;
+use crate::dispatch::JobQueue;
+use crate::links::{Token, TokenKind};
+use crate::render::CampaignRenderer;
+use crate::store::{NewTrackingEvent, Store, TrackingKind};
+
+#[derive(Clone)]
+pub(crate) struct AppState(Arc<Shared>);
+
+pub(crate) struct Shared {
+    pub store: Store,
+    pub settings: HttpSettings,
+    pub events: EventSender,
+    pub metrics: Arc<Metrics>,
+    pub pages: Pages,
+    pub queue: JobQueue,
+    pub links: LinkCache,
+    pub renderers: RendererCache,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        settings: HttpSettings,
+        events: EventSender,
+        metrics: Arc<Metrics>,
+    ) -> Result<AppState, HttpError> {
+        let queue = JobQueue::new(&store);
+        Ok(AppState(Arc::new(Shared {
+            store,
+            settings,
+            events,
+            metrics,
+            pages: Pages::new()?,
+            queue,
+            links: LinkCache::default(),
+            renderers: RendererCache::default(),
+        })))
+    }
+
+    /// A token of `kind` signed by a listed key; anything else is [`HttpError::BadLink`].
+    pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Token, HttpError> {
+        match Token::verify(&self.settings.keyring, token) {
+            Ok(token) if token.kind == kind => Ok(token),
+            _ => Err(HttpError::BadLink),
+        }
+    }
+
+    /// Queues an event with the verdict the request alone supports.
+    pub async fn record(
+        &self,
+        kind: TrackingKind,
+        token: &Token,
+        link_id: Option<i64>,
+        client: &Client,
+    ) -> Result<(), HttpError> {
+        let (verdict, reason) = request_verdict(kind, link_id, &client.facts);
+        let event = NewTrackingEvent {
+            kind,
+            campaign_id: token.campaign_id,
+            recipient_id: token.recipient_id,
+            link_id,
+            occurred_at: crate::time::now(),
+            ip: client.facts.ip.map(|ip| ip.to_string()),
+            user_agent: client.facts.user_agent.clone(),
+            verdict,
+            reason,
+        };
+        self.events
+            .record(event)
+            .await
+            .map_err(|e| HttpError::Unavailable(e.to_string()))
+    }
+}
+
+/// The sender of a request as the verdicts see it.
+pub(crate) struct Client {
+    pub facts: RequestFacts,
+}
+
+/// User agents longer than this are cut: the column is for classification, not storage.
+const MAX_AGENT_LEN: usize = 512;
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user_agent = parts
+            .headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|agent| agent.chars().take(MAX_AGENT_LEN).collect());
+        Ok(Client {
+            facts: RequestFacts {
+                head: parts.method == Method::HEAD,
+                user_agent,
+                ip: client_ip(parts, state.settings.trust_forwarded_for),
+            },
+        })
+    }
+}
+
+/// The peer address, or the first `X-Forwarded-For` entry behind a trusted proxy.
+fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for
+        && let Some(ip) = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+    {
+        return Some(ip);
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
+/// Click targets by (campaign, link): links never change once stored, so a target is
+/// looked up once per process. Bounded: cleared when full.
+#[derive(Default)]
+pub(crate) struct LinkCache {
+    targets: RwLock<HashMap<(i64, i64), Arc<str>>>,
+}
+
+const LINK_CACHE_LIMIT: usize = 100_000;
+
+impl LinkCache {
+    pub fn get(&self, campaign_id: i64, link_id: i64) -> Option<Arc<str>> {
+        self.targets
+            .read()
+            .expect("link cache lock")
+            .get(&(campaign_id, link_id))
+            .cloned()
+    }
+
+    pub fn insert(&self, campaign_id: i64, link_id: i64, target: Arc<str>) {
+        let mut targets = self.targets.write().expect("link cache lock");
+        if targets.len() >= LINK_CACHE_LIMIT {
+            targets.clear();
+        }
+        targets.insert((campaign_id, link_id), target);
+    }
+}
+
+/// Compiled campaign templates for "view online", by campaign.
+#[derive(Default)]
+pub(crate) struct RendererCache {
+    renderers: Mutex<HashMap<i64, Arc<CampaignRenderer>>>,
+}
+
+const RENDERER_CACHE_LIMIT: usize = 32;
+
+impl RendererCache {
+    pub fn get(&self, campaign_id: i64) -> Option<Arc<CampaignRenderer>> {
+        self.renderers
+            .lock()
+            .expect("renderer cache lock")
+            .get(&campaign_id)
+            .cloned()
+    }
+
+    pub fn insert(&self, campaign_id: i64, renderer: Arc<CampaignRenderer>) {
+        let mut renderers = self.renderers.lock().expect("renderer cache lock");
+        if renderers.len() >= RENDERER_CACHE_LIMIT {
+            renderers.clear();
+        }
+        renderers.insert(campaign_id, renderer);
+    }
+}

@@ -1,0 +1,277 @@
+//! Campaign statistics from the ledger and the tracking events, and the whole-store
+//! delivery totals `/metrics` reports.
+
+use serde::Serialize;
+
+use super::{LedgerCounts, SqlFilter, Store, StoreError, bind_filter, built, on_pool};
+
+/// Events of one kind for one campaign: unique recipients and raw events, human and
+/// machine apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Engagement {
+    pub unique_human: i64,
+    pub unique_machine: i64,
+    pub human_events: i64,
+    pub machine_events: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct LinkStats {
+    pub link_id: i64,
+    /// None when the event names a link the campaign's table does not hold.
+    pub url: Option<String>,
+    pub unique_human: i64,
+    pub human_clicks: i64,
+    pub machine_clicks: i64,
+}
+
+/// The same counts for the recipients of one of the campaign's declared segments
+/// (membership as the segment matches now).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentStats {
+    pub segment: String,
+    pub audience: i64,
+    pub ledger: LedgerCounts,
+    pub bounces: i64,
+    pub opens: Engagement,
+    pub clicks: Engagement,
+    pub unsubscribes: i64,
+    pub click_through_rate: f64,
+    pub open_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignStats {
+    pub campaign_id: i64,
+    pub name: String,
+    pub status: String,
+    /// Deliveries in the ledger.
+    pub audience: i64,
+    pub ledger: LedgerCounts,
+    /// Failed deliveries whose address went on the suppression list as a hard bounce.
+    pub bounces: i64,
+    pub opens: Engagement,
+    pub clicks: Engagement,
+    /// Recipients who unsubscribed through this campaign's link.
+    pub unsubscribes: i64,
+    /// Unique human clicks per sent message.
+    pub click_through_rate: f64,
+    /// Unique human opens per sent message.
+    pub open_rate: f64,
+    pub top_links: Vec<LinkStats>,
+    /// Per declared segment, when the caller asked for them.
+    pub segments: Vec<SegmentStats>,
+}
+
+const TOP_LINKS: i64 = 10;
+
+/// Which deliveries and events a count covers: a campaign's, optionally only those of
+/// the recipients a segment filter matches.
+struct Scope<'a> {
+    campaign_id: i64,
+    filter: Option<&'a SqlFilter>,
+}
+
+impl Scope<'_> {
+    /// `AND {column} IN (…)` restricting to the segment, its placeholders after `$1`.
+    fn restrict(&self, column: &str) -> String {
+        match self.filter {
+            Some(filter) => format!(
+                " AND {column} IN (SELECT r.id FROM recipients r WHERE ({}))",
+                filter.shifted(1)
+            ),
+            None => String::new(),
+        }
+    }
+}
+
+/// Binds `$1` (the campaign) and the scope's filter parameters.
+macro_rules! bind_scope {
+    ($query:expr, $scope:expr) => {{
+        let query = $query.bind($scope.campaign_id);
+        match $scope.filter {
+            Some(filter) => bind_filter!(query, filter),
+            None => query,
+        }
+    }};
+}
+
+/// Counts both a campaign and a segment of it report.
+struct Counts {
+    ledger: LedgerCounts,
+    bounces: i64,
+    opens: Engagement,
+    clicks: Engagement,
+    unsubscribes: i64,
+}
+
+impl Counts {
+    fn rate(&self, n: i64) -> f64 {
+        if self.ledger.sent > 0 {
+            n as f64 / self.ledger.sent as f64
+        } else {
+            0.0
+        }
+    }
+}
+
+impl Store {
+    /// A campaign's statistics, with one breakdown per `(name, filter)` in `segments`
+    /// (compile the campaign's declared segments with `segment::compile_declared`).
+    pub async fn campaign_stats(
+        &self,
+        campaign_id: i64,
+        segments: &[(String, SqlFilter)],
+    ) -> Result<CampaignStats, StoreError> {
+        let campaign = self.campaign(campaign_id).await?;
+        let counts = self
+            .counts(&Scope {
+                campaign_id,
+                filter: None,
+            })
+            .await?;
+        let mut breakdown = Vec::with_capacity(segments.len());
+        for (name, filter) in segments {
+            let scope = Scope {
+                campaign_id,
+                filter: Some(filter),
+            };
+            let c = self.counts(&scope).await?;
+            breakdown.push(SegmentStats {
+                segment: name.clone(),
+                audience: c.ledger.total(),
+                click_through_rate: c.rate(c.clicks.unique_human),
+                open_rate: c.rate(c.opens.unique_human),
+                ledger: c.ledger,
+                bounces: c.bounces,
+                opens: c.opens,
+                clicks: c.clicks,
+                unsubscribes: c.unsubscribes,
+            });
+        }
+        Ok(CampaignStats {
+            campaign_id,
+            name: campaign.name,
+            status: campaign.status,
+            audience: counts.ledger.total(),
+            click_through_rate: counts.rate(counts.clicks.unique_human),
+            open_rate: counts.rate(counts.opens.unique_human),
+            ledger: counts.ledger,
+            bounces: counts.bounces,
+            opens: counts.opens,
+            clicks: counts.clicks,
+            unsubscribes: counts.unsubscribes,
+            top_links: self.top_links(campaign_id).await?,
+            segments: breakdown,
+        })
+    }
+
+    async fn counts(&self, scope: &Scope<'_>) -> Result<Counts, StoreError> {
+        let (opens, clicks, unsubscribes) = self.engagement(scope).await?;
+        Ok(Counts {
+            ledger: self.scoped_ledger(scope).await?,
+            bounces: self.bounces(scope).await?,
+            opens,
+            clicks,
+            unsubscribes,
+        })
+    }
+
+    async fn scoped_ledger(&self, scope: &Scope<'_>) -> Result<LedgerCounts, StoreError> {
+        let sql = format!(
+            "SELECT d.status, COUNT(*) FROM deliveries d WHERE d.campaign_id = $1{}
+             GROUP BY d.status",
+            scope.restrict("d.recipient_id")
+        );
+        let rows: Vec<(String, i64)> = on_pool!(self, pool =>
+            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(pool).await)?;
+        Ok(ledger_from(rows))
+    }
+
+    async fn engagement(
+        &self,
+        scope: &Scope<'_>,
+    ) -> Result<(Engagement, Engagement, i64), StoreError> {
+        let sql = format!(
+            "SELECT t.kind, t.verdict, COUNT(*), COUNT(DISTINCT t.recipient_id)
+             FROM tracking_events t WHERE t.campaign_id = $1{} GROUP BY t.kind, t.verdict",
+            scope.restrict("t.recipient_id")
+        );
+        let rows: Vec<(String, String, i64, i64)> = on_pool!(self, pool =>
+            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(pool).await)?;
+        let (mut opens, mut clicks) = (Engagement::default(), Engagement::default());
+        let mut unsubscribes = 0;
+        for (kind, verdict, events, unique) in rows {
+            let slot = match kind.as_str() {
+                "open" => &mut opens,
+                "click" => &mut clicks,
+                _ => {
+                    unsubscribes += unique;
+                    continue;
+                }
+            };
+            if verdict == "human" {
+                slot.human_events = events;
+                slot.unique_human = unique;
+            } else {
+                slot.machine_events = events;
+                slot.unique_machine = unique;
+            }
+        }
+        Ok((opens, clicks, unsubscribes))
+    }
+
+    async fn bounces(&self, scope: &Scope<'_>) -> Result<i64, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM deliveries d JOIN recipients rr ON rr.id = d.recipient_id
+             WHERE d.campaign_id = $1 AND d.status = 'failed'
+               AND EXISTS (SELECT 1 FROM suppressions s
+                           WHERE s.email_hash = rr.email_hash AND s.reason LIKE 'bounce%'){}",
+            scope.restrict("d.recipient_id")
+        );
+        let (n,): (i64,) = on_pool!(self, pool =>
+            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_one(pool).await)?;
+        Ok(n)
+    }
+
+    async fn top_links(&self, campaign_id: i64) -> Result<Vec<LinkStats>, StoreError> {
+        let sql = "SELECT t.link_id, l.url,
+                          COUNT(DISTINCT CASE WHEN t.verdict = 'human' THEN t.recipient_id END)
+                              AS unique_human,
+                          COUNT(CASE WHEN t.verdict = 'human' THEN 1 END) AS human_clicks,
+                          COUNT(CASE WHEN t.verdict = 'machine' THEN 1 END) AS machine_clicks
+                   FROM tracking_events t
+                   LEFT JOIN links l ON l.campaign_id = t.campaign_id AND l.link_id = t.link_id
+                   WHERE t.campaign_id = $1 AND t.kind = 'click' AND t.link_id IS NOT NULL
+                   GROUP BY t.link_id, l.url
+                   ORDER BY unique_human DESC, human_clicks DESC, machine_clicks DESC, t.link_id
+                   LIMIT $2";
+        Ok(on_pool!(self, pool =>
+            sqlx::query_as(sql).bind(campaign_id).bind(TOP_LINKS).fetch_all(pool).await)?)
+    }
+
+    /// Deliveries of every campaign by ledger state.
+    pub async fn delivery_totals(&self) -> Result<LedgerCounts, StoreError> {
+        let sql = "SELECT status, COUNT(*) FROM deliveries GROUP BY status";
+        let rows: Vec<(String, i64)> =
+            on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await)?;
+        Ok(ledger_from(rows))
+    }
+}
+
+fn ledger_from(rows: Vec<(String, i64)>) -> LedgerCounts {
+    let mut counts = LedgerCounts::default();
+    for (status, n) in rows {
+        match status.as_str() {
+            "pending" => counts.pending = n,
+            "sending" => counts.sending = n,
+            "sent" => counts.sent = n,
+            "deferred" => counts.deferred = n,
+            "failed" => counts.failed = n,
+            "suppressed" => counts.suppressed = n,
+            "unknown" => counts.unknown = n,
+            _ => {}
+        }
+    }
+    counts
+}

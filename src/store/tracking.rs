@@ -1,0 +1,275 @@
+//! Tracking events (opens, clicks, unsubscribes) as the HTTP side records them, and
+//! the look-ups its machine-traffic verdicts need.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use sqlx::types::Json;
+
+use super::{CampaignSettings, Engine, Store, StoreError, built, on_pool};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackingKind {
+    Open,
+    Click,
+    Unsubscribe,
+}
+
+impl TrackingKind {
+    pub const ALL: [TrackingKind; 3] = [
+        TrackingKind::Open,
+        TrackingKind::Click,
+        TrackingKind::Unsubscribe,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackingKind::Open => "open",
+            TrackingKind::Click => "click",
+            TrackingKind::Unsubscribe => "unsubscribe",
+        }
+    }
+}
+
+/// Whether a person or a machine (image proxy, scanner, link checker) caused an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Human,
+    Machine,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Human => "human",
+            Verdict::Machine => "machine",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTrackingEvent {
+    pub kind: TrackingKind,
+    pub campaign_id: i64,
+    pub recipient_id: i64,
+    pub link_id: Option<i64>,
+    pub occurred_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub verdict: Verdict,
+    /// Why the verdict is `machine`; None for human events.
+    pub reason: Option<String>,
+}
+
+/// A stored tracking event.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TrackingEvent {
+    pub id: i64,
+    pub kind: String,
+    pub campaign_id: i64,
+    pub recipient_id: i64,
+    pub link_id: Option<i64>,
+    pub occurred_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub verdict: String,
+    pub reason: Option<String>,
+}
+
+/// A click already stored, for spotting a burst over several links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredClick {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub recipient_id: i64,
+    pub link_id: Option<i64>,
+    pub occurred_at: i64,
+}
+
+const COLUMNS: usize = 9;
+/// Rows per INSERT statement: 9 columns × 1000 rows stays far below both engines'
+/// limits on bound parameters.
+pub const MAX_ROWS_PER_INSERT: usize = 1000;
+
+impl Store {
+    /// Appends events, one multi-row INSERT per [`MAX_ROWS_PER_INSERT`] rows, in one
+    /// transaction. Returns how many rows were written.
+    pub async fn insert_tracking_events(
+        &self,
+        events: &[NewTrackingEvent],
+    ) -> Result<u64, StoreError> {
+        let mut written = 0;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in events.chunks(MAX_ROWS_PER_INSERT) {
+                let sql = insert_sql(chunk.len());
+                let mut query = sqlx::query(built(&sql));
+                for e in chunk {
+                    query = query
+                        .bind(e.kind.as_str())
+                        .bind(e.campaign_id)
+                        .bind(e.recipient_id)
+                        .bind(e.link_id)
+                        .bind(e.occurred_at)
+                        .bind(e.ip.as_deref())
+                        .bind(e.user_agent.as_deref())
+                        .bind(e.verdict.as_str())
+                        .bind(e.reason.as_deref());
+                }
+                written += query.execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+        });
+        Ok(written)
+    }
+
+    /// A campaign's stored link target and the campaign's settings (UTM parameters).
+    pub async fn link_target(
+        &self,
+        campaign_id: i64,
+        link_id: i64,
+    ) -> Result<Option<(String, CampaignSettings)>, StoreError> {
+        let sql = "SELECT l.url, c.settings FROM links l JOIN campaigns c ON c.id = l.campaign_id
+                   WHERE l.campaign_id = $1 AND l.link_id = $2";
+        let row: Option<(String, Json<CampaignSettings>)> = on_pool!(self, pool =>
+            sqlx::query_as(sql).bind(campaign_id).bind(link_id).fetch_optional(pool).await)?;
+        Ok(row.map(|(url, settings)| (url, settings.0)))
+    }
+
+    /// When each (campaign, recipient) pair's message was sent, for the pairs that
+    /// have a sent delivery.
+    pub async fn sent_times(
+        &self,
+        pairs: &[(i64, i64)],
+    ) -> Result<HashMap<(i64, i64), i64>, StoreError> {
+        if pairs.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT d.campaign_id, d.recipient_id, d.sent_at FROM deliveries d
+             JOIN {} ON d.campaign_id = p.campaign_id AND d.recipient_id = p.recipient_id
+             WHERE d.sent_at IS NOT NULL",
+            self.pair_table()
+        );
+        let json = serde_json::to_string(pairs).expect("pairs serialise");
+        let rows: Vec<(i64, i64, i64)> = on_pool!(self, pool =>
+            sqlx::query_as(built(&sql)).bind(&json).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|(c, r, at)| ((c, r), at)).collect())
+    }
+
+    /// Clicks of the given (campaign, recipient) pairs at or after `since`.
+    pub async fn clicks_since(
+        &self,
+        pairs: &[(i64, i64)],
+        since: i64,
+    ) -> Result<Vec<StoredClick>, StoreError> {
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT t.id, t.campaign_id, t.recipient_id, t.link_id, t.occurred_at
+             FROM tracking_events t
+             JOIN {} ON t.campaign_id = p.campaign_id AND t.recipient_id = p.recipient_id
+             WHERE t.kind = 'click' AND t.occurred_at >= $2",
+            self.pair_table()
+        );
+        let json = serde_json::to_string(pairs).expect("pairs serialise");
+        Ok(on_pool!(self, pool =>
+            sqlx::query_as(built(&sql)).bind(&json).bind(since).fetch_all(pool).await)?)
+    }
+
+    /// Re-labels stored human events as machine events, with a reason. Returns how
+    /// many changed.
+    pub async fn mark_machine(&self, ids: &[i64], reason: &str) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "UPDATE tracking_events SET verdict = 'machine', reason = $2
+             WHERE verdict = 'human' AND id IN ({})",
+            self.json_ids(1)
+        );
+        let json = serde_json::to_string(ids).expect("ids serialise");
+        Ok(on_pool!(self, pool => sqlx::query(built(&sql))
+            .bind(&json).bind(reason).execute(pool).await.map(|r| r.rows_affected()))?)
+    }
+
+    /// A campaign's events, oldest first.
+    pub async fn tracking_events(
+        &self,
+        campaign_id: i64,
+    ) -> Result<Vec<TrackingEvent>, StoreError> {
+        let sql = "SELECT id, kind, campaign_id, recipient_id, link_id, occurred_at, ip,
+                          user_agent, verdict, reason
+                   FROM tracking_events WHERE campaign_id = $1 ORDER BY id";
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(campaign_id).fetch_all(pool).await)?)
+    }
+
+    /// Every stored event of one kind, all campaigns.
+    pub async fn count_tracking_events(&self, kind: TrackingKind) -> Result<i64, StoreError> {
+        let (n,): (i64,) = on_pool!(self, pool => sqlx::query_as(
+            "SELECT COUNT(*) FROM tracking_events WHERE kind = $1")
+            .bind(kind.as_str()).fetch_one(pool).await)?;
+        Ok(n)
+    }
+
+    /// A row source `p(campaign_id, recipient_id)` over the JSON array of pairs bound
+    /// at `$1`.
+    fn pair_table(&self) -> &'static str {
+        match self.engine() {
+            Engine::Sqlite => {
+                "(SELECT json_extract(value, '$[0]') AS campaign_id,
+                         json_extract(value, '$[1]') AS recipient_id
+                  FROM json_each($1)) p"
+            }
+            Engine::Postgres => {
+                "(SELECT (value->>0)::bigint AS campaign_id, (value->>1)::bigint AS recipient_id
+                  FROM jsonb_array_elements($1::jsonb)) p"
+            }
+        }
+    }
+
+    /// A sub-select yielding the integers of the JSON array bound at `$n`.
+    pub(crate) fn json_ids(&self, n: usize) -> String {
+        match self.engine() {
+            Engine::Sqlite => format!("SELECT value FROM json_each(${n})"),
+            Engine::Postgres => format!("SELECT jsonb_array_elements_text(${n}::jsonb)::bigint"),
+        }
+    }
+}
+
+/// `INSERT … VALUES ($1, …, $9), ($10, …)` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO tracking_events (kind, campaign_id, recipient_id, link_id, occurred_at,
+                                      ip, user_agent, verdict, reason) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..COLUMNS {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * COLUMNS + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_statement_numbers_every_placeholder_once() {
+        let sql = insert_sql(2);
+        assert!(sql.ends_with("($1, $2, $3, $4, $5, $6, $7, $8, $9), ($10, $11, $12, $13, $14, $15, $16, $17, $18)"), "{sql}");
+    }
+}

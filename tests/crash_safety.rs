@@ -1,0 +1,166 @@
+//! Worker processes killed with SIGKILL mid-campaign, and several workers sharing one
+//! campaign: nobody gets two messages, nobody is skipped silently.
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mailcast::dispatch::{JobQueue, schedule_campaign};
+use mailcast::domain::{CampaignStatus, DeliveryStatus};
+use mailcast::store::Store;
+use support::campaign::{HTML, create_campaign};
+use support::smtp::SmtpServer;
+use support::{TestDb, recipient};
+
+const SLOTS: i64 = 2;
+const BATCH: i64 = 20;
+
+fn spawn_worker(db_url: &str, smtp_url: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mailcast"))
+        .args(["--database", db_url, "worker", "--smtp", smtp_url])
+        .args(["--slots", &SLOTS.to_string(), "--batch-size", &BATCH.to_string()])
+        .args(["--lease-seconds", "3", "--concurrency", "8"])
+        .env("RUST_LOG", "mailcast=debug,apalis=info")
+        .stdout(Stdio::null())
+        .stderr(worker_log())
+        .spawn()
+        .expect("start a worker process")
+}
+
+/// Worker output goes to `$MAILCAST_TEST_WORKER_LOG` when set, for debugging.
+fn worker_log() -> Stdio {
+    match std::env::var("MAILCAST_TEST_WORKER_LOG") {
+        Ok(path) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null()),
+        Err(_) => Stdio::null(),
+    }
+}
+
+async fn audience(store: &Store, n: usize) -> Vec<String> {
+    let emails: Vec<String> = (0..n).map(|i| format!("reader{i:05}@example.com")).collect();
+    for chunk in emails.chunks(1000) {
+        let batch: Vec<_> = chunk.iter().map(|e| recipient(e, "Reader", &["news"])).collect();
+        store.upsert_recipients(&batch).await.unwrap();
+    }
+    emails
+}
+
+async fn wait_until(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn campaign_done(store: &Store, id: i64) -> bool {
+    store.campaign(id).await.unwrap().status().unwrap() == CampaignStatus::Done
+}
+
+fn received_counts(server: &SmtpServer) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for message in server.received() {
+        for to in message.to {
+            *counts.entry(to).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+async fn killed_and_restarted(db: TestDb, engine: &str) {
+    let store = db.store.clone();
+    let emails = audience(&store, 5000).await;
+    let campaign = create_campaign(&store, "crash", "news", HTML).await;
+    let server = SmtpServer::start();
+    schedule_campaign(&store, &JobQueue::new(&store), campaign).await.unwrap();
+
+    let kills = [400, 1800, 3500];
+    for threshold in kills {
+        let mut worker = spawn_worker(&db.url, &server.url());
+        wait_until("messages to arrive", Duration::from_secs(120), async || {
+            server.received().len() >= threshold
+        })
+        .await;
+        worker.kill().expect("SIGKILL");
+        worker.wait().unwrap();
+    }
+    let mut worker = spawn_worker(&db.url, &server.url());
+    wait_until("the campaign to finish", Duration::from_secs(180), async || {
+        campaign_done(&store, campaign).await
+    })
+    .await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+
+    let received = received_counts(&server);
+    let twice: Vec<_> = received.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "{engine}: received twice: {twice:?}");
+    let unknown: Vec<String> = store
+        .deliveries_in(campaign, &[DeliveryStatus::Unknown])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.email)
+        .collect();
+    for email in &emails {
+        assert!(
+            received.contains_key(email) || unknown.contains(email),
+            "{engine}: {email} neither received nor reported unknown"
+        );
+    }
+    let most = kills.len() as i64 * SLOTS * BATCH;
+    assert!(
+        (unknown.len() as i64) <= most,
+        "{engine}: {} unknown, more than the {most} that can be claimed at once",
+        unknown.len()
+    );
+    let counts = store.ledger_counts(campaign).await.unwrap();
+    assert_eq!(counts.sent + counts.unknown, 5000, "{engine}: {counts:?}");
+    eprintln!("{engine}: {counts:?}, {} received", received.len());
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_campaign_never_sends_twice_and_reports_what_it_cannot_know() {
+    killed_and_restarted(TestDb::sqlite().await, "sqlite").await;
+    if let Some(db) = TestDb::postgres().await {
+        killed_and_restarted(db, "postgres").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_on_postgresql_share_one_campaign() {
+    let Some(db) = TestDb::postgres().await else {
+        eprintln!("TEST_DATABASE_URL unset: skipped");
+        return;
+    };
+    let store = db.store.clone();
+    let emails = audience(&store, 3000).await;
+    let campaign = create_campaign(&store, "shared", "news", HTML).await;
+    let server = SmtpServer::start();
+    let mut workers: Vec<Child> = (0..3).map(|_| spawn_worker(&db.url, &server.url())).collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    schedule_campaign(&store, &JobQueue::new(&store), campaign).await.unwrap();
+    wait_until("the campaign to finish", Duration::from_secs(180), async || {
+        campaign_done(&store, campaign).await
+    })
+    .await;
+    for worker in &mut workers {
+        worker.kill().unwrap();
+        worker.wait().unwrap();
+    }
+    let received = received_counts(&server);
+    let counts = store.ledger_counts(campaign).await.unwrap();
+    assert_eq!(received.len(), emails.len(), "none missed: {counts:?}");
+    assert!(received.values().all(|n| *n == 1), "no recipient twice");
+    let by_worker = store.sent_by_worker(campaign).await.unwrap();
+    assert_eq!(by_worker.len(), 3, "work spread across all three: {by_worker:?}");
+    assert!(by_worker.iter().all(|(_, n)| *n > 100), "each did a real share: {by_worker:?}");
+    db.drop_database().await;
+}

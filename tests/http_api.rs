@@ -1,0 +1,653 @@
+//! The CRM API over real HTTP on both engines: authentication, every route in the
+//! OpenAPI document, each error status, recipients with consent, events, products,
+//! segments, campaigns, statistics, idempotent triggered sends, export and erasure.
+
+#[path = "support/http.rs"]
+mod http;
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{TestServer, api_key, seed, server_keys, wait_for_events};
+use mailcast::config::TransportConfig;
+use mailcast::dispatch::{
+    DispatchSettings, Dispatcher, Transport, schedule_campaign, spawn_worker, unique_worker_name,
+};
+use mailcast::domain::{CampaignKind, CampaignStatus, EmailAddress};
+use mailcast::links::Token;
+use mailcast::store::{CampaignSettings, NewCampaign, NewTemplate, Store, TrackingKind};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::for_each_engine;
+
+/// An API client holding a key.
+struct Api<'a> {
+    server: &'a TestServer,
+    key: String,
+}
+
+impl Api<'_> {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self
+            .server
+            .client
+            .request(method, self.server.url(path))
+            .bearer_auth(&self.key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+}
+
+async fn started(store: &Store) -> (TestServer, String) {
+    let server = TestServer::start(store).await;
+    let key = api_key(store, "crm").await;
+    (server, key)
+}
+
+fn field_errors(body: &Value) -> BTreeSet<String> {
+    body["errors"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn every_route_is_in_the_openapi_document_and_needs_a_key() {
+    let db = support::TestDb::sqlite().await;
+    let (server, _key) = started(&db.store).await;
+    let response = server.get("/api/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    let doc: Value = response.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let routed: BTreeSet<(String, String)> = mailcast::http::api_routes()
+        .into_iter()
+        .map(|(method, path)| (method, path.to_string()))
+        .collect();
+    assert_eq!(routed, documented, "routes and the OpenAPI document differ");
+
+    for (method, path) in &routed {
+        if path == "/api/openapi.json" {
+            continue;
+        }
+        let concrete = path
+            .replace("{email}", "ada%40example.com")
+            .replace("{id}", "1")
+            .replace("{name}", "vip");
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        for key in [None, Some("mc_not-a-real-key")] {
+            let mut request = server
+                .client
+                .request(method.clone(), server.url(&concrete))
+                .json(&json!({}));
+            if let Some(key) = key {
+                request = request.bearer_auth(key);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{method} {path} with {key:?}");
+            let body: Value = response.json().await.unwrap();
+            assert!(
+                body["error"].as_str().unwrap().contains("API key"),
+                "{body}"
+            );
+        }
+    }
+    let unknown = server.get("/api/nothing-here").await;
+    assert_eq!(unknown.status(), 404);
+    assert!(
+        unknown.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("openapi.json")
+    );
+    server.stop().await;
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn recipients_are_upserted_with_consent_and_bad_fields_are_named() {
+    for_each_engine(|store, engine| async move {
+        let (server, key) = started(&store).await;
+        let api = Api { server: &server, key };
+        let ada = json!({
+            "email": "Ada@Example.com", "first_name": "Ada", "country": "gb",
+            "topics": ["news"], "consent_source": "signup form",
+            "consented_at": "2024-05-01T10:00:00Z", "loyalty_tier": "gold"
+        });
+        let (status, body) = api.post("/api/recipients", ada.clone()).await;
+        assert_eq!(status, 200, "{engine}: {body}");
+        assert_eq!(body, json!({"inserted": 1, "updated": 0, "consents_added": 1}), "{engine}");
+        let (status, body) = api.post("/api/recipients", json!({"email": "ada@example.com", "last_name": "Lovelace"})).await;
+        assert_eq!((status.as_u16(), &body["updated"]), (200, &json!(1)), "{engine}: {body}");
+
+        let (status, export) = api.get("/api/recipients/ada@example.com/export").await;
+        assert_eq!(status, 200, "{engine}: {export}");
+        assert_eq!(export["recipient"]["country"], "GB");
+        assert_eq!(export["recipient"]["last_name"], "Lovelace");
+        assert_eq!(export["recipient"]["attributes"]["loyalty_tier"], "gold");
+        assert_eq!(
+            export["consents"],
+            json!([{"topic": "news", "status": "subscribed", "source": "signup form", "updated_at": 1_714_557_600}]),
+            "{engine}"
+        );
+
+        let (status, body) = api.post("/api/recipients", json!({"email": "not-an-address"})).await;
+        assert_eq!(status, 422, "{engine}: {body}");
+        assert!(body["errors"]["email"][0].as_str().unwrap().contains("invalid email address"), "{body}");
+
+        let batch = json!({"recipients": [
+            {"email": "grace@example.org", "topics": ["news"]},
+            {"email": "linus@example.net", "country": "Finland"},
+            {"email": "ken@example.com", "consented_at": "yesterday", "topics": ["news"]}
+        ]});
+        let (status, body) = api.post("/api/recipients/batch", batch).await;
+        assert_eq!(status, 422, "{engine}: {body}");
+        assert_eq!(
+            field_errors(&body),
+            BTreeSet::from(["recipients[2].consented_at".to_string()]),
+            "{engine}: consent fields are checked first: {body}"
+        );
+        let batch = json!({"recipients": [
+            {"email": "grace@example.org", "topics": ["news"]},
+            {"email": "linus@example.net", "country": "Finland"}
+        ]});
+        let (status, body) = api.post("/api/recipients/batch", batch).await;
+        assert_eq!(status, 422, "{engine}: {body}");
+        assert_eq!(field_errors(&body), BTreeSet::from(["recipients[1].country".to_string()]), "{body}");
+        let grace = EmailAddress::parse("grace@example.org").unwrap();
+        assert!(store.recipient_by_email(&grace).await.unwrap().is_none(), "{engine}: all or nothing");
+
+        let (status, body) = api.post("/api/recipients/batch", json!({"recipients": [
+            {"email": "grace@example.org", "topics": ["news"]},
+            {"email": "linus@example.net", "country": "FI"}
+        ]})).await;
+        assert_eq!((status.as_u16(), &body["inserted"]), (200, &json!(2)), "{engine}: {body}");
+
+        let (status, body) = api.post("/api/recipients/batch", json!({"recipients": "everyone"})).await;
+        assert_eq!(status, 422, "{engine}");
+        assert!(field_errors(&body).contains("recipients"), "{body}");
+        let (status, body) = api.get("/api/recipients/nobody@example.com/export").await;
+        assert_eq!(status, 404, "{engine}: {body}");
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_bodies_get_400_and_413() {
+    let db = support::TestDb::sqlite().await;
+    let (server, key) = started(&db.store).await;
+    let post = |body: Vec<u8>| {
+        server
+            .client
+            .post(server.url("/api/recipients"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let response = post(b"{\"email\": ".to_vec()).await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(
+        response.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    let huge = format!(
+        "{{\"email\": \"a@example.com\", \"note\": \"{}\"}}",
+        "x".repeat(1_100_000)
+    );
+    let response = post(huge.into_bytes()).await.unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 1048576 bytes"),
+        "{body}"
+    );
+    server.stop().await;
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn events_and_products_are_checked_by_the_import_rules() {
+    for_each_engine(|store, engine| async move {
+        seed(&store).await;
+        let (server, key) = started(&store).await;
+        let api = Api { server: &server, key };
+        let products = json!({"products": [
+            {"sku": "SHOE-1", "name": "Trail shoe", "url": "https://shop.example.com/p/1",
+             "price": "89.90", "currency": "EUR", "category": "Shoes"}
+        ]});
+        let (status, body) = api.post("/api/products", products).await;
+        assert_eq!((status.as_u16(), body.clone()), (200, json!({"inserted": 1, "updated": 0})), "{engine}");
+        let (status, body) = api.post("/api/products", json!({"products": [{"sku": "X", "name": "x", "url": "ftp://x", "price": "1", "currency": "EUR", "category": "c"}]})).await;
+        assert_eq!(status, 422, "{engine}");
+        assert!(field_errors(&body).contains("products[0].url"), "{body}");
+
+        let events = json!({"events": [
+            {"event_id": "e-1", "email": "ada@example.com", "kind": "purchase", "sku": "SHOE-1",
+             "amount": "89.90", "occurred_at": "2024-06-01T12:00:00Z"}
+        ]});
+        let (status, body) = api.post("/api/events", events.clone()).await;
+        assert_eq!((status.as_u16(), body), (200, json!({"inserted": 1, "skipped": 0})), "{engine}");
+        let (status, body) = api.post("/api/events", events).await;
+        assert_eq!((status.as_u16(), body), (200, json!({"inserted": 0, "skipped": 1})), "{engine}: retry is harmless");
+        let (status, body) = api.post("/api/events", json!({"events": [
+            {"email": "stranger@example.com", "kind": "view", "occurred_at": 1700000000}
+        ]})).await;
+        assert_eq!(status, 422, "{engine}");
+        assert!(body["errors"]["events[0].email"][0].as_str().unwrap().contains("unknown recipient"), "{body}");
+        let (_, export) = api.get("/api/recipients/ada@example.com/export").await;
+        assert_eq!(export["events"][0]["sku"], "SHOE-1", "{engine}: {export}");
+        assert_eq!(export["events"][0]["amount_cents"], 8990);
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn segments_are_checked_counted_and_stored() {
+    for_each_engine(|store, engine| async move {
+        let mut us = support::recipient("ada@example.com", "Ada", &["news"]);
+        us.country = Some("US".into());
+        let mut de = support::recipient("grace@example.org", "Grace", &["news"]);
+        de.country = Some("DE".into());
+        store.upsert_recipients(&[us, de]).await.unwrap();
+        let (server, key) = started(&store).await;
+        let api = Api {
+            server: &server,
+            key,
+        };
+        let expression = json!({"expression": "country in [\"US\"]"});
+        let (status, body) = api.post("/api/segments/check", expression.clone()).await;
+        assert_eq!(status, 200, "{engine}: {body}");
+        assert_eq!(
+            body["count"],
+            json!({"matching": 1, "eligible": 1, "excluded_by_suppression": 0, "excluded_by_status": 0, "excluded_by_consent": 0}),
+            "{engine}"
+        );
+        assert_eq!(body["sample"], json!(["ada@example.com"]));
+        let (status, body) = api
+            .post(
+                "/api/segments/check",
+                json!({"expression": "1=1; DROP TABLE recipients"}),
+            )
+            .await;
+        assert_eq!(status, 422, "{engine}: {body}");
+        assert!(field_errors(&body).contains("expression"), "{body}");
+
+        let (status, body) = api
+            .call(Method::PUT, "/api/segments/americans", Some(expression))
+            .await;
+        assert_eq!(status, 200, "{engine}: {body}");
+        assert_eq!(body["segment"]["name"], "americans");
+        let (status, body) = api.get("/api/segments/americans").await;
+        assert_eq!(
+            (status.as_u16(), &body["count"]["matching"]),
+            (200, &json!(1)),
+            "{engine}: {body}"
+        );
+        let (status, _) = api.get("/api/segments/martians").await;
+        assert_eq!(status, 404, "{engine}");
+        server.stop().await;
+    })
+    .await;
+}
+
+async fn bare_template(store: &Store) {
+    store
+        .upsert_template(&NewTemplate {
+            name: "bare".into(),
+            subject: "Hi".into(),
+            preheader: None,
+            html: "<p>No way out</p>".into(),
+            text: None,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn campaigns_move_through_their_states_and_refuse_what_they_cannot_do() {
+    for_each_engine(|store, engine| async move {
+        http::template(&store).await;
+        bare_template(&store).await;
+        let (server, key) = started(&store).await;
+        let api = Api { server: &server, key };
+        let campaign = json!({
+            "name": "summer", "template": "spring", "topic": "news",
+            "from_email": "news@shop.example.com", "from_name": "Shop",
+            "send_at": "2999-01-01T00:00:00Z", "utm": {"utm_source": "mailcast"}
+        });
+        let (status, body) = api.post("/api/campaigns", campaign.clone()).await;
+        assert_eq!(status, 201, "{engine}: {body}");
+        assert_eq!((body["status"].as_str(), body["settings"]["utm"]["utm_source"].as_str()), (Some("draft"), Some("mailcast")));
+        let id = body["id"].as_i64().unwrap();
+        let (status, body) = api.post("/api/campaigns", campaign).await;
+        assert_eq!(status, 409, "{engine}: {body}");
+
+        let (status, body) = api.post("/api/campaigns", json!({"name": "x", "template": "nope", "from_email": "nobody"})).await;
+        assert_eq!(status, 422, "{engine}");
+        assert_eq!(field_errors(&body), BTreeSet::from(["from_email".into(), "template".into()]), "{body}");
+        let (status, body) = api.post("/api/campaigns", json!({"name": "y", "template": "bare", "from_email": "a@shop.example.com"})).await;
+        assert_eq!(status, 422, "{engine}: a marketing template needs an unsubscribe link");
+        assert!(field_errors(&body).contains("template"), "{body}");
+        let (status, body) = api.post("/api/campaigns", json!({"name": "z", "template": "spring", "from_email": "a@shop.example.com", "colour": "red"})).await;
+        assert_eq!(status, 422, "{engine}");
+        assert!(field_errors(&body).contains("colour"), "{body}");
+
+        let step = |action: &'static str| {
+            let path = format!("/api/campaigns/{id}/{action}");
+            let api = &api;
+            async move { api.post(&path, json!({})).await }
+        };
+        let (status, body) = step("pause").await;
+        assert_eq!(status, 409, "{engine}: a draft cannot be paused: {body}");
+        for (action, expected) in [("schedule", "scheduled"), ("pause", "paused"), ("resume", "scheduled"), ("cancel", "cancelled")] {
+            let (status, body) = step(action).await;
+            assert_eq!((status.as_u16(), body["status"].as_str()), (200, Some(expected)), "{engine}: {action}: {body}");
+        }
+        assert_eq!(step("resume").await.0, 409, "{engine}: a cancelled campaign stays cancelled");
+        assert_eq!(step("schedule").await.0, 409, "{engine}");
+
+        assert_eq!(api.get("/api/campaigns/999999").await.0, 404, "{engine}");
+        assert_eq!(api.post("/api/campaigns/999999/schedule", json!({})).await.0, 404, "{engine}");
+        assert_eq!(api.get("/api/campaigns/summer").await.0, 400, "{engine}");
+        let (status, body) = api.get(&format!("/api/campaigns/{id}")).await;
+        assert_eq!((status.as_u16(), body["deliveries"]["pending"].as_i64()), (200, Some(0)), "{engine}: {body}");
+        server.stop().await;
+    })
+    .await;
+}
+
+async fn outbox_dispatcher(
+    store: &Store,
+    outbox: &std::path::Path,
+    base_url: &str,
+) -> Arc<Dispatcher> {
+    let transport = Transport::new(&TransportConfig::Outbox(outbox.to_path_buf()), 4)
+        .await
+        .unwrap();
+    let mut settings =
+        DispatchSettings::new(unique_worker_name(), base_url.to_string(), server_keys());
+    settings.poll_interval = Duration::from_millis(50);
+    Dispatcher::new(store.clone(), transport, settings)
+}
+
+fn eml_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "eml")
+        })
+        .count()
+}
+
+async fn wait_for(store: &Store, campaign_id: i64, status: CampaignStatus) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.campaign(campaign_id).await.unwrap().status().unwrap() != status {
+        assert!(
+            Instant::now() < deadline,
+            "campaign {campaign_id} never became {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn triggered_sends_with_the_same_idempotency_key_send_once() {
+    for_each_engine(|store, engine| async move {
+        seed(&store).await;
+        let (server, key) = started(&store).await;
+        let outbox = tempfile::tempdir().unwrap();
+        let worker = spawn_worker(outbox_dispatcher(&store, outbox.path(), &server.base).await);
+        let send = |idempotency_key: Option<&'static str>, body: Value| {
+            let mut request = server.client.post(server.url("/api/sends")).bearer_auth(&key).json(&body);
+            if let Some(k) = idempotency_key {
+                request = request.header("Idempotency-Key", k);
+            }
+            async move {
+                let response = request.send().await.unwrap();
+                let replayed = response.headers().get("idempotent-replayed").is_some();
+                (response.status().as_u16(), replayed, response.text().await.unwrap())
+            }
+        };
+        let welcome = json!({"template": "spring", "email": "ada@example.com", "from_email": "hello@shop.example.com"});
+
+        let (status, _, body) = send(None, welcome.clone()).await;
+        assert_eq!(status, 400, "{engine}: {body}");
+        assert!(body.contains("Idempotency-Key"));
+        let (status, replayed, first) = send(Some("order-1001"), welcome.clone()).await;
+        assert_eq!((status, replayed), (202, false), "{engine}: {first}");
+        let (status, replayed, again) = send(Some("order-1001"), welcome.clone()).await;
+        assert_eq!((status, replayed), (202, true), "{engine}");
+        assert_eq!(again, first, "{engine}: the first answer, again");
+        let mut other = welcome.clone();
+        other["email"] = json!("grace@example.org");
+        let (status, _, body) = send(Some("order-1001"), other).await;
+        assert_eq!(status, 422, "{engine}: same key, different request: {body}");
+        let (status, _, body) = send(Some("order-1002"), json!({"template": "spring", "email": "nobody@example.com", "from_email": "hello@shop.example.com"})).await;
+        assert_eq!(status, 422, "{engine}: {body}");
+        assert!(body.contains("upsert the recipient first"), "{body}");
+
+        let send_id = serde_json::from_str::<Value>(&first).unwrap()["send_id"].as_i64().unwrap();
+        wait_for(&store, send_id, CampaignStatus::Done).await;
+        let (status, _, again) = send(Some("order-1001"), welcome.clone()).await;
+        assert_eq!((status, again), (202, first.clone()), "{engine}: still the first answer after sending");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(eml_count(outbox.path()), 1, "{engine}: one key, one message");
+
+        let api = Api { server: &server, key: key.clone() };
+        let (status, body) = api.get(&format!("/api/sends/{send_id}")).await;
+        assert_eq!(status, 200, "{engine}");
+        assert_eq!((body["campaign_status"].as_str(), body["delivery"]["status"].as_str()), (Some("done"), Some("sent")), "{body}");
+        worker.shutdown().await.unwrap();
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn statistics_count_human_events_with_machine_events_beside_them() {
+    for_each_engine(|store, engine| async move {
+        let seeded = seed(&store).await;
+        let (server, key) = started(&store).await;
+        let keys = server_keys();
+        let c = seeded.campaign_id;
+        let browser = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Gecko/20100101 Firefox/128.0";
+        let hits = [
+            (Token::open(c, seeded.ada), browser),
+            (Token::open(c, seeded.ada), browser),
+            (Token::open(c, seeded.grace), "Mozilla/5.0"),
+            (Token::click(c, seeded.ada, seeded.sale_link), browser),
+            (
+                Token::click(c, seeded.grace, seeded.sale_link),
+                "python-requests/2.31",
+            ),
+        ];
+        for (token, agent) in hits {
+            let response = server
+                .client
+                .get(server.token_url(&token, &keys))
+                .header("user-agent", agent)
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success() || response.status().is_redirection());
+        }
+        let unsubscribe = format!("/u/{}", Token::unsubscribe(c, seeded.grace).sign(&keys));
+        server
+            .client
+            .post(server.url(&unsubscribe))
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        wait_for_events(&store, TrackingKind::Click, 2).await;
+        wait_for_events(&store, TrackingKind::Unsubscribe, 1).await;
+
+        let api = Api {
+            server: &server,
+            key,
+        };
+        let (status, stats) = api.get(&format!("/api/campaigns/{c}/stats")).await;
+        assert_eq!(status, 200, "{engine}: {stats}");
+        assert_eq!(
+            stats["opens"],
+            json!({"unique_human": 1, "unique_machine": 1, "human_events": 2, "machine_events": 1}),
+            "{engine}"
+        );
+        assert_eq!(
+            stats["clicks"],
+            json!({"unique_human": 1, "unique_machine": 1, "human_events": 1, "machine_events": 1}),
+            "{engine}"
+        );
+        assert_eq!(stats["unsubscribes"], 1);
+        assert_eq!(stats["top_links"][0]["url"], seeded.sale_url);
+        assert_eq!(
+            (
+                stats["top_links"][0]["unique_human"].as_i64(),
+                stats["top_links"][0]["machine_clicks"].as_i64()
+            ),
+            (Some(1), Some(1))
+        );
+        assert_eq!(
+            api.get("/api/campaigns/424242/stats").await.0,
+            404,
+            "{engine}"
+        );
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_erased_recipient_is_forgotten_and_not_mailed_after_a_reimport() {
+    for_each_engine(|store, engine| async move {
+        let seeded = seed(&store).await;
+        let (server, key) = started(&store).await;
+        let api = Api {
+            server: &server,
+            key,
+        };
+        let click = server.token_url(
+            &Token::click(seeded.campaign_id, seeded.ada, seeded.sale_link),
+            &server_keys(),
+        );
+        server.client.get(click).send().await.unwrap();
+        wait_for_events(&store, TrackingKind::Click, 1).await;
+
+        let (status, body) = api
+            .call(Method::DELETE, "/api/recipients/ada@example.com", None)
+            .await;
+        assert_eq!(status, 200, "{engine}: {body}");
+        assert_eq!(
+            api.get("/api/recipients/ada@example.com/export").await.0,
+            404,
+            "{engine}"
+        );
+        assert_eq!(
+            api.call(Method::DELETE, "/api/recipients/ada@example.com", None)
+                .await
+                .0,
+            404
+        );
+        assert!(
+            store
+                .tracking_events(seeded.campaign_id)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{engine}: events erased"
+        );
+        let ada = EmailAddress::parse("ada@example.com").unwrap();
+        assert!(store.is_suppressed(&ada).await.unwrap(), "{engine}");
+
+        let (status, body) = api
+            .post(
+                "/api/recipients",
+                json!({"email": "ada@example.com", "first_name": "Ada", "topics": ["news"]}),
+            )
+            .await;
+        assert_eq!(
+            (status.as_u16(), &body["inserted"]),
+            (200, &json!(1)),
+            "{engine}: {body}"
+        );
+        let (_, export) = api.get("/api/recipients/ada@example.com/export").await;
+        assert_eq!(
+            export["suppression"]["reason"], "erased on request",
+            "{engine}: {export}"
+        );
+
+        let template_id = store.template_by_name("spring").await.unwrap().unwrap().id;
+        let campaign_id = store
+            .create_campaign(&NewCampaign {
+                name: "after erasure".into(),
+                kind: CampaignKind::Marketing,
+                template_id,
+                segment_id: None,
+                topic: Some("news".into()),
+                from_name: "Shop".into(),
+                from_email: "news@shop.example.com".into(),
+                reply_to: None,
+                send_at: None,
+                settings: CampaignSettings::default(),
+            })
+            .await
+            .unwrap();
+        let outbox = tempfile::tempdir().unwrap();
+        let dispatcher = outbox_dispatcher(&store, outbox.path(), &server.base).await;
+        schedule_campaign(&store, &dispatcher.queue, campaign_id)
+            .await
+            .unwrap();
+        let worker = spawn_worker(dispatcher);
+        wait_for(&store, campaign_id, CampaignStatus::Done).await;
+        worker.shutdown().await.unwrap();
+        let counts = store.ledger_counts(campaign_id).await.unwrap();
+        assert_eq!(
+            (counts.total(), counts.sent),
+            (1, 1),
+            "{engine}: only Grace: {counts:?}"
+        );
+        assert_eq!(eml_count(outbox.path()), 1, "{engine}");
+        server.stop().await;
+    })
+    .await;
+}

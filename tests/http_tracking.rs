@@ -1,0 +1,418 @@
+//! Tracking over real HTTP on both engines: the open pixel, click redirects, bad and
+//! rotated tokens, machine verdicts, view online, health and metrics, and no event
+//! lost under load.
+
+#[path = "support/http.rs"]
+mod http;
+mod support;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::StreamExt;
+use http::{FOREIGN_KEY, OLD_KEY, Seeded, TestServer, keys, seed, server_keys, wait_for_events};
+use mailcast::links::Token;
+use mailcast::store::{Claim, DeliveryOutcome, Store, TrackingEvent, TrackingKind};
+use support::for_each_engine;
+
+const SALE_WITH_UTM: &str =
+    "https://shop.example.com/sale?colour=red&utm_campaign=spring&utm_source=mailcast";
+
+async fn events(store: &Store, seeded: &Seeded) -> Vec<TrackingEvent> {
+    store.tracking_events(seeded.campaign_id).await.unwrap()
+}
+
+#[tokio::test]
+async fn open_pixel_is_an_uncached_gif_and_records_the_open() {
+    for_each_engine(|store, engine| async move {
+        let seeded = seed(&store).await;
+        let server = TestServer::start(&store).await;
+        let url = server.token_url(&Token::open(seeded.campaign_id, seeded.ada), &server_keys());
+
+        let response = server.client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{engine}");
+        let headers = response.headers().clone();
+        assert_eq!(headers["content-type"], "image/gif");
+        assert!(
+            headers["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("no-store")
+        );
+        assert_eq!(headers["pragma"], "no-cache");
+        let body = response.bytes().await.unwrap();
+        assert!(
+            body.starts_with(b"GIF89a") && body.len() == 43,
+            "{engine}: {body:?}"
+        );
+        let head = server.client.head(&url).send().await.unwrap();
+        assert_eq!(head.status(), 200);
+        assert_eq!(head.headers()["content-type"], "image/gif");
+        server.stop().await;
+
+        let stored = events(&store, &seeded).await;
+        assert_eq!(stored.len(), 2, "{engine}: {stored:?}");
+        let (get, head) = (&stored[0], &stored[1]);
+        assert_eq!((get.kind.as_str(), get.recipient_id), ("open", seeded.ada));
+        assert_eq!(get.verdict, "human", "{engine}: {get:?}");
+        assert_eq!(get.ip.as_deref(), Some("127.0.0.1"));
+        assert!(get.user_agent.as_deref().unwrap().contains("Firefox"));
+        assert_eq!(
+            head.verdict, "machine",
+            "{engine}: a HEAD request is a link checker"
+        );
+        assert!(head.reason.as_deref().unwrap().contains("HEAD"), "{head:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn click_redirects_to_the_stored_target_with_utm_whatever_the_request_says() {
+    for_each_engine(|store, engine| async move {
+        let seeded = seed(&store).await;
+        let server = TestServer::start(&store).await;
+        let token = Token::click(seeded.campaign_id, seeded.grace, seeded.sale_link);
+        let url = server.token_url(&token, &server_keys());
+
+        let tricked = format!("{url}?url=https://evil.example/&next=https://evil.example/");
+        let response = server.client.get(&tricked).send().await.unwrap();
+        assert_eq!(response.status(), 302, "{engine}");
+        assert_eq!(response.headers()["location"], SALE_WITH_UTM, "{engine}");
+        assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+        server.stop().await;
+
+        let stored = events(&store, &seeded).await;
+        assert_eq!(stored.len(), 1, "{engine}");
+        assert_eq!(stored[0].kind, "click");
+        assert_eq!(stored[0].link_id, Some(seeded.sale_link));
+        assert_eq!(stored[0].recipient_id, seeded.grace);
+        assert_eq!(stored[0].verdict, "human", "{engine}: {:?}", stored[0]);
+    })
+    .await;
+}
+
+/// The token with one character of its payload changed.
+fn tampered(token: &str) -> String {
+    let mut bytes = URL_SAFE_NO_PAD.decode(token).unwrap();
+    bytes[3] ^= 0x01;
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn bad_tokens_get_404_and_record_nothing() {
+    for_each_engine(|store, engine| async move {
+        let seeded = seed(&store).await;
+        let server = TestServer::start(&store).await;
+        let ours = server_keys();
+        let (c, r) = (seeded.campaign_id, seeded.ada);
+        let click = Token::click(c, r, seeded.sale_link);
+        let paths = [
+            format!("/c/{}", tampered(&click.sign(&ours))),
+            format!("/c/{}", click.sign(&keys(FOREIGN_KEY))),
+            format!("/c/{}", Token::open(c, r).sign(&ours)),
+            format!("/c/{}", Token::click(c, r, 123_456).sign(&ours)),
+            format!(
+                "/c/{}",
+                Token::click(c + 1000, r, seeded.sale_link).sign(&ours)
+            ),
+            "/c/not-a-token".to_string(),
+            format!("/c/{}", "A".repeat(300)),
+            format!("/o/{}", tampered(&Token::open(c, r).sign(&ours))),
+            format!("/o/{}", Token::open(c, r).sign(&keys(FOREIGN_KEY))),
+            format!("/o/{}", click.sign(&ours)),
+            format!("/u/{}", Token::open(c, r).sign(&ours)),
+            format!("/v/{}", tampered(&Token::view(c, r).sign(&ours))),
+        ];
+        for path in &paths {
+            let response = server.get(path).await;
+            assert_eq!(response.status(), 404, "{engine}: {path}");
+            assert!(
+                response.headers().get("location").is_none(),
+                "{engine}: {path}"
+            );
+        }
+        server.stop().await;
+        for kind in TrackingKind::ALL {
+            assert_eq!(
+                store.count_tracking_events(kind).await.unwrap(),
+                0,
+                "{engine}: {kind:?}"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn links_signed_with_a_retired_but_listed_key_still_work() {
+    for_each_engine(|store, engine| async move {
+        let seeded = seed(&store).await;
+        let server = TestServer::start(&store).await;
+        let before_rotation = keys(OLD_KEY);
+        let click = Token::click(seeded.campaign_id, seeded.ada, seeded.sale_link);
+        let response = server
+            .client
+            .get(server.token_url(&click, &before_rotation))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 302, "{engine}");
+        assert_eq!(response.headers()["location"], SALE_WITH_UTM);
+        let open = Token::open(seeded.campaign_id, seeded.ada);
+        let response = server
+            .client
+            .get(server.token_url(&open, &before_rotation))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{engine}");
+        server.stop().await;
+        assert_eq!(events(&store, &seeded).await.len(), 2, "{engine}");
+    })
+    .await;
+}
+
+/// Marks Ada's message sent now, as the worker would.
+async fn sent_just_now(store: &Store, seeded: &Seeded) {
+    store
+        .add_delivery(seeded.campaign_id, seeded.ada)
+        .await
+        .unwrap();
+    let claimed = store
+        .claim(&Claim {
+            campaign_id: seeded.campaign_id,
+            worker: "test".into(),
+            limit: 10,
+            lease_seconds: 60,
+        })
+        .await
+        .unwrap();
+    let outcomes: Vec<DeliveryOutcome> = claimed
+        .iter()
+        .map(|d| DeliveryOutcome::Sent {
+            delivery_id: d.delivery_id,
+            message_id: format!("<{}@test>", d.delivery_id),
+        })
+        .collect();
+    store.record_outcomes("test", &outcomes).await.unwrap();
+}
+
+#[tokio::test]
+async fn machine_opens_and_clicks_are_stored_with_a_reason() {
+    for_each_engine(|store, engine| async move {
+        let seeded = seed(&store).await;
+        sent_just_now(&store, &seeded).await;
+        let server = TestServer::start(&store).await;
+        let keys = server_keys();
+        let (c, ada, grace) = (seeded.campaign_id, seeded.ada, seeded.grace);
+        let get = |token: Token, agent: &'static str| {
+            let request = server.client.get(server.token_url(&token, &keys)).header("user-agent", agent);
+            async move { request.send().await.unwrap().status().as_u16() }
+        };
+        let browser = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36";
+        // Apple Mail Privacy Protection fetches the pixel with a bare agent.
+        assert_eq!(get(Token::open(c, grace), "Mozilla/5.0").await, 200);
+        // A security gateway follows the link.
+        assert_eq!(get(Token::click(c, grace, seeded.sale_link), "Barracuda Sentinel (EE)").await, 302);
+        // Ada's message went out a moment ago: her click is a scanner's.
+        assert_eq!(get(Token::click(c, ada, seeded.sale_link), browser).await, 302);
+        // The hidden honeypot link.
+        assert_eq!(get(mailcast::http::honeypot_token(c, grace), browser).await, 204);
+        server.stop().await;
+
+        let stored = events(&store, &seeded).await;
+        let reasons: Vec<(&str, i64, &str, &str)> = stored
+            .iter()
+            .map(|e| (e.kind.as_str(), e.recipient_id, e.verdict.as_str(), e.reason.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(stored.len(), 4, "{engine}: {reasons:?}");
+        assert!(stored.iter().all(|e| e.verdict == "machine"), "{engine}: {reasons:?}");
+        for (index, expected) in ["Apple Mail Privacy Protection", "Barracuda", "after the message was sent", "honeypot"]
+            .iter()
+            .enumerate()
+        {
+            assert!(reasons[index].3.contains(expected), "{engine}: {expected} in {reasons:?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_link_of_a_message_clicked_at_once_is_a_scanner() {
+    for_each_engine(|store, engine| async move {
+        let seeded = seed(&store).await;
+        let server = TestServer::start(&store).await;
+        let keys = server_keys();
+        let (c, grace) = (seeded.campaign_id, seeded.grace);
+        for link in [seeded.sale_link, seeded.shoes_link] {
+            let url = server.token_url(&Token::click(c, grace, link), &keys);
+            assert_eq!(server.client.get(url).send().await.unwrap().status(), 302);
+            // Apart enough to be written in separate batches: the first is stored
+            // as human, then revised when the second arrives.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let url = server.token_url(&Token::click(c, seeded.ada, seeded.sale_link), &keys);
+        assert_eq!(server.client.get(url).send().await.unwrap().status(), 302);
+        server.stop().await;
+
+        let stored = events(&store, &seeded).await;
+        let verdicts: Vec<(i64, &str)> = stored
+            .iter()
+            .map(|e| (e.recipient_id, e.verdict.as_str()))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                (grace, "machine"),
+                (grace, "machine"),
+                (seeded.ada, "human")
+            ],
+            "{engine}: {stored:?}"
+        );
+        assert!(
+            stored[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("several links"),
+            "{engine}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_answered_click_is_stored_under_load() {
+    for_each_engine(|store, engine| async move {
+        let seeded = seed(&store).await;
+        let server = TestServer::start(&store).await;
+        let keys = server_keys();
+        let urls: Vec<String> = (1..=600)
+            .map(|recipient| {
+                server.token_url(
+                    &Token::click(seeded.campaign_id, recipient, seeded.sale_link),
+                    &keys,
+                )
+            })
+            .collect();
+        let answered = futures::stream::iter(urls)
+            .map(|url| {
+                let client = server.client.clone();
+                async move { client.get(url).send().await.map(|r| r.status().as_u16()) }
+            })
+            .buffer_unordered(48)
+            .filter(|status| std::future::ready(matches!(status, Ok(302))))
+            .count()
+            .await;
+        assert_eq!(answered, 600, "{engine}");
+        server.stop().await;
+        let stored = store
+            .count_tracking_events(TrackingKind::Click)
+            .await
+            .unwrap();
+        assert_eq!(
+            stored, answered as i64,
+            "{engine}: every answered click is stored"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn view_online_shows_the_recipients_own_message_with_tracked_links() {
+    for_each_engine(|store, engine| async move {
+        let seeded = seed(&store).await;
+        let server = TestServer::start(&store).await;
+        let keys = server_keys();
+        let url = server.token_url(&Token::view(seeded.campaign_id, seeded.ada), &keys);
+        let response = server.client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{engine}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("Hello Ada!"), "{engine}: {html}");
+        assert!(
+            html.contains("http://t.example.test/c/"),
+            "{engine}: links are tracked"
+        );
+        assert!(
+            !html.contains("href=\"https://shop.example.com/sale"),
+            "{engine}"
+        );
+        let other = Token::view(seeded.campaign_id, 9_999);
+        let missing = server
+            .client
+            .get(server.token_url(&other, &keys))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404, "{engine}: no such recipient");
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn health_metrics_and_request_ids() {
+    for_each_engine(|store, engine| async move {
+        let seeded = seed(&store).await;
+        let server = TestServer::start(&store).await;
+        let health = server.get("/healthz").await;
+        assert_eq!(health.status(), 200, "{engine}");
+        assert_eq!(
+            health.json::<serde_json::Value>().await.unwrap()["status"],
+            "ok"
+        );
+
+        let click = server.token_url(
+            &Token::click(seeded.campaign_id, seeded.ada, seeded.sale_link),
+            &server_keys(),
+        );
+        let answered = server
+            .client
+            .get(&click)
+            .header("x-request-id", "trace-me-42")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answered.headers()["x-request-id"], "trace-me-42");
+        let generated = server.get("/c/not-a-token").await;
+        assert_eq!(
+            generated.headers()["x-request-id"].len(),
+            16,
+            "{engine}: an id is made up"
+        );
+        wait_for_events(&store, TrackingKind::Click, 1).await;
+
+        let metrics = server.get("/metrics").await.text().await.unwrap();
+        for line in [
+            "mailcast_http_requests_total{route=\"/c/{token}\",status=\"302\"} 1",
+            "mailcast_http_requests_total{route=\"/c/{token}\",status=\"404\"} 1",
+            "mailcast_http_requests_total{route=\"/healthz\",status=\"200\"} 1",
+            "mailcast_tracking_events_written_total{kind=\"click\",verdict=\"human\"} 1",
+            "mailcast_delivery_queue_depth 0",
+            "mailcast_deliveries{status=\"sent\"} 0",
+            "mailcast_store_up 1",
+        ] {
+            assert!(
+                metrics.lines().any(|l| l == line),
+                "{engine}: {line} missing from\n{metrics}"
+            );
+        }
+
+        store.close().await;
+        assert_eq!(
+            server.get("/healthz").await.status(),
+            503,
+            "{engine}: store closed"
+        );
+        server.stop().await;
+    })
+    .await;
+}
