@@ -131,3 +131,66 @@ async fn every_expected_recipient_gets_exactly_one_personal_message_over_smtp() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_campaign_segment_picks_the_audience_and_declared_segments_choose_blocks() {
+    use mailcast::store::{CampaignSettings, NewCampaign, NewTemplate};
+    use support::campaign::{WorkerOptions, run_to_done};
+
+    for_each_engine(|store, engine| async move {
+        let mut people = Vec::new();
+        for (email, country, tier) in [
+            ("jonas@example.de", "DE", "gold"),
+            ("mia@example.de", "DE", "bronze"),
+            ("sam@example.com", "US", "gold"),
+        ] {
+            let mut person = recipient(email, "P", &["news"]);
+            person.country = Some(country.into());
+            person.attributes.insert("tier".into(), tier.into());
+            people.push(person);
+        }
+        store.upsert_recipients(&people).await.unwrap();
+        let germany = store.upsert_segment("germany", r#"country == "DE""#, "").await.unwrap();
+        store.upsert_segment("vip", r#"attr.tier == "gold""#, "").await.unwrap();
+        let template_id = store
+            .upsert_template(&NewTemplate {
+                name: "blocks".into(),
+                subject: "Hello".into(),
+                preheader: None,
+                html: r#"<p>{% if "vip" in segments %}VIP-BLOCK{% else %}REGULAR-BLOCK{% endif %}</p>
+<a href="{{ unsubscribe_url }}">Unsubscribe</a>"#
+                    .into(),
+                text: None,
+            })
+            .await
+            .unwrap();
+        let campaign = store
+            .create_campaign(&NewCampaign {
+                name: "de-only".into(),
+                kind: CampaignKind::Marketing,
+                template_id,
+                segment_id: Some(germany),
+                topic: Some("news".into()),
+                from_name: "Shop".into(),
+                from_email: "news@shop.example.com".into(),
+                reply_to: None,
+                send_at: None,
+                settings: CampaignSettings {
+                    declared_segments: vec!["vip".into()],
+                    ..CampaignSettings::default()
+                },
+            })
+            .await
+            .unwrap();
+        let smtp = SmtpServer::start();
+        let counts = run_to_done(&store, campaign, &smtp.url(), &WorkerOptions::default()).await;
+        assert_eq!(counts.sent, 2, "{engine}: only the German recipients");
+        for message in smtp.received() {
+            let parsed = mail_parser::MessageParser::default().parse(&message.data).unwrap();
+            let html = parsed.body_html(0).unwrap().to_string();
+            let expected = if message.to[0] == "jonas@example.de" { "VIP-BLOCK" } else { "REGULAR-BLOCK" };
+            assert!(html.contains(expected), "{engine}: {} lacks {expected}", message.to[0]);
+        }
+    })
+    .await;
+}

@@ -1,4 +1,4 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -6,7 +6,7 @@ use futures::StreamExt;
 use super::{DispatchError, Dispatcher, SendResult};
 use crate::domain::{CampaignStatus, EmailAddress};
 use crate::render::{CampaignRenderer, RecipientContext, RenderSpec, RenderedMessage, LinkSettings};
-use crate::store::{Claim, ClaimedDelivery, DeliveryOutcome};
+use crate::store::{Claim, ClaimedDelivery, DeliveryOutcome, SqlFilter};
 
 /// Why a `DeliverBatch` job stopped looping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,10 +103,18 @@ async fn runtime_for(
         campaign: campaign_id,
         source,
     })?;
+    let names = &campaign.settings.0.declared_segments;
+    let declared_segments = crate::segment::compile_declared(store, names, crate::time::now())
+        .await
+        .map_err(|e| DispatchError::Segment {
+            campaign: campaign_id,
+            reason: e.to_string(),
+        })?;
     let runtime = Arc::new(CampaignRuntime {
         id: campaign_id,
         renderer,
         envelope_from: campaign.from_email.clone(),
+        declared_segments,
     });
     dispatcher.cache_runtime(campaign_id, runtime.clone());
     Ok(runtime)
@@ -143,6 +151,8 @@ pub(super) struct CampaignRuntime {
     id: i64,
     renderer: CampaignRenderer,
     envelope_from: String,
+    /// The segments the template may branch on, compiled once.
+    declared_segments: Vec<(String, SqlFilter)>,
 }
 
 async fn deliver_claimed(
@@ -151,9 +161,13 @@ async fn deliver_claimed(
     claimed: Vec<ClaimedDelivery>,
     stored_links: &mut HashSet<i64>,
 ) -> Result<Vec<DeliveryOutcome>, DispatchError> {
+    let mut segments = segment_names(dispatcher, runtime, &claimed).await?;
     let prepared: Vec<Prepared> = claimed
         .into_iter()
-        .map(|delivery| prepare(&runtime.renderer, delivery))
+        .map(|delivery| {
+            let names = segments.remove(&delivery.recipient.id).unwrap_or_default();
+            prepare(&runtime.renderer, delivery, names)
+        })
         .collect();
     store_new_links(dispatcher, runtime.id, &prepared, stored_links).await?;
     let concurrency = dispatcher.settings.batch_size.max(1) as usize;
@@ -170,7 +184,23 @@ async fn deliver_claimed(
     Ok(outcomes)
 }
 
-fn prepare(renderer: &CampaignRenderer, delivery: ClaimedDelivery) -> Prepared {
+/// Which declared segments each claimed recipient is in: one query per segment.
+async fn segment_names(
+    dispatcher: &Dispatcher,
+    runtime: &CampaignRuntime,
+    claimed: &[ClaimedDelivery],
+) -> Result<HashMap<i64, Vec<String>>, DispatchError> {
+    if runtime.declared_segments.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<i64> = claimed.iter().map(|d| d.recipient.id).collect();
+    Ok(dispatcher
+        .store
+        .recipient_segment_names(&ids, &runtime.declared_segments)
+        .await?)
+}
+
+fn prepare(renderer: &CampaignRenderer, delivery: ClaimedDelivery, segments: Vec<String>) -> Prepared {
     let delivery_id = delivery.delivery_id;
     if let Some(reason) = delivery.ineligible {
         return Prepared::Decided(DeliveryOutcome::Suppressed {
@@ -180,7 +210,7 @@ fn prepare(renderer: &CampaignRenderer, delivery: ClaimedDelivery) -> Prepared {
     }
     let context = RecipientContext {
         recipient: delivery.recipient,
-        segments: Vec::new(),
+        segments,
         recommendations: Vec::new(),
         cart: Vec::new(),
     };
