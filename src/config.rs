@@ -9,6 +9,8 @@ pub enum TransportConfig {
     Outbox(PathBuf),
     /// An SMTP relay, reused through lettre's pool.
     Smtp(SmtpUrl),
+    /// Named SMTP relays in failover order.
+    Relays(Vec<(String, SmtpUrl)>),
 }
 
 /// A validated `smtp://`, `smtps://` (implicit TLS) or `smtp://…?tls=starttls` URL.

@@ -171,3 +171,34 @@ async fn a_body_with_lone_dots_arrives_as_one_intact_message() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn when_the_first_relay_is_down_the_next_one_delivers_without_deferring() {
+    use mailcast::config::{SmtpUrl, TransportConfig};
+    use mailcast::dispatch::{schedule_campaign, spawn_worker};
+    use support::campaign::{dispatcher_with, wait_for_status};
+
+    for_each_engine(|store, engine| async move {
+        three_readers(&store).await;
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let down = format!("smtp://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let server = ScriptedServer::start(accept_all(), always_accept_dot()).await;
+        let relays = TransportConfig::Relays(vec![
+            ("primary".into(), SmtpUrl::parse(&down).unwrap()),
+            ("backup".into(), SmtpUrl::parse(&server.url()).unwrap()),
+        ]);
+        let campaign = create_campaign(&store, "failover", "news", HTML).await;
+        let dispatcher = dispatcher_with(&store, &relays, &WorkerOptions::default()).await;
+        schedule_campaign(&store, &dispatcher.queue, campaign).await.unwrap();
+        let worker = spawn_worker(dispatcher);
+        wait_for_status(&store, campaign, mailcast::domain::CampaignStatus::Done, Duration::from_secs(30)).await;
+        worker.shutdown().await.unwrap();
+        let sent = store.deliveries_in(campaign, &[DeliveryStatus::Sent]).await.unwrap();
+        assert_eq!(sent.len(), 3, "{engine}");
+        assert!(sent.iter().all(|d| d.attempts == 1), "{engine}: nothing deferred: {sent:?}");
+        assert_eq!(server.recipients().len(), 3, "{engine}");
+        server.stop();
+    })
+    .await;
+}

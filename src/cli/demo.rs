@@ -127,6 +127,11 @@ async fn print_summary(
     let target = match args.transport.transport_config()? {
         TransportConfig::Outbox(dir) => format!("{} (one .eml per message)", dir.display()),
         TransportConfig::Smtp(url) => url.url,
+        TransportConfig::Relays(relays) => relays
+            .iter()
+            .map(|(name, url)| format!("{name}={}", url.url))
+            .collect::<Vec<_>>()
+            .join(", "),
     };
     println!(
         "demo: campaign '{}' {}: audience {}, sent {}, failed {}, suppressed {}, unknown {} in {:.1}s -> {target}",

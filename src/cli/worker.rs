@@ -5,15 +5,19 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::{SmtpUrl, TransportConfig};
-use crate::dispatch::{DispatchSettings, Dispatcher, Transport, unique_worker_name};
+use crate::dispatch::{
+    DispatchSettings, Dispatcher, DomainLimit, ThrottleSettings, Transport, unique_worker_name,
+};
 use crate::links::KeyRing;
 use crate::store::Store;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TransportArgs {
     /// Send over SMTP: smtp://host:port, smtp://user:pass@host?tls=starttls, smtps://host.
-    #[arg(long, env = "MAILCAST_SMTP_URL", conflicts_with = "outbox")]
-    pub smtp: Option<String>,
+    /// Repeat (or separate with commas) for failover relays, optionally named:
+    /// `--smtp primary=smtp://a --smtp backup=smtp://b`.
+    #[arg(long, env = "MAILCAST_SMTP_URL", value_delimiter = ',', conflicts_with = "outbox")]
+    pub smtp: Vec<String>,
     /// Write one .eml file per message into this directory instead of sending.
     #[arg(long, default_value = "outbox")]
     pub outbox: PathBuf,
@@ -23,15 +27,60 @@ pub struct TransportArgs {
     /// Messages in flight at once per worker (SMTP connections).
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Messages per second at most, over all domains.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Per recipient domain: at most CONCURRENCY at once and RATE per second
+    /// (`gmail.com=8/50`). Repeatable.
+    #[arg(long = "domain-limit", value_name = "DOMAIN=CONCURRENCY[/RATE]")]
+    pub domain_limits: Vec<String>,
 }
 
 impl TransportArgs {
     pub fn transport_config(&self) -> anyhow::Result<TransportConfig> {
-        Ok(match &self.smtp {
-            Some(url) => TransportConfig::Smtp(SmtpUrl::parse(url)?),
-            None => TransportConfig::Outbox(self.outbox.clone()),
+        let relays = self
+            .smtp
+            .iter()
+            .enumerate()
+            .map(|(i, text)| named_relay(i, text))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(match relays.len() {
+            0 => TransportConfig::Outbox(self.outbox.clone()),
+            1 if !self.smtp[0].contains("=smtp") => {
+                TransportConfig::Smtp(relays.into_iter().next().expect("one relay").1)
+            }
+            _ => TransportConfig::Relays(relays),
         })
     }
+
+    pub fn throttle(&self) -> anyhow::Result<ThrottleSettings> {
+        if let Some(rate) = self.rate {
+            anyhow::ensure!(rate > 0.0, "--rate must be above 0, not {rate}");
+        }
+        let mut domains = std::collections::HashMap::new();
+        for text in &self.domain_limits {
+            let (domain, limit) = text
+                .split_once('=')
+                .with_context(|| format!("--domain-limit '{text}': expected DOMAIN=CONCURRENCY[/RATE]"))?;
+            let limit = DomainLimit::parse(limit).map_err(|e| anyhow::anyhow!("--domain-limit {e}"))?;
+            domains.insert(domain.trim().to_ascii_lowercase(), limit);
+        }
+        Ok(ThrottleSettings {
+            global_per_second: self.rate,
+            domains,
+        })
+    }
+}
+
+/// `name=url` or a bare URL (named `relay1`, `relay2`, … by position).
+fn named_relay(index: usize, text: &str) -> anyhow::Result<(String, SmtpUrl)> {
+    let (name, url) = match text.split_once('=') {
+        Some((name, url)) if url.starts_with("smtp") && !name.contains("://") => {
+            (name.trim().to_string(), url)
+        }
+        _ => (format!("relay{}", index + 1), text),
+    };
+    Ok((name, SmtpUrl::parse(url.trim())?))
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -58,7 +107,9 @@ pub async fn dispatcher(
     configure: impl FnOnce(&mut DispatchSettings),
 ) -> anyhow::Result<Arc<Dispatcher>> {
     let config = transport.transport_config()?;
-    let transport_impl = Transport::new(&config, transport.concurrency).await?;
+    let transport_impl = Transport::new(&config, transport.concurrency)
+        .await?
+        .with_throttle(transport.throttle()?);
     let keyring = KeyRing::from_env_or_dev().context("link signing keys")?;
     if keyring.is_development() {
         tracing::warn!("MAILCAST_LINK_KEYS is unset: links are signed with the public development key");

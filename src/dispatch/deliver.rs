@@ -115,6 +115,7 @@ async fn runtime_for(
         renderer,
         envelope_from: campaign.from_email.clone(),
         declared_segments,
+        relay: campaign.settings.0.smtp_relay.clone(),
     });
     dispatcher.cache_runtime(campaign_id, runtime.clone());
     Ok(runtime)
@@ -153,6 +154,8 @@ pub(super) struct CampaignRuntime {
     envelope_from: String,
     /// The segments the template may branch on, compiled once.
     declared_segments: Vec<(String, SqlFilter)>,
+    /// The SMTP relay the campaign asks for first.
+    relay: Option<String>,
 }
 
 async fn deliver_claimed(
@@ -269,7 +272,13 @@ async fn send(
     let stem = file_stem(&message.message_id);
     let result = dispatcher
         .transport
-        .send(&runtime.envelope_from, &message.to, &message.raw, &stem)
+        .send(&super::Outgoing {
+            from: &runtime.envelope_from,
+            to: &message.to,
+            raw: &message.raw,
+            file_stem: &stem,
+            relay: runtime.relay.as_deref(),
+        })
         .await;
     match result {
         SendResult::Accepted => DeliveryOutcome::Sent {

@@ -10,6 +10,7 @@ mod error;
 mod jobs;
 mod retry;
 mod start;
+mod throttle;
 mod transport;
 mod worker;
 
@@ -19,7 +20,8 @@ pub use error::DispatchError;
 pub use jobs::{DeliverBatch, JobQueue, StartCampaign};
 pub use retry::RetryPolicy;
 pub use start::{StartOutcome, schedule_campaign, start_campaign};
-pub use transport::{SendResult, Transport, TransportError, enhanced_code};
+pub use throttle::{DomainLimit, Throttle, ThrottleSettings};
+pub use transport::{Outgoing, SendResult, Transport, TransportError, enhanced_code};
 pub use worker::{WorkerHandle, run_worker, spawn_worker, unique_worker_name};
 
 use std::collections::HashMap;

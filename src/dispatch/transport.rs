@@ -12,6 +12,7 @@ use lettre::transport::smtp::response::Response;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::sync::{RwLock, Semaphore};
 
+use super::throttle::{Throttle, ThrottleSettings};
 use crate::config::{SmtpTls, SmtpUrl, TransportConfig};
 
 /// What the receiving side said about one message, in ledger terms.
@@ -43,15 +44,21 @@ pub struct Transport {
     /// lettre's pool bounds idle connections only; this bounds sends in flight.
     in_flight: Semaphore,
     send_timeout: Duration,
+    throttle: Throttle,
 }
 
 enum TransportKind {
     Outbox(PathBuf),
-    Smtp {
-        url: SmtpUrl,
-        max_connections: u32,
-        client: RwLock<Arc<AsyncSmtpTransport<Tokio1Executor>>>,
-    },
+    /// Tried in order (a campaign may name which goes first); the next one takes over
+    /// when one cannot be reached.
+    Smtp(Vec<Relay>),
+}
+
+struct Relay {
+    name: String,
+    url: SmtpUrl,
+    max_connections: u32,
+    client: RwLock<Arc<AsyncSmtpTransport<Tokio1Executor>>>,
 }
 
 impl Transport {
@@ -67,19 +74,27 @@ impl Transport {
                 TransportKind::Outbox(dir.clone())
             }
             TransportConfig::Smtp(url) => {
-                let max_connections = concurrency as u32;
-                TransportKind::Smtp {
-                    client: RwLock::new(Arc::new(build_smtp(url, max_connections)?)),
-                    url: url.clone(),
-                    max_connections,
-                }
+                TransportKind::Smtp(vec![relay("default", url, concurrency)?])
             }
+            TransportConfig::Relays(relays) => TransportKind::Smtp(
+                relays
+                    .iter()
+                    .map(|(name, url)| relay(name, url, concurrency))
+                    .collect::<Result<_, _>>()?,
+            ),
         };
         Ok(Transport {
             kind,
             in_flight: Semaphore::new(concurrency.max(1)),
             send_timeout: Duration::from_secs(60),
+            throttle: Throttle::new(ThrottleSettings::default()),
         })
+    }
+
+    /// Paces sends per recipient domain and overall.
+    pub fn with_throttle(mut self, settings: ThrottleSettings) -> Self {
+        self.throttle = Throttle::new(settings);
+        self
     }
 
     /// How long one whole send may take before its outcome counts as unknown.
@@ -91,20 +106,51 @@ impl Transport {
     pub fn describe(&self) -> String {
         match &self.kind {
             TransportKind::Outbox(dir) => format!("outbox {}", dir.display()),
-            TransportKind::Smtp { url, .. } => format!("SMTP {}", url.url),
+            TransportKind::Smtp(relays) => relays
+                .iter()
+                .map(|r| format!("SMTP {} {}", r.name, r.url.url))
+                .collect::<Vec<_>>()
+                .join(", then "),
         }
     }
 
-    /// Hands one message over. `file_stem` names the `.eml` file in outbox mode.
-    pub async fn send(&self, from: &str, to: &str, raw: &[u8], file_stem: &str) -> SendResult {
-        let _permit = self.in_flight.acquire().await.expect("semaphore never closed");
+    /// Hands one message over. `file_stem` names the `.eml` file in outbox mode;
+    /// `relay` names the SMTP relay to try first.
+    pub async fn send(&self, message: &Outgoing<'_>) -> SendResult {
         match &self.kind {
-            TransportKind::Outbox(dir) => write_file(dir, file_stem, raw).await,
-            TransportKind::Smtp { .. } => self.send_smtp(from, to, raw).await,
+            TransportKind::Outbox(dir) => {
+                let _permit = self.in_flight.acquire().await.expect("semaphore never closed");
+                write_file(dir, message.file_stem, message.raw).await
+            }
+            TransportKind::Smtp(relays) => self.send_with_failover(relays, message).await,
         }
     }
 
-    async fn send_smtp(&self, from: &str, to: &str, raw: &[u8]) -> SendResult {
+    async fn send_with_failover(&self, relays: &[Relay], message: &Outgoing<'_>) -> SendResult {
+        let domain = message.to.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        let _pace = self.throttle.acquire(domain).await;
+        let _permit = self.in_flight.acquire().await.expect("semaphore never closed");
+        let mut result = SendResult::Deferred("no SMTP relay configured".into());
+        for relay in relay_order(relays, message.relay) {
+            result = self.send_smtp(relay, message.from, message.to, message.raw).await;
+            match &result {
+                SendResult::Deferred(reason) if reason.starts_with("Connection error") => {
+                    tracing::warn!(relay = %relay.name, %reason, "relay unreachable, trying the next");
+                }
+                _ => break,
+            }
+        }
+        match &result {
+            SendResult::Deferred(reason) if super::throttle::is_slow_down(reason) => {
+                self.throttle.slow_down(domain)
+            }
+            SendResult::Accepted => self.throttle.succeeded(domain),
+            _ => {}
+        }
+        result
+    }
+
+    async fn send_smtp(&self, relay: &Relay, from: &str, to: &str, raw: &[u8]) -> SendResult {
         let envelope = match envelope(from, to) {
             Ok(envelope) => envelope,
             Err(reason) => {
@@ -114,19 +160,19 @@ impl Transport {
                 };
             }
         };
-        let client = self.client().await;
+        let client = relay.client.read().await.clone();
         match tokio::time::timeout(self.send_timeout, client.send_raw(&envelope, raw)).await {
             Ok(Ok(response)) => accepted(&response),
             Ok(Err(error)) => {
                 let result = classify(&error);
                 if matches!(result, SendResult::Unknown(_)) {
-                    self.rebuild().await;
+                    relay.rebuild().await;
                 }
                 result
             }
             Err(_) => {
                 // The pooled connection is now out of step with the server.
-                self.rebuild().await;
+                relay.rebuild().await;
                 SendResult::Unknown(format!(
                     "no answer from the SMTP server within {}s",
                     self.send_timeout.as_secs()
@@ -135,24 +181,40 @@ impl Transport {
         }
     }
 
-    async fn client(&self) -> Arc<AsyncSmtpTransport<Tokio1Executor>> {
-        match &self.kind {
-            TransportKind::Smtp { client, .. } => client.read().await.clone(),
-            TransportKind::Outbox(_) => unreachable!("only called for SMTP"),
-        }
-    }
+}
 
+/// One message for [`Transport::send`].
+pub struct Outgoing<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub raw: &'a [u8],
+    pub file_stem: &'a str,
+    pub relay: Option<&'a str>,
+}
+
+impl Relay {
     async fn rebuild(&self) {
-        if let TransportKind::Smtp {
-            url,
-            max_connections,
-            client,
-        } = &self.kind
-            && let Ok(fresh) = build_smtp(url, *max_connections)
-        {
-            *client.write().await = Arc::new(fresh);
+        if let Ok(fresh) = build_smtp(&self.url, self.max_connections) {
+            *self.client.write().await = Arc::new(fresh);
         }
     }
+}
+
+fn relay(name: &str, url: &SmtpUrl, concurrency: usize) -> Result<Relay, TransportError> {
+    let max_connections = concurrency as u32;
+    Ok(Relay {
+        name: name.to_string(),
+        client: RwLock::new(Arc::new(build_smtp(url, max_connections)?)),
+        url: url.clone(),
+        max_connections,
+    })
+}
+
+/// The named relay first, then the others in configured order.
+fn relay_order<'r>(relays: &'r [Relay], first: Option<&str>) -> impl Iterator<Item = &'r Relay> {
+    let preferred = relays.iter().filter(move |r| Some(r.name.as_str()) == first);
+    let rest = relays.iter().filter(move |r| Some(r.name.as_str()) != first);
+    preferred.chain(rest)
 }
 
 fn build_smtp(

@@ -12,6 +12,8 @@ pub struct CampaignSettings {
     pub utm: std::collections::BTreeMap<String, String>,
     /// Names of segments whose membership the template may branch on.
     pub declared_segments: Vec<String>,
+    /// Name of the SMTP relay to send through first (others take over on failure).
+    pub smtp_relay: Option<String>,
 }
 
 #[derive(Debug, Clone)]

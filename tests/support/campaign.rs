@@ -68,7 +68,15 @@ impl Default for WorkerOptions {
 
 pub async fn dispatcher(store: &Store, smtp_url: &str, options: &WorkerOptions) -> Arc<Dispatcher> {
     let config = TransportConfig::Smtp(SmtpUrl::parse(smtp_url).unwrap());
-    let transport = Transport::new(&config, 4)
+    dispatcher_with(store, &config, options).await
+}
+
+pub async fn dispatcher_with(
+    store: &Store,
+    config: &TransportConfig,
+    options: &WorkerOptions,
+) -> Arc<Dispatcher> {
+    let transport = Transport::new(config, 4)
         .await
         .unwrap()
         .with_send_timeout(options.send_timeout);

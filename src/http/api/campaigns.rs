@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::body::JsonBody;
 use crate::dispatch::{cancel_campaign, pause_campaign, resume_campaign, schedule_campaign};
 use crate::domain::{CampaignKind, EmailAddress};
-use crate::http::error::{FieldErrors, HttpError};
+use crate::http::error::{FieldErrors, HttpError, add_error};
 use crate::http::state::AppState;
 use crate::render::{CampaignRenderer, LinkSettings, RenderSpec};
 use crate::store::{
@@ -81,45 +81,20 @@ pub(crate) async fn create(
 /// Every field's problem at once, then the template compiled as the worker will.
 async fn check(state: &AppState, body: NewCampaignBody) -> Result<NewCampaign, HttpError> {
     let mut errors = FieldErrors::new();
-    let mut fail =
-        |field: &str, message: String| errors.entry(field.to_string()).or_default().push(message);
-    if body.name.trim().is_empty() {
-        fail("name", "must not be empty".into());
-    }
-    if let Err(e) = EmailAddress::parse(&body.from_email) {
-        fail("from_email", e.to_string());
-    }
-    if let Some(Err(e)) = body.reply_to.as_deref().map(EmailAddress::parse) {
-        fail("reply_to", e.to_string());
-    }
-    let send_at = match body.send_at.as_ref().map(timestamp) {
-        Some(Err(message)) => {
-            fail("send_at", message);
-            None
-        }
-        other => other.and_then(Result::ok),
-    };
+    let send_at = check_fields(&body, &mut errors);
     let template = state.store.template_by_name(&body.template).await?;
     if template.is_none() {
-        fail("template", format!("no template named '{}'", body.template));
+        let message = format!("no template named '{}'", body.template);
+        add_error(&mut errors, "template", message);
     }
-    let segment_id = match &body.segment {
-        Some(name) => match state.store.segment_by_name(name).await? {
-            Some(segment) => Some(segment.id),
-            None => {
-                fail("segment", format!("no segment named '{name}'"));
-                None
-            }
-        },
-        None => None,
-    };
-    if !errors.is_empty() {
+    let segment_id = segment_ids(state, &body, &mut errors).await?;
+    let Some(template) = template.filter(|_| errors.is_empty()) else {
         return Err(HttpError::invalid(errors));
-    }
+    };
     let campaign = NewCampaign {
         name: body.name.trim().to_string(),
         kind: body.kind,
-        template_id: template.as_ref().map_or(0, |t| t.id),
+        template_id: template.id,
         segment_id,
         topic: body.topic,
         from_name: body.from_name,
@@ -129,12 +104,56 @@ async fn check(state: &AppState, body: NewCampaignBody) -> Result<NewCampaign, H
         settings: CampaignSettings {
             utm: body.utm,
             declared_segments: body.declared_segments,
+            ..CampaignSettings::default()
         },
     };
-    if let Some(template) = template {
-        compiles(state, &campaign, template)?;
-    }
+    compiles(state, &campaign, template)?;
     Ok(campaign)
+}
+
+/// The checks that need no store; returns the send time when it is valid.
+fn check_fields(body: &NewCampaignBody, errors: &mut FieldErrors) -> Option<i64> {
+    if body.name.trim().is_empty() {
+        add_error(errors, "name", "must not be empty");
+    }
+    if let Err(e) = EmailAddress::parse(&body.from_email) {
+        add_error(errors, "from_email", e.to_string());
+    }
+    if let Some(Err(e)) = body.reply_to.as_deref().map(EmailAddress::parse) {
+        add_error(errors, "reply_to", e.to_string());
+    }
+    match body.send_at.as_ref().map(timestamp) {
+        Some(Err(message)) => {
+            add_error(errors, "send_at", message);
+            None
+        }
+        other => other.and_then(Result::ok),
+    }
+}
+
+/// The audience segment's id; every named segment (declared ones too) must exist.
+async fn segment_ids(
+    state: &AppState,
+    body: &NewCampaignBody,
+    errors: &mut FieldErrors,
+) -> Result<Option<i64>, HttpError> {
+    let mut audience = None;
+    for name in &body.declared_segments {
+        if state.store.segment_by_name(name).await?.is_none() {
+            add_error(
+                errors,
+                "declared_segments",
+                format!("no segment named '{name}'"),
+            );
+        }
+    }
+    if let Some(name) = &body.segment {
+        match state.store.segment_by_name(name).await? {
+            Some(segment) => audience = Some(segment.id),
+            None => add_error(errors, "segment", format!("no segment named '{name}'")),
+        }
+    }
+    Ok(audience)
 }
 
 /// A template the worker would refuse (syntax, a marketing template without an

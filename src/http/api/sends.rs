@@ -23,7 +23,7 @@ use super::body::parse;
 use super::campaigns::compiles;
 use crate::dispatch::DeliverBatch;
 use crate::domain::{CampaignKind, CampaignStatus, DeliveryStatus, EmailAddress};
-use crate::http::error::{FieldErrors, HttpError};
+use crate::http::error::{FieldErrors, HttpError, add_error};
 use crate::http::state::AppState;
 use crate::store::{CampaignSettings, IdempotencyClaim, NewCampaign, Recipient};
 
@@ -175,30 +175,14 @@ struct Checked {
 
 async fn check(state: &AppState, body: SendBody) -> Result<Checked, HttpError> {
     let mut errors = FieldErrors::new();
-    let mut fail =
-        |field: &str, message: String| errors.entry(field.to_string()).or_default().push(message);
-    let recipient = match EmailAddress::parse(&body.email) {
-        Ok(email) => {
-            let found = state.store.recipient_by_email(&email).await?;
-            if found.is_none() {
-                fail(
-                    "email",
-                    format!("no recipient '{email}': upsert the recipient first"),
-                );
-            }
-            found
-        }
-        Err(e) => {
-            fail("email", e.to_string());
-            None
-        }
-    };
+    let recipient = find_recipient(state, &body.email, &mut errors).await?;
     if let Err(e) = EmailAddress::parse(&body.from_email) {
-        fail("from_email", e.to_string());
+        add_error(&mut errors, "from_email", e.to_string());
     }
     let template = state.store.template_by_name(&body.template).await?;
     if template.is_none() {
-        fail("template", format!("no template named '{}'", body.template));
+        let message = format!("no template named '{}'", body.template);
+        add_error(&mut errors, "template", message);
     }
     let (Some(recipient), Some(template), true) = (recipient, template, errors.is_empty()) else {
         return Err(HttpError::invalid(errors));
@@ -219,7 +203,7 @@ async fn check(state: &AppState, body: SendBody) -> Result<Checked, HttpError> {
         send_at: None,
         settings: CampaignSettings {
             utm: body.utm,
-            declared_segments: Vec::new(),
+            ..CampaignSettings::default()
         },
     };
     compiles(state, &campaign, template)?;
@@ -227,6 +211,26 @@ async fn check(state: &AppState, body: SendBody) -> Result<Checked, HttpError> {
         campaign,
         recipient,
     })
+}
+
+async fn find_recipient(
+    state: &AppState,
+    email: &str,
+    errors: &mut FieldErrors,
+) -> Result<Option<Recipient>, HttpError> {
+    let email = match EmailAddress::parse(email) {
+        Ok(email) => email,
+        Err(e) => {
+            add_error(errors, "email", e.to_string());
+            return Ok(None);
+        }
+    };
+    let found = state.store.recipient_by_email(&email).await?;
+    if found.is_none() {
+        let message = format!("no recipient '{email}': upsert the recipient first");
+        add_error(errors, "email", message);
+    }
+    Ok(found)
 }
 
 /// The single-recipient campaign, its delivery, and the job that sends it.
