@@ -3,6 +3,7 @@
 
 mod campaign;
 mod demo;
+mod preview;
 mod serve;
 mod stats;
 mod recommend;
@@ -61,6 +62,8 @@ pub enum Command {
     },
     /// Run scheduled campaigns: start jobs and deliveries.
     Worker(WorkerArgs),
+    /// Render one recipient's message of a campaign into .eml, .html and .txt files.
+    Preview(preview::PreviewArgs),
     /// Serve tracking links, unsubscribe pages, the CRM API, /healthz and /metrics.
     Serve(serve::ServeArgs),
     /// The worker and the HTTP server in one process.
@@ -140,6 +143,7 @@ async fn run_with_store(store: &Store, command: Command) -> anyhow::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker(args) => worker::run(store, &args).await,
+        Command::Preview(args) => preview::run(store, &args).await,
         Command::Serve(args) => serve::serve(store, &args).await,
         Command::Run(args) => serve::run(store, &args).await,
         Command::ApiKey { command } => serve::api_key(store, command).await,

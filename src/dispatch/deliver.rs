@@ -1,12 +1,16 @@
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::StreamExt;
 
+use super::runtime::CampaignRuntime;
 use super::{DispatchError, Dispatcher, SendResult};
 use crate::domain::{CampaignStatus, EmailAddress};
-use crate::render::{CampaignRenderer, RecipientContext, RenderSpec, RenderedMessage, LinkSettings};
-use crate::store::{Claim, ClaimedDelivery, DeliveryOutcome, SqlFilter};
+use crate::render::RenderedMessage;
+use crate::store::{Claim, ClaimedDelivery, DeliveryOutcome};
+
+/// How a render failure starts in the ledger's `last_error`.
+const RENDER_FAILURE: &str = "render: ";
 
 /// Why a `DeliverBatch` job stopped looping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +47,33 @@ pub async fn deliver_campaign(
             .store
             .record_outcomes(&dispatcher.settings.worker_name, &outcomes)
             .await?;
+        if too_many_render_failures(dispatcher, &runtime, &outcomes) {
+            dispatcher
+                .store
+                .transition_campaign(campaign_id, &[CampaignStatus::Running], CampaignStatus::Paused)
+                .await?;
+            tracing::error!(campaign_id, "too many messages fail to render: campaign paused");
+            return Ok(BatchEnd::Stopped(CampaignStatus::Paused));
+        }
     }
+}
+
+fn too_many_render_failures(
+    dispatcher: &Dispatcher,
+    runtime: &CampaignRuntime,
+    outcomes: &[DeliveryOutcome],
+) -> bool {
+    let rendered = outcomes
+        .iter()
+        .filter(|o| !matches!(o, DeliveryOutcome::Suppressed { .. }))
+        .count() as u64;
+    let failed = outcomes
+        .iter()
+        .filter(|o| matches!(o, DeliveryOutcome::Failed { reason, .. } if reason.starts_with(RENDER_FAILURE)))
+        .count() as u64;
+    runtime
+        .note_renders(rendered, failed)
+        .is_some_and(|rate| rate > dispatcher.settings.max_render_failure_rate)
 }
 
 fn claim(dispatcher: &Dispatcher, campaign_id: i64) -> Claim {
@@ -85,38 +115,15 @@ async fn runtime_for(
     if let Some(runtime) = dispatcher.cached_runtime(campaign_id) {
         return Ok(runtime);
     }
-    let store = &dispatcher.store;
-    let campaign = store.campaign(campaign_id).await?;
-    let template = store.template(campaign.template_id).await?;
-    let spec = RenderSpec {
+    let settings = &dispatcher.settings;
+    let runtime = CampaignRuntime::load(
+        &dispatcher.store,
+        &settings.base_url,
+        &settings.keyring,
         campaign_id,
-        campaign_name: campaign.name.clone(),
-        marketing: campaign.kind == "marketing",
-        template,
-        from_name: campaign.from_name.clone(),
-        from_email: campaign.from_email.clone(),
-        reply_to: campaign.reply_to.clone(),
-        settings: campaign.settings.0.clone(),
-        links: link_settings(dispatcher, &campaign.from_email),
-    };
-    let renderer = CampaignRenderer::new(spec).map_err(|source| DispatchError::Render {
-        campaign: campaign_id,
-        source,
-    })?;
-    let names = &campaign.settings.0.declared_segments;
-    let declared_segments = crate::segment::compile_declared(store, names, crate::time::now())
-        .await
-        .map_err(|e| DispatchError::Segment {
-            campaign: campaign_id,
-            reason: e.to_string(),
-        })?;
-    let runtime = Arc::new(CampaignRuntime {
-        id: campaign_id,
-        renderer,
-        envelope_from: campaign.from_email.clone(),
-        declared_segments,
-        relay: campaign.settings.0.smtp_relay.clone(),
-    });
+    )
+    .await?;
+    let runtime = Arc::new(runtime);
     dispatcher.cache_runtime(campaign_id, runtime.clone());
     Ok(runtime)
 }
@@ -129,33 +136,10 @@ struct Outgoing {
     message: RenderedMessage,
 }
 
-/// Message-ID, List-Id and the unsubscribe mailbox use the sender's domain.
-fn link_settings(dispatcher: &Dispatcher, from_email: &str) -> LinkSettings {
-    let mut links = LinkSettings::new(
-        dispatcher.settings.base_url.clone(),
-        dispatcher.settings.keyring.clone(),
-    );
-    if let Ok(address) = EmailAddress::parse(from_email) {
-        links.list_id_domain = address.domain().to_lowercase();
-    }
-    links
-}
-
 /// One prepared delivery: either a message to send or an outcome decided already.
 enum Prepared {
     Send(Box<Outgoing>),
     Decided(DeliveryOutcome),
-}
-
-/// A running campaign as one worker process holds it.
-pub(super) struct CampaignRuntime {
-    id: i64,
-    renderer: CampaignRenderer,
-    envelope_from: String,
-    /// The segments the template may branch on, compiled once.
-    declared_segments: Vec<(String, SqlFilter)>,
-    /// The SMTP relay the campaign asks for first.
-    relay: Option<String>,
 }
 
 async fn deliver_claimed(
@@ -164,14 +148,29 @@ async fn deliver_claimed(
     claimed: Vec<ClaimedDelivery>,
     stored_links: &mut HashSet<i64>,
 ) -> Result<Vec<DeliveryOutcome>, DispatchError> {
-    let mut segments = segment_names(dispatcher, runtime, &claimed).await?;
-    let prepared: Vec<Prepared> = claimed
-        .into_iter()
-        .map(|delivery| {
-            let names = segments.remove(&delivery.recipient.id).unwrap_or_default();
-            prepare(&runtime.renderer, delivery, names)
-        })
+    let (decided, eligible): (Vec<_>, Vec<_>) =
+        claimed.into_iter().partition(|d| d.ineligible.is_some());
+    let mut prepared: Vec<Prepared> = decided.into_iter().map(suppressed).collect();
+    let facts: Vec<(i64, i64, i64)> = eligible
+        .iter()
+        .map(|d| (d.delivery_id, d.attempts, d.queued_at))
         .collect();
+    let recipients = eligible.into_iter().map(|d| d.recipient).collect();
+    let contexts = runtime.contexts(&dispatcher.store, recipients).await?;
+    for ((delivery_id, attempts, queued_at), context) in facts.into_iter().zip(contexts) {
+        prepared.push(match runtime.renderer.render(&context) {
+            Ok(message) => Prepared::Send(Box::new(Outgoing {
+                delivery_id,
+                attempts,
+                queued_at,
+                message,
+            })),
+            Err(error) => Prepared::Decided(DeliveryOutcome::Failed {
+                delivery_id,
+                reason: format!("{RENDER_FAILURE}{error}"),
+            }),
+        });
+    }
     store_new_links(dispatcher, runtime.id, &prepared, stored_links).await?;
     let concurrency = dispatcher.settings.batch_size.max(1) as usize;
     let outcomes = futures::stream::iter(prepared)
@@ -187,48 +186,12 @@ async fn deliver_claimed(
     Ok(outcomes)
 }
 
-/// Which declared segments each claimed recipient is in: one query per segment.
-async fn segment_names(
-    dispatcher: &Dispatcher,
-    runtime: &CampaignRuntime,
-    claimed: &[ClaimedDelivery],
-) -> Result<HashMap<i64, Vec<String>>, DispatchError> {
-    if runtime.declared_segments.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let ids: Vec<i64> = claimed.iter().map(|d| d.recipient.id).collect();
-    Ok(dispatcher
-        .store
-        .recipient_segment_names(&ids, &runtime.declared_segments)
-        .await?)
-}
-
-fn prepare(renderer: &CampaignRenderer, delivery: ClaimedDelivery, segments: Vec<String>) -> Prepared {
-    let delivery_id = delivery.delivery_id;
-    if let Some(reason) = delivery.ineligible {
-        return Prepared::Decided(DeliveryOutcome::Suppressed {
-            delivery_id,
-            reason,
-        });
-    }
-    let context = RecipientContext {
-        recipient: delivery.recipient,
-        segments,
-        recommendations: Vec::new(),
-        cart: Vec::new(),
-    };
-    match renderer.render(&context) {
-        Ok(message) => Prepared::Send(Box::new(Outgoing {
-            delivery_id,
-            attempts: delivery.attempts,
-            queued_at: delivery.queued_at,
-            message,
-        })),
-        Err(error) => Prepared::Decided(DeliveryOutcome::Failed {
-            delivery_id,
-            reason: format!("render: {error}"),
-        }),
-    }
+/// Consent or the suppression list no longer allow this message.
+fn suppressed(delivery: ClaimedDelivery) -> Prepared {
+    Prepared::Decided(DeliveryOutcome::Suppressed {
+        delivery_id: delivery.delivery_id,
+        reason: delivery.ineligible.unwrap_or_default(),
+    })
 }
 
 /// Tracked links must be in the store before a recipient can click them.

@@ -13,6 +13,8 @@ pub enum DispatchError {
         campaign: i64,
         source: crate::render::RenderError,
     },
+    #[error("campaign {campaign} does not render for {} sampled recipients:\n  {}", errors.len(), errors.join("\n  "))]
+    Invalid { campaign: i64, errors: Vec<String> },
     #[error("segment of campaign {campaign}: {reason}")]
     Segment { campaign: i64, reason: String },
 }

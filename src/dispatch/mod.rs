@@ -9,9 +9,11 @@ mod deliver;
 mod error;
 mod jobs;
 mod retry;
+mod runtime;
 mod start;
 mod throttle;
 mod transport;
+mod validate;
 mod worker;
 
 pub use control::{cancel_campaign, pause_campaign, requeue_deliveries, resume_campaign};
@@ -19,9 +21,11 @@ pub use deliver::{BatchEnd, deliver_campaign};
 pub use error::DispatchError;
 pub use jobs::{DeliverBatch, JobQueue, StartCampaign};
 pub use retry::RetryPolicy;
+pub use runtime::CampaignRuntime;
 pub use start::{StartOutcome, schedule_campaign, start_campaign};
 pub use throttle::{DomainLimit, Throttle, ThrottleSettings};
 pub use transport::{Outgoing, SendResult, Transport, TransportError, enhanced_code};
+pub use validate::{VALIDATION_SAMPLE, validate_campaign};
 pub use worker::{WorkerHandle, run_worker, spawn_worker, unique_worker_name};
 
 use std::collections::HashMap;
@@ -54,6 +58,8 @@ pub struct DispatchSettings {
     pub keyring: KeyRing,
     /// How often idle workers look for new jobs.
     pub poll_interval: Duration,
+    /// Share of messages failing to render past which a campaign pauses itself.
+    pub max_render_failure_rate: f64,
 }
 
 impl DispatchSettings {
@@ -69,6 +75,7 @@ impl DispatchSettings {
             base_url,
             keyring,
             poll_interval: Duration::from_millis(500),
+            max_render_failure_rate: 0.05,
         }
     }
 }
@@ -79,7 +86,7 @@ pub struct Dispatcher {
     pub transport: Transport,
     pub settings: DispatchSettings,
     pub queue: JobQueue,
-    runtimes: Mutex<HashMap<i64, Arc<deliver::CampaignRuntime>>>,
+    runtimes: Mutex<HashMap<i64, Arc<CampaignRuntime>>>,
 }
 
 impl Dispatcher {
@@ -94,7 +101,7 @@ impl Dispatcher {
         })
     }
 
-    fn cached_runtime(&self, campaign_id: i64) -> Option<Arc<deliver::CampaignRuntime>> {
+    fn cached_runtime(&self, campaign_id: i64) -> Option<Arc<CampaignRuntime>> {
         self.runtimes
             .lock()
             .expect("campaign cache lock")
@@ -102,7 +109,7 @@ impl Dispatcher {
             .cloned()
     }
 
-    fn cache_runtime(&self, campaign_id: i64, runtime: Arc<deliver::CampaignRuntime>) {
+    fn cache_runtime(&self, campaign_id: i64, runtime: Arc<CampaignRuntime>) {
         self.runtimes
             .lock()
             .expect("campaign cache lock")

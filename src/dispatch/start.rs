@@ -17,14 +17,17 @@ pub enum StartOutcome {
     Skipped(CampaignStatus),
 }
 
-/// Marks a draft campaign scheduled and enqueues its start for `send_at` (now when
-/// unset or past).
+/// Renders a sample of the audience, then marks a draft campaign scheduled and
+/// enqueues its start for `send_at` (now when unset or past).
 pub async fn schedule_campaign(
     store: &Store,
     queue: &JobQueue,
     campaign_id: i64,
 ) -> Result<(), DispatchError> {
     let campaign = store.campaign(campaign_id).await?;
+    if campaign.status()? == CampaignStatus::Draft {
+        super::validate::validate_campaign(store, campaign_id).await?;
+    }
     let moved = store
         .transition_campaign(campaign_id, &[CampaignStatus::Draft], CampaignStatus::Scheduled)
         .await?;
@@ -87,7 +90,7 @@ fn is_expired(campaign: &Campaign, grace: Duration) -> bool {
 }
 
 /// The campaign's segment as SQL; every consented recipient when it names none.
-async fn audience_filter(store: &Store, campaign: &Campaign) -> Result<SqlFilter, DispatchError> {
+pub(super) async fn audience_filter(store: &Store, campaign: &Campaign) -> Result<SqlFilter, DispatchError> {
     let Some(segment_id) = campaign.segment_id else {
         return Ok(SqlFilter::all());
     };

@@ -15,6 +15,13 @@ use crate::store::StoreError;
 /// Messages by field name (`email`, `recipients[2].country`).
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
 
+pub(crate) fn add_error(errors: &mut FieldErrors, field: &str, message: impl Into<String>) {
+    errors
+        .entry(field.to_string())
+        .or_default()
+        .push(message.into());
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// A tracking token that is malformed, forged, of another kind, or names nothing.
@@ -105,9 +112,9 @@ fn dispatch_status(error: &DispatchError) -> StatusCode {
         DispatchError::Store(error) => store_status(error),
         // A campaign in the wrong state for the command (schedule a running one …).
         DispatchError::Campaign { .. } => StatusCode::CONFLICT,
-        DispatchError::Render { .. } | DispatchError::Segment { .. } => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        DispatchError::Render { .. }
+        | DispatchError::Segment { .. }
+        | DispatchError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         DispatchError::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }

@@ -1,0 +1,53 @@
+//! `mailcast preview`: one real recipient's message as .eml, .html and .txt files.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::dispatch::CampaignRuntime;
+use crate::domain::EmailAddress;
+use crate::links::KeyRing;
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct PreviewArgs {
+    /// Campaign name.
+    #[arg(long)]
+    pub campaign: String,
+    /// A stored recipient's address.
+    #[arg(long)]
+    pub recipient: String,
+    /// Directory for the files.
+    #[arg(long, default_value = "preview")]
+    pub out: PathBuf,
+    /// Public address of the HTTP side, as the worker would use it.
+    #[arg(long, env = "MAILCAST_BASE_URL", default_value = "http://localhost:8080")]
+    pub base_url: String,
+}
+
+pub async fn run(store: &Store, args: &PreviewArgs) -> anyhow::Result<ExitCode> {
+    let campaign = store
+        .campaign_by_name(&args.campaign)
+        .await?
+        .with_context(|| format!("no campaign named '{}'", args.campaign))?;
+    let email = EmailAddress::parse(&args.recipient).context("--recipient")?;
+    let recipient = store
+        .recipient_by_email(&email)
+        .await?
+        .with_context(|| format!("no recipient {email}"))?;
+    let keyring = KeyRing::from_env_or_dev().context("link signing keys")?;
+    let runtime = CampaignRuntime::load(store, &args.base_url, &keyring, campaign.id).await?;
+    let context = runtime
+        .contexts(store, vec![recipient])
+        .await?
+        .pop()
+        .context("no context built")?;
+    let rendered = runtime.renderer.render(&context)?;
+    let files = crate::render::write_preview(&rendered, &args.out)?;
+    println!("subject: {}", rendered.subject);
+    for path in [files.eml, files.html, files.text] {
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

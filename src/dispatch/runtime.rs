@@ -1,0 +1,111 @@
+//! A campaign as a worker holds it while sending: compiled templates, compiled
+//! declared segments, and how to gather each recipient's context.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::DispatchError;
+use crate::domain::EmailAddress;
+use crate::links::KeyRing;
+use crate::render::{CampaignRenderer, LinkSettings, RecipientContext, RenderSpec};
+use crate::store::{Recipient, SqlFilter, Store};
+
+/// Render failures are judged only after this many renders.
+const MIN_RENDERS_TO_JUDGE: u64 = 20;
+
+pub struct CampaignRuntime {
+    pub id: i64,
+    pub renderer: CampaignRenderer,
+    pub envelope_from: String,
+    /// The SMTP relay the campaign asks for first.
+    pub relay: Option<String>,
+    /// The segments the template may branch on, compiled once.
+    declared_segments: Vec<(String, SqlFilter)>,
+    renders: AtomicU64,
+    render_failures: AtomicU64,
+}
+
+impl CampaignRuntime {
+    /// Compiles everything per campaign that need not be done per recipient.
+    pub async fn load(
+        store: &Store,
+        base_url: &str,
+        keyring: &KeyRing,
+        campaign_id: i64,
+    ) -> Result<CampaignRuntime, DispatchError> {
+        let campaign = store.campaign(campaign_id).await?;
+        let template = store.template(campaign.template_id).await?;
+        let links = link_settings(base_url, keyring, &campaign.from_email);
+        let spec = RenderSpec::from_campaign(&campaign, template, links);
+        let renderer = CampaignRenderer::new(spec).map_err(|source| DispatchError::Render {
+            campaign: campaign_id,
+            source,
+        })?;
+        let names = &campaign.settings.0.declared_segments;
+        let declared_segments = crate::segment::compile_declared(store, names, crate::time::now())
+            .await
+            .map_err(|e| DispatchError::Segment {
+                campaign: campaign_id,
+                reason: e.to_string(),
+            })?;
+        Ok(CampaignRuntime {
+            id: campaign_id,
+            renderer,
+            envelope_from: campaign.from_email.clone(),
+            relay: campaign.settings.0.smtp_relay.clone(),
+            declared_segments,
+            renders: AtomicU64::new(0),
+            render_failures: AtomicU64::new(0),
+        })
+    }
+
+    /// Counts renders in this process; returns the share that failed so far, once
+    /// there are enough to judge.
+    pub fn note_renders(&self, attempted: u64, failed: u64) -> Option<f64> {
+        let total = self.renders.fetch_add(attempted, Ordering::Relaxed) + attempted;
+        let failures = self.render_failures.fetch_add(failed, Ordering::Relaxed) + failed;
+        (total >= MIN_RENDERS_TO_JUDGE).then(|| failures as f64 / total as f64)
+    }
+
+    /// Each recipient's render context, gathered for the whole batch at once.
+    pub async fn contexts(
+        &self,
+        store: &Store,
+        recipients: Vec<Recipient>,
+    ) -> Result<Vec<RecipientContext>, DispatchError> {
+        let ids: Vec<i64> = recipients.iter().map(|r| r.id).collect();
+        let mut segments = self.segment_names(store, &ids).await?;
+        Ok(recipients
+            .into_iter()
+            .map(|recipient| RecipientContext {
+                segments: segments.remove(&recipient.id).unwrap_or_default(),
+                recipient,
+                recommendations: Vec::new(),
+                cart: Vec::new(),
+            })
+            .collect())
+    }
+
+    /// Which declared segments each recipient is in: one query per segment.
+    async fn segment_names(
+        &self,
+        store: &Store,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<String>>, DispatchError> {
+        if self.declared_segments.is_empty() || ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(store
+            .recipient_segment_names(ids, &self.declared_segments)
+            .await?)
+    }
+}
+
+/// Message-ID, List-Id and the unsubscribe mailbox use the sender's domain.
+fn link_settings(base_url: &str, keyring: &KeyRing, from_email: &str) -> LinkSettings {
+    let mut links = LinkSettings::new(base_url.to_string(), keyring.clone());
+    if let Ok(address) = EmailAddress::parse(from_email) {
+        links.list_id_domain = address.domain().to_lowercase();
+    }
+    links
+}
