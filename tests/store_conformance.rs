@@ -315,3 +315,49 @@ async fn tracked_links_are_stored_once_per_campaign() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn transactional_messages_ignore_opt_outs_but_never_the_suppression_list() {
+    for_each_engine(|store, engine| async move {
+        store
+            .upsert_recipients(&[
+                recipient("optout@example.com", "O", &["newsletter"]),
+                recipient("bounced@example.com", "B", &["newsletter"]),
+                recipient("noconsent@example.com", "N", &[]),
+            ])
+            .await
+            .unwrap();
+        let ids = store
+            .recipient_ids(&["optout@example.com"])
+            .await
+            .unwrap();
+        store.unsubscribe(ids["optout@example.com"], None, "link").await.unwrap();
+        store
+            .suppress(&EmailAddress::parse("bounced@example.com").unwrap(), "bounce: 5.1.1")
+            .await
+            .unwrap();
+        let template_id = template(&store).await;
+        let id = store
+            .create_campaign(&NewCampaign {
+                name: "receipt".into(),
+                kind: CampaignKind::Transactional,
+                template_id,
+                segment_id: None,
+                topic: Some("newsletter".into()),
+                from_name: "Shop".into(),
+                from_email: "orders@shop.example.com".into(),
+                reply_to: None,
+                send_at: None,
+                settings: CampaignSettings::default(),
+            })
+            .await
+            .unwrap();
+        let transactional = store.campaign(id).await.unwrap();
+        let frozen = store.freeze_audience(&transactional, &SqlFilter::all()).await.unwrap();
+        assert_eq!(frozen, 2, "{engine}: the opted-out and unconsented get receipts; the bounced not");
+        let marketing = campaign(&store, "promo", Some("newsletter")).await;
+        let frozen = store.freeze_audience(&marketing, &SqlFilter::all()).await.unwrap();
+        assert_eq!(frozen, 0, "{engine}: nobody may get marketing");
+    })
+    .await;
+}

@@ -9,10 +9,19 @@ use crate::domain::DeliveryStatus;
 /// Why a recipient may not be mailed now, as SQL over `recipients r`; NULL when they
 /// may. `topic` is the SQL for the campaign's topic id (NULL: no topic).
 pub(crate) fn ineligible_reason(topic: &str) -> String {
+    ineligible_reason_for(topic, "'marketing'")
+}
+
+/// As [`ineligible_reason`], where `kind` is the SQL for the campaign kind:
+/// transactional messages ignore marketing opt-outs (status `unsubscribed`, topic
+/// consent) but never the suppression list, a bounce or an erasure.
+pub(crate) fn ineligible_reason_for(topic: &str, kind: &str) -> String {
     format!(
         "CASE
             WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = r.email_hash)
                 THEN 'address is on the suppression list'
+            WHEN r.status IN ('bounced', 'erased') THEN 'recipient is ' || r.status
+            WHEN {kind} = 'transactional' THEN NULL
             WHEN r.status <> 'active' THEN 'recipient is ' || r.status
             WHEN {topic} IS NOT NULL AND NOT EXISTS (
                 SELECT 1 FROM consents k
@@ -163,12 +172,16 @@ impl Store {
              SELECT $1, r.id, 'pending', $2, $2 FROM recipients r
              WHERE ({}) IS NULL AND ({})
              ON CONFLICT (campaign_id, recipient_id) DO NOTHING",
-            ineligible_reason("CAST($3 AS BIGINT)"),
-            filter.shifted(3)
+            ineligible_reason_for("CAST($3 AS BIGINT)", "CAST($4 AS TEXT)"),
+            filter.shifted(4)
         );
         let now = crate::time::now();
         let result = on_pool!(self, pool => {
-            let query = sqlx::query(built(&sql)).bind(campaign.id).bind(now).bind(campaign.topic_id);
+            let query = sqlx::query(built(&sql))
+                .bind(campaign.id)
+                .bind(now)
+                .bind(campaign.topic_id)
+                .bind(&campaign.kind);
             bind_filter!(query, filter).execute(pool).await.map(|r| r.rows_affected())
         })?;
         Ok(result)
@@ -210,7 +223,7 @@ impl Store {
              JOIN campaigns c ON c.id = d.campaign_id
              WHERE d.id IN ({id_list})
              ORDER BY d.id",
-            ineligible_reason("c.topic_id")
+            ineligible_reason_for("c.topic_id", "c.kind")
         );
         let json = serde_json::to_string(ids).expect("ids serialise");
         let rows: Vec<ClaimedRow> = on_pool!(self, pool =>
