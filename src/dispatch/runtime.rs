@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::DispatchError;
 use crate::domain::EmailAddress;
 use crate::links::KeyRing;
-use crate::render::{CampaignRenderer, LinkSettings, RecipientContext, RenderSpec};
-use crate::store::{Recipient, SqlFilter, Store};
+use crate::recommend::Recommender;
+use crate::render::{CampaignRenderer, LinkSettings, RecipientContext, Recommendation, RenderSpec};
+use crate::store::{Product, Recipient, RecipientHistory, SqlFilter, Store};
 
 /// Render failures are judged only after this many renders.
 const MIN_RENDERS_TO_JUDGE: u64 = 20;
@@ -21,6 +22,8 @@ pub struct CampaignRuntime {
     pub relay: Option<String>,
     /// The segments the template may branch on, compiled once.
     declared_segments: Vec<(String, SqlFilter)>,
+    /// Built at load when the template uses `recommendations` or `cart`.
+    recommender: Option<Recommender>,
     renders: AtomicU64,
     render_failures: AtomicU64,
 }
@@ -35,6 +38,7 @@ impl CampaignRuntime {
     ) -> Result<CampaignRuntime, DispatchError> {
         let campaign = store.campaign(campaign_id).await?;
         let template = store.template(campaign.template_id).await?;
+        let recommender = recommender_for(store, campaign_id, &template.html).await?;
         let links = link_settings(base_url, keyring, &campaign.from_email);
         let spec = RenderSpec::from_campaign(&campaign, template, links);
         let renderer = CampaignRenderer::new(spec).map_err(|source| DispatchError::Render {
@@ -54,6 +58,7 @@ impl CampaignRuntime {
             envelope_from: campaign.from_email.clone(),
             relay: campaign.settings.0.smtp_relay.clone(),
             declared_segments,
+            recommender,
             renders: AtomicU64::new(0),
             render_failures: AtomicU64::new(0),
         })
@@ -75,15 +80,35 @@ impl CampaignRuntime {
     ) -> Result<Vec<RecipientContext>, DispatchError> {
         let ids: Vec<i64> = recipients.iter().map(|r| r.id).collect();
         let mut segments = self.segment_names(store, &ids).await?;
+        let mut histories = match &self.recommender {
+            Some(_) => store.histories(&ids).await?,
+            None => HashMap::new(),
+        };
         Ok(recipients
             .into_iter()
-            .map(|recipient| RecipientContext {
-                segments: segments.remove(&recipient.id).unwrap_or_default(),
-                recipient,
-                recommendations: Vec::new(),
-                cart: Vec::new(),
+            .map(|recipient| {
+                let history = histories
+                    .remove(&recipient.id)
+                    .unwrap_or_else(|| RecipientHistory::new(Vec::new()));
+                let (recommendations, cart) = self.picks(&history);
+                RecipientContext {
+                    segments: segments.remove(&recipient.id).unwrap_or_default(),
+                    recipient,
+                    recommendations,
+                    cart,
+                }
             })
             .collect())
+    }
+
+    fn picks(&self, history: &RecipientHistory) -> (Vec<Recommendation>, Vec<Product>) {
+        match &self.recommender {
+            Some(model) => (
+                model.for_recipient(history, model.options().count),
+                model.cart(history),
+            ),
+            None => (Vec::new(), Vec::new()),
+        }
     }
 
     /// Which declared segments each recipient is in: one query per segment.
@@ -99,6 +124,25 @@ impl CampaignRuntime {
             .recipient_segment_names(ids, &self.declared_segments)
             .await?)
     }
+}
+
+/// The recommender is built (one pass over the events) only for templates that
+/// show recommendations or the cart.
+async fn recommender_for(
+    store: &Store,
+    campaign_id: i64,
+    html: &str,
+) -> Result<Option<Recommender>, DispatchError> {
+    if !html.contains("recommendations") && !html.contains("cart") {
+        return Ok(None);
+    }
+    let model = Recommender::build(store, crate::time::now())
+        .await
+        .map_err(|e| DispatchError::Campaign {
+            campaign: campaign_id,
+            reason: format!("cannot build recommendations: {e}"),
+        })?;
+    Ok(Some(model))
 }
 
 /// Message-ID, List-Id and the unsubscribe mailbox use the sender's domain.
