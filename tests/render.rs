@@ -49,6 +49,7 @@ fn spec(template: Template) -> RenderSpec {
         settings: CampaignSettings {
             utm,
             declared_segments: vec!["vip".to_string()],
+            ..CampaignSettings::default()
         },
         links: LinkSettings {
             base_url: BASE.to_string(),

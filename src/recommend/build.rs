@@ -2,11 +2,10 @@
 //! feed a sparse co-occurrence table (at most products² entries) and popularity
 //! counts; nothing else outlives the recipient.
 
-use std::collections::HashMap;
-
 use futures::stream::{BoxStream, TryStreamExt};
 
 use super::catalogue::Catalogue;
+use super::index_hash::IndexMap;
 use super::model::{Neighbour, Popularity, Recommender};
 use super::weights::{Decay, Engagement, engagements};
 use super::{RecommendError, RecommendOptions};
@@ -34,7 +33,7 @@ pub(crate) struct Builder {
     /// Σ weight per product: recency-weighted engagement.
     popularity: Vec<f64>,
     /// Keyed by (lower index, higher index).
-    pairs: HashMap<(u32, u32), Pair>,
+    pairs: IndexMap<(u32, u32), Pair>,
     recipients: u64,
 }
 
@@ -48,7 +47,7 @@ impl Builder {
             now,
             norms: vec![0.0; n],
             popularity: vec![0.0; n],
-            pairs: HashMap::new(),
+            pairs: IndexMap::default(),
             recipients: 0,
         }
     }

@@ -1,14 +1,15 @@
 //! The product catalogue under dense indices (`0..len`), so the model can use
 //! vectors instead of maps.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
+use super::index_hash::IndexMap;
 use crate::store::Product;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Catalogue {
     products: Vec<Product>,
-    by_id: HashMap<i64, usize>,
+    by_id: IndexMap<i64, usize>,
     /// Distinct category names, sorted.
     categories: Vec<String>,
     /// Category index of each product.

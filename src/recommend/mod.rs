@@ -37,6 +37,7 @@ mod build;
 mod catalogue;
 mod error;
 mod evaluate;
+mod index_hash;
 mod model;
 mod options;
 mod scoring;

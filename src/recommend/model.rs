@@ -1,9 +1,8 @@
 //! The built model: read-only, `Send + Sync`, shared by every rendering task.
 
-use std::collections::HashSet;
-
 use super::RecommendOptions;
 use super::catalogue::Catalogue;
+use super::index_hash::IndexSet;
 use super::scoring::{Pick, Why, personal_picks};
 use super::weights::{self, Decay};
 use crate::render::Recommendation;
@@ -162,7 +161,7 @@ impl Recommender {
             .filter(|pick| eligible(pick.index))
             .take(n)
             .collect();
-        let mut chosen: HashSet<usize> = picks.iter().map(|p| p.index).collect();
+        let mut chosen: IndexSet<usize> = picks.iter().map(|p| p.index).collect();
         let favourite = favourite_category(&self.catalogue, &engaged);
         if let Some(category) = favourite {
             let ranked = &self.popularity.by_category[category];
@@ -205,7 +204,7 @@ impl Recommender {
 /// Tops `picks` up to `n` from `ranked`, skipping ineligible and chosen products.
 fn fill(
     picks: &mut Vec<Pick>,
-    chosen: &mut HashSet<usize>,
+    chosen: &mut IndexSet<usize>,
     n: usize,
     ranked: &[usize],
     eligible: &dyn Fn(usize) -> bool,

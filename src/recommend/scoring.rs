@@ -14,8 +14,7 @@
 //! most, or the category). The weights were chosen on
 //! a data set generated with another seed than the fixtures (EVALUATION.md).
 
-use std::collections::HashMap;
-
+use super::index_hash::IndexMap;
 use super::model::Recommender;
 use super::weights::Engagement;
 use crate::store::BehaviourKind;
@@ -108,7 +107,7 @@ impl Candidate {
 }
 
 #[derive(Default)]
-struct Scores(HashMap<usize, Candidate>);
+struct Scores(IndexMap<usize, Candidate>);
 
 impl Scores {
     fn add(&mut self, index: usize, amount: f64, why: Why) {

@@ -1,9 +1,8 @@
 //! How much one recipient's interactions say about each product: the strongest
 //! interaction per product (purchase > cart add > view), fading with age.
 
-use std::collections::{BTreeMap, HashSet};
-
 use super::catalogue::Catalogue;
+use super::index_hash::IndexSet;
 use crate::store::{BehaviourKind, Interaction};
 
 /// Weight of each kind of interaction before recency decay.
@@ -58,21 +57,28 @@ pub(crate) fn engagements(
     decay: &Decay,
     now: i64,
 ) -> Vec<Engagement> {
-    let mut by_index: BTreeMap<usize, Engagement> = BTreeMap::new();
-    for interaction in interactions {
-        let Some(index) = catalogue.index_of(interaction.product_id) else {
-            continue;
-        };
-        let weight = kind_weight(interaction.kind) * decay.factor(interaction.at, now);
-        let entry = by_index.entry(index).or_insert(Engagement {
-            index,
-            weight,
-            kind: interaction.kind,
-        });
-        entry.weight = entry.weight.max(weight);
-        entry.kind = entry.kind.max(interaction.kind);
-    }
-    strongest(by_index.into_values().collect())
+    let mut all: Vec<Engagement> = interactions
+        .iter()
+        .filter_map(|interaction| {
+            let index = catalogue.index_of(interaction.product_id)?;
+            let weight = kind_weight(interaction.kind) * decay.factor(interaction.at, now);
+            Some(Engagement {
+                index,
+                weight,
+                kind: interaction.kind,
+            })
+        })
+        .collect();
+    all.sort_unstable_by_key(|e| e.index);
+    all.dedup_by(|next, kept| {
+        let same = next.index == kept.index;
+        if same {
+            kept.weight = kept.weight.max(next.weight);
+            kept.kind = kept.kind.max(next.kind);
+        }
+        same
+    });
+    strongest(all)
 }
 
 fn strongest(mut list: Vec<Engagement>) -> Vec<Engagement> {
@@ -85,7 +91,7 @@ fn strongest(mut list: Vec<Engagement>) -> Vec<Engagement> {
 }
 
 /// Indices of every catalogue product the recipient ever bought.
-pub(crate) fn bought(interactions: &[Interaction], catalogue: &Catalogue) -> HashSet<usize> {
+pub(crate) fn bought(interactions: &[Interaction], catalogue: &Catalogue) -> IndexSet<usize> {
     interactions
         .iter()
         .filter(|i| i.kind == BehaviourKind::Purchase)
