@@ -143,9 +143,14 @@ fn dkim_keys() -> Vec<(&'static str, DkimSettings)> {
 
 /// Thread CPU time: the per-core cost, unaffected by other processes sharing the
 /// machine (wall time is reported too).
-#[derive(Default)]
 struct CpuTime {
     wall: WallTime,
+}
+
+impl Default for CpuTime {
+    fn default() -> Self {
+        Self { wall: WallTime }
+    }
 }
 
 fn thread_cpu_time() -> Duration {

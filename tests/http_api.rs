@@ -473,6 +473,20 @@ async fn triggered_sends_with_the_same_idempotency_key_send_once() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(eml_count(outbox.path()), 1, "{engine}: one key, one message");
 
+        // A first request with this key still running: the retry is told to wait.
+        let caller = store
+            .api_key_by_hash(&mailcast::http::hash_api_key(&key))
+            .await
+            .unwrap()
+            .unwrap();
+        let canonical = json!({"template": "spring", "email": "grace@example.org", "from_email": "hello@shop.example.com"});
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(canonical.to_string()));
+        store.claim_idempotency_key(caller.id, "order-2000", &hash, 86_400).await.unwrap();
+        let (status, _, body) = send(Some("order-2000"), canonical).await;
+        assert_eq!(status, 409, "{engine}: {body}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(eml_count(outbox.path()), 1, "{engine}: nothing more sent");
+
         let api = Api { server: &server, key: key.clone() };
         let (status, body) = api.get(&format!("/api/sends/{send_id}")).await;
         assert_eq!(status, 200, "{engine}");

@@ -4,9 +4,9 @@
 mod campaign;
 mod demo;
 mod preview;
+mod recommend;
 mod serve;
 mod stats;
-mod recommend;
 mod worker;
 
 use std::process::ExitCode;

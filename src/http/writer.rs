@@ -174,13 +174,21 @@ impl Writer {
     }
 
     async fn try_write(&self, batch: &mut [NewTrackingEvent]) -> Result<(), StoreError> {
+        let started = Instant::now();
         let revised = self.classify(batch).await?;
+        let classified = started.elapsed();
         let burst = burst_reason(self.settings.timing.burst.as_secs() as i64);
         self.store.mark_machine(&revised, &burst).await?;
         self.store.insert_tracking_events(batch).await?;
         for event in batch.iter() {
             self.metrics.event_written(event.kind, event.verdict);
         }
+        tracing::debug!(
+            events = batch.len(),
+            classify_ms = classified.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "batch stored"
+        );
         Ok(())
     }
 

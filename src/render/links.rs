@@ -276,13 +276,12 @@ fn is_own_url_variable(value: &str) -> bool {
     )
 }
 
+/// Where the next `http://` or `https://` starts: one pass, whatever the text's length.
 fn find_url_start(text: &str) -> Option<usize> {
-    let http = text.find("http://");
-    let https = text.find("https://");
-    match (http, https) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    memchr::memmem::find_iter(text.as_bytes(), b"http").find(|&i| {
+        let rest = &text.as_bytes()[i + 4..];
+        rest.starts_with(b"://") || rest.starts_with(b"s://")
+    })
 }
 
 fn url_len(text: &str) -> usize {

@@ -204,7 +204,39 @@ impl CampaignRenderer {
         let unsubscribe_token =
             Token::unsubscribe(self.campaign_id, recipient_id).sign(&self.keyring);
         let urls = self.urls(recipient_id, &unsubscribe_token);
-        let mut context = context::build(ctx, &urls, &self.products);
+        let body = self.render_body(ctx, &urls)?;
+        let message_id = self.message_id(recipient_id);
+        let raw = mime::build(
+            &self.envelope,
+            &mime::Parts {
+                message_id: &message_id,
+                to: to.clone(),
+                subject: &body.subject,
+                text: &body.text,
+                html: &body.html,
+                unsubscribe_url: &urls.unsubscribe,
+                unsubscribe_token: &unsubscribe_token,
+            },
+        )?;
+        Ok(RenderedMessage {
+            message_id,
+            from: self.from.clone(),
+            to: to.to_string(),
+            subject: body.subject,
+            html: body.html,
+            text: body.text,
+            links: body.links,
+            raw,
+        })
+    }
+
+    /// Subject, HTML and text for one recipient, links signed.
+    fn render_body(
+        &self,
+        ctx: &RecipientContext,
+        urls: &context::Urls,
+    ) -> Result<Body, RenderError> {
+        let mut context = context::build(ctx, urls, &self.products);
         let subject = self.compiled.render(Part::Subject, &context)?;
         safety::check_header("Subject", &subject)?;
         if self.compiled.has_preheader {
@@ -214,7 +246,7 @@ impl CampaignRenderer {
         let signer = Signer {
             keys: &self.keyring,
             campaign_id: self.campaign_id,
-            recipient_id,
+            recipient_id: ctx.recipient.id,
         };
         let mut used = UsedLinks::default();
         let html = self.compiled.render(Part::Html, &context)?;
@@ -225,28 +257,11 @@ impl CampaignRenderer {
         } else {
             text::from_html(&html)?
         };
-        let message_id = self.message_id(recipient_id);
-        let raw = mime::build(
-            &self.envelope,
-            &mime::Parts {
-                message_id: &message_id,
-                to: to.clone(),
-                subject: &subject,
-                text: &text,
-                html: &html,
-                unsubscribe_url: &urls.unsubscribe,
-                unsubscribe_token: &unsubscribe_token,
-            },
-        )?;
-        Ok(RenderedMessage {
-            message_id,
-            from: self.from.clone(),
-            to: to.to_string(),
+        Ok(Body {
             subject,
             html,
             text,
             links: used.links,
-            raw,
         })
     }
 
@@ -273,6 +288,13 @@ impl CampaignRenderer {
             open_pixel: sign(Token::open(self.campaign_id, recipient_id)),
         }
     }
+}
+
+struct Body {
+    subject: String,
+    html: String,
+    text: String,
+    links: Vec<(i64, String)>,
 }
 
 fn campaign_context(spec: &RenderSpec) -> tera::Context {

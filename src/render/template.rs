@@ -75,13 +75,20 @@ impl Compiled {
 
     /// Renders one part; errors name the line, column and failing expression.
     pub fn render(&self, part: Part, context: &tera::Context) -> Result<String, RenderError> {
-        self.tera.render(name(part), context).map_err(|e| {
-            let source = self
-                .sources
-                .iter()
-                .find(|(p, _)| *p == part)
-                .map_or("", |(_, s)| s.as_str());
-            from_tera(part, source, &e, false)
+        let source = self
+            .sources
+            .iter()
+            .find(|(p, _)| *p == part)
+            .map_or("", |(_, s)| s.as_str());
+        // Sized up front: growing a 10 kB body by doubling costs several copies.
+        let mut out = Vec::with_capacity(source.len() + source.len() / 4 + 1024);
+        self.tera
+            .render_to(name(part), context, &mut out)
+            .map_err(|e| from_tera(part, source, &e, false))?;
+        String::from_utf8(out).map_err(|e| RenderError::Render {
+            part,
+            location: None,
+            message: e.to_string(),
         })
     }
 }

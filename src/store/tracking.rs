@@ -104,7 +104,7 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for chunk in events.chunks(MAX_ROWS_PER_INSERT) {
-                let sql = insert_sql(chunk.len());
+                let sql = insert_sql(self.engine(), chunk.len());
                 let mut query = sqlx::query(built(&sql));
                 for e in chunk {
                     query = query
@@ -240,8 +240,11 @@ impl Store {
     }
 }
 
-/// `INSERT … VALUES ($1, …, $9), ($10, …)` for `rows` rows.
-fn insert_sql(rows: usize) -> String {
+/// `INSERT … VALUES (…), (…)` for `rows` rows. SQLite gets anonymous `?`
+/// placeholders: binding numbered ones makes it look each number up in a list, which
+/// turns a 9000-parameter statement quadratic (a 1000-row batch took ~150 ms instead
+/// of ~25).
+fn insert_sql(engine: Engine, rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO tracking_events (kind, campaign_id, recipient_id, link_id, occurred_at,
                                       ip, user_agent, verdict, reason) VALUES ",
@@ -255,8 +258,13 @@ fn insert_sql(rows: usize) -> String {
             if column > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(row * COLUMNS + column + 1).to_string());
+            match engine {
+                Engine::Sqlite => sql.push('?'),
+                Engine::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(row * COLUMNS + column + 1).to_string());
+                }
+            }
         }
         sql.push(')');
     }
@@ -268,8 +276,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn insert_statement_numbers_every_placeholder_once() {
-        let sql = insert_sql(2);
+    fn insert_statement_has_a_placeholder_per_value() {
+        let sql = insert_sql(Engine::Sqlite, 2);
+        assert!(
+            sql.ends_with("(?, ?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            "{sql}"
+        );
+        let sql = insert_sql(Engine::Postgres, 2);
         assert!(sql.ends_with("($1, $2, $3, $4, $5, $6, $7, $8, $9), ($10, $11, $12, $13, $14, $15, $16, $17, $18)"), "{sql}");
     }
 }

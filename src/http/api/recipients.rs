@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::body::JsonBody;
 use super::rows::{Naming, Row, import_rows};
 use crate::domain::EmailAddress;
-use crate::http::error::{FieldErrors, HttpError};
+use crate::http::error::{FieldErrors, HttpError, add_error};
 use crate::http::state::AppState;
 use crate::import::ImportKind;
 use crate::store::RecipientExport;
@@ -96,10 +96,7 @@ fn take_consents(rows: &mut [Row], naming: Naming) -> Result<Vec<Option<Consent>
         match consent(&fields) {
             Ok(consent) => consents.push(consent),
             Err((field, message)) => {
-                errors
-                    .entry(naming.field(index, Some(field)))
-                    .or_default()
-                    .push(message);
+                add_error(&mut errors, &naming.field(index, Some(field)), message)
             }
         }
     }
