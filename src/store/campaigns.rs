@@ -157,3 +157,17 @@ impl Store {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 }
+
+impl Store {
+    pub async fn set_send_at(&self, campaign_id: i64, send_at: Option<i64>) -> Result<(), StoreError> {
+        let sql = "UPDATE campaigns SET send_at = $2, updated_at = $3 WHERE id = $1";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(campaign_id)
+            .bind(send_at)
+            .bind(crate::time::now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
