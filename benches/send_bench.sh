@@ -19,27 +19,30 @@
 #      MSG being one .eml the weekly-picks template rendered for a generated recipient in
 #      an outbox run (the median-sized of 200), so both sides move messages of the same
 #      size over C reused connections;
-#   4. one TSV line per run in $WORK/results.tsv, and a table of medians at the end.
+#   4. one TSV line per run in $WORK/results.tsv, and a table of medians at the end;
+#      each run's worker log, /usr/bin/time output and smtp-sink counters stay in $WORK
+#      as worker-<label>-<engine>-<N>-<run>.log/.time and sink-….out.
 #
 # Usage:
 #   benches/send_bench.sh [--engines sqlite,postgres] [--sizes 10000,100000] [--runs 2]
 #                         [--connections 8] [--slots N] [--batch-size N] [--port 2526]
-#                         [--work DIR] [--pg URL] [--run-timeout S] [--label TEXT]
+#                         [--work DIR] [--pg URL] [--pg-db NAME] [--run-timeout S] [--label TEXT]
 #                         [--no-build] [--bin PATH] [--nodelay-shim] [--perf] [--sql-log]
 #   --connections   worker --concurrency and smtp-source -s (default 8)
 #   --slots, --batch-size   passed to `mailcast worker` when given (else its defaults)
-#   --pg            server URL without database (default postgres://postgres@127.0.0.1:5432);
-#                   the script creates and drops mailcast_sendbench and mailcast_sendbench_tpl
+#   --pg            server URL without database (default postgres://postgres@127.0.0.1:5432)
+#   --pg-db         database the script creates and drops, with NAME_tpl beside it
+#                   (default mailcast_sendbench); give each concurrent invocation its own
 #   --run-timeout   seconds one worker run may take before it is abandoned (default 1800)
 #   --nodelay-shim  DIAGNOSTIC: LD_PRELOAD benches/send/nodelay_shim.c into the worker so
 #                   its SMTP sockets get TCP_NODELAY (mailcast itself unchanged)
 #   --perf          DIAGNOSTIC: `perf record` the worker from schedule to done into
-#                   $WORK/perf-<engine>-<N>-<run>.data (needs perf; PERF_ARGS overrides
+#                   $WORK/perf-<label>-<engine>-<N>-<run>.data (needs perf; PERF_ARGS overrides
 #                   the default "-F 99 --call-graph dwarf,16384": the release build has
 #                   no frame pointers, so -g alone misattributes)
 #   --sql-log       DIAGNOSTIC: log every SQL statement with its time (sqlx::query=debug)
 #                   and sum them per kind (benches/send/sqlx_breakdown.py) into
-#                   $WORK/sql-<engine>-<N>-<run>.md; the logging itself costs some speed
+#                   $WORK/sql-<label>-<engine>-<N>-<run>.md; the logging itself costs some speed
 #   --bin           use this mailcast binary instead of building target/release/mailcast
 #
 # Needs: cargo (unless --bin), sqlite3 (for polling SQLite), psql (for PostgreSQL),
@@ -58,6 +61,7 @@ BATCH=
 PORT=2526
 WORK=/tmp/mailcast-sendbench
 PG=postgres://postgres@127.0.0.1:5432
+PG_DB=mailcast_sendbench
 RUN_TIMEOUT=1800
 LABEL=default
 BUILD=1
@@ -77,6 +81,7 @@ while [ $# -gt 0 ]; do
         --port) PORT=$2; shift 2 ;;
         --work) WORK=$2; shift 2 ;;
         --pg) PG=${2%/}; shift 2 ;;
+        --pg-db) PG_DB=$2; shift 2 ;;
         --run-timeout) RUN_TIMEOUT=$2; shift 2 ;;
         --label) LABEL=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
@@ -89,8 +94,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-PG_DB=mailcast_sendbench
-PG_TPL=mailcast_sendbench_tpl
+PG_TPL=${PG_DB}_tpl
 FROM=news@shop.example.com
 NOW=2026-11-20T00:00:00Z   # fixed, so the generated recipients are the same every time
 mkdir -p "$WORK"
@@ -289,7 +293,7 @@ fresh_run_db() { # engine n
 run_once() { # engine n run
     local engine=$1 n=$2 run=$3 url tag
     url=$(db_url "$engine" run "$n")
-    tag=$engine-$n-$run
+    tag=$LABEL-$engine-$n-$run
     fresh_run_db "$engine" "$n"
     start_sink "$WORK/sink-$tag.out"
 
@@ -393,38 +397,44 @@ run_once() { # engine n run
 }
 
 # --- main ---------------------------------------------------------------------------
-say "send benchmark: engines=$ENGINES sizes=$SIZES runs=$RUNS connections=$CONNECTIONS slots=${SLOTS:-default} batch=${BATCH:-default} shim=$SHIM label=$LABEL"
-say "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GB", $2/1048576}' /proc/meminfo), $(uname -sr); load $(cut -d' ' -f1-3 /proc/loadavg)"
-make_message
-IFS=, read -ra engine_list <<<"$ENGINES"
-IFS=, read -ra size_list <<<"$SIZES"
-for engine in "${engine_list[@]}"; do
-    for n in "${size_list[@]}"; do
-        prepare_template "$engine" "$n"
-        for run in $(seq "$RUNS"); do
-            run_once "$engine" "$n" "$run"
+# One function, read whole before it runs: editing this file during a run cannot
+# change what the run does.
+main() {
+    say "send benchmark: engines=$ENGINES sizes=$SIZES runs=$RUNS connections=$CONNECTIONS slots=${SLOTS:-default} batch=${BATCH:-default} shim=$SHIM label=$LABEL"
+    say "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GB", $2/1048576}' /proc/meminfo), $(uname -sr); load $(cut -d' ' -f1-3 /proc/loadavg)"
+    make_message
+    IFS=, read -ra engine_list <<<"$ENGINES"
+    IFS=, read -ra size_list <<<"$SIZES"
+    for engine in "${engine_list[@]}"; do
+        for n in "${size_list[@]}"; do
+            prepare_template "$engine" "$n"
+            for run in $(seq "$RUNS"); do
+                run_once "$engine" "$n" "$run"
+            done
+            [ "$engine" = sqlite ] && rm -f "$(db_url sqlite tpl "$n")"*
         done
-        [ "$engine" = sqlite ] && rm -f "$(db_url sqlite tpl "$n")"*
+        if [ "$engine" = postgres ]; then
+            psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $PG_DB" >/dev/null
+            psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $PG_TPL" >/dev/null
+        fi
     done
-    if [ "$engine" = postgres ]; then
-        psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $PG_DB" >/dev/null
-        psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $PG_TPL" >/dev/null
-    fi
-done
 
-# Medians per (label, engine, N) over the runs of this file so far.
-echo
-echo "| label | engine | recipients | runs | mailcast msg/s | smtp-source msg/s | ratio | peak RSS MB | worker CPU s |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
-for key in $(awk -F'\t' 'NR>1 {print $1"|"$2"|"$3}' "$RESULTS" | awk '!seen[$0]++'); do
-    IFS='|' read -r l e n <<<"$key"
-    rows=$(awk -F'\t' -v l="$l" -v e="$e" -v n="$n" 'NR>1 && $1==l && $2==e && $3==n' "$RESULTS")
-    runs=$(wc -l <<<"$rows")
-    mc=$(cut -f8 <<<"$rows" | median)
-    src=$(cut -f10 <<<"$rows" | median)
-    ratio=$(cut -f11 <<<"$rows" | median)
-    rss=$(cut -f12 <<<"$rows" | median)
-    cpu=$(awk -F'\t' '{print $13+$14}' <<<"$rows" | median)
-    echo "| $l | $e | $n | $runs | $mc | $src | $ratio | $rss | $cpu |"
-done
-say "results: $RESULTS; logs: $LOG"
+    # Medians per (label, engine, N) over the runs of this file so far.
+    echo
+    echo "| label | engine | recipients | runs | mailcast msg/s | smtp-source msg/s | ratio | peak RSS MB | worker CPU s |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    for key in $(awk -F'\t' 'NR>1 {print $1"|"$2"|"$3}' "$RESULTS" | awk '!seen[$0]++'); do
+        IFS='|' read -r l e n <<<"$key"
+        rows=$(awk -F'\t' -v l="$l" -v e="$e" -v n="$n" 'NR>1 && $1==l && $2==e && $3==n' "$RESULTS")
+        runs=$(wc -l <<<"$rows")
+        mc=$(cut -f8 <<<"$rows" | median)
+        src=$(cut -f10 <<<"$rows" | median)
+        ratio=$(cut -f11 <<<"$rows" | median)
+        rss=$(cut -f12 <<<"$rows" | median)
+        cpu=$(awk -F'\t' '{print $13+$14}' <<<"$rows" | median)
+        echo "| $l | $e | $n | $runs | $mc | $src | $ratio | $rss | $cpu |"
+    done
+    say "results: $RESULTS; logs: $LOG"
+}
+main
+exit 0

@@ -68,7 +68,10 @@ const SEGMENTS: &[(&str, &str)] = &[
         "shoe_viewers_not_vip",
         r#"viewed(category: "shoes", within: 30d) and not segment("vip")"#,
     ),
-    ("disengaged", "opened(within: 30d) == 0 and created_at < 60d ago"),
+    (
+        "disengaged",
+        "opened(within: 30d) == 0 and created_at < 60d ago",
+    ),
 ];
 
 /// Stored segments the measured ones refer to.
@@ -259,7 +262,10 @@ async fn measure(
         row.insert.push(started.elapsed());
         row.inserted = inserted;
         if inserted != row.eligible as u64 {
-            bail!("{name}: inserted {inserted} deliveries, count said {} eligible", row.eligible);
+            bail!(
+                "{name}: inserted {inserted} deliveries, count said {} eligible",
+                row.eligible
+            );
         }
         clear_ledger(store, campaign_id).await?;
     }
@@ -368,7 +374,12 @@ async fn explain(store: &Store, name: &str, filter: &SqlFilter) -> anyhow::Resul
                     SqlParam::Bool(v) => query.bind(*v),
                 };
             }
-            query.fetch_all(pool).await?.into_iter().map(|(l,)| l).collect()
+            query
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|(l,)| l)
+                .collect()
         }
         Db::Sqlite(pool) => {
             let sql = format!("EXPLAIN QUERY PLAN {select}");
@@ -460,7 +471,8 @@ fn ensure_data(dir: &Path, recipients: u64, seed: u64) -> anyhow::Result<()> {
 
 /// A key/value table of the bench's own, outside mailcast's schema.
 async fn loaded_marker(store: &Store) -> anyhow::Result<Option<String>> {
-    let create = "CREATE TABLE IF NOT EXISTS segment_bench_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)";
+    let create =
+        "CREATE TABLE IF NOT EXISTS segment_bench_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)";
     let select = "SELECT value FROM segment_bench_meta WHERE key = 'loaded'";
     let row: Option<(String,)> = match store.db() {
         Db::Postgres(pool) => {
@@ -479,8 +491,16 @@ async fn set_loaded_marker(store: &Store, marker: &str) -> anyhow::Result<()> {
     let sql = "INSERT INTO segment_bench_meta (key, value) VALUES ('loaded', $1)
                ON CONFLICT (key) DO UPDATE SET value = excluded.value";
     match store.db() {
-        Db::Postgres(pool) => sqlx::query(sql).bind(marker).execute(pool).await?.rows_affected(),
-        Db::Sqlite(pool) => sqlx::query(sql).bind(marker).execute(pool).await?.rows_affected(),
+        Db::Postgres(pool) => sqlx::query(sql)
+            .bind(marker)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        Db::Sqlite(pool) => sqlx::query(sql)
+            .bind(marker)
+            .execute(pool)
+            .await?
+            .rows_affected(),
     };
     Ok(())
 }
@@ -590,10 +610,7 @@ async fn load(store: &Store, data: &Path, now: i64) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let n = load_events(&mut sink, data, &emails, &products).await?;
-    eprintln!(
-        "events: {n} in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("events: {n} in {:.1} s", started.elapsed().as_secs_f64());
 
     let started = Instant::now();
     let n = load_tracking(&mut sink, emails.len() as i64, now).await?;
@@ -799,8 +816,8 @@ async fn load_recipients(
     now: i64,
 ) -> anyhow::Result<(HashMap<String, i64>, Consents, Vec<String>)> {
     let path = data.join(RECIPIENTS_FILE);
-    let mut reader = csv::Reader::from_path(&path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let mut reader =
+        csv::Reader::from_path(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut emails = HashMap::new();
     let mut consents = Vec::new();
     let mut topics: Vec<String> = Vec::new();
@@ -956,14 +973,18 @@ async fn load_tracking(sink: &mut Sink, recipients: i64, now: i64) -> anyhow::Re
     for campaign in 0..6i64 {
         let sent_at = now - (10 + 14 * campaign) * DAY;
         for recipient in 1..=recipients {
-            let engaged = mix(recipient as u64, 0) % 3 == 0;
+            let engaged = mix(recipient as u64, 0).is_multiple_of(3);
             let roll = mix(recipient as u64, campaign as u64 + 1);
-            let opens = if engaged { roll % 100 < 50 } else { roll % 100 < 4 };
+            let opens = if engaged {
+                roll % 100 < 50
+            } else {
+                roll % 100 < 4
+            };
             if !opens {
                 continue;
             }
             let at = sent_at + (roll >> 8) as i64 % (3 * DAY);
-            let human = (roll >> 20) % 6 != 0;
+            let human = !(roll >> 20).is_multiple_of(6);
             id += 1;
             sink.row(vec![
                 Val::Int(id),
@@ -975,7 +996,7 @@ async fn load_tracking(sink: &mut Sink, recipients: i64, now: i64) -> anyhow::Re
                 Val::Text(if human { "human" } else { "machine" }.into()),
             ])
             .await?;
-            if human && (roll >> 32) % 5 == 0 {
+            if human && (roll >> 32).is_multiple_of(5) {
                 id += 1;
                 sink.row(vec![
                     Val::Int(id),
@@ -1061,7 +1082,7 @@ impl Sink {
                 rows,
                 ..
             } => {
-                if *t == "" {
+                if t.is_empty() {
                     conn.execute("BEGIN").await?;
                 }
                 *t = table.to_string();

@@ -20,7 +20,12 @@ const BATCH: i64 = 20;
 fn spawn_worker(db_url: &str, smtp_url: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_mailcast"))
         .args(["--database", db_url, "worker", "--smtp", smtp_url])
-        .args(["--slots", &SLOTS.to_string(), "--batch-size", &BATCH.to_string()])
+        .args([
+            "--slots",
+            &SLOTS.to_string(),
+            "--batch-size",
+            &BATCH.to_string(),
+        ])
         .args(["--lease-seconds", "3", "--concurrency", "8"])
         .env("RUST_LOG", "mailcast=debug,apalis=info")
         .stdout(Stdio::null())
@@ -43,9 +48,14 @@ fn worker_log() -> Stdio {
 }
 
 async fn audience(store: &Store, n: usize) -> Vec<String> {
-    let emails: Vec<String> = (0..n).map(|i| format!("reader{i:05}@example.com")).collect();
+    let emails: Vec<String> = (0..n)
+        .map(|i| format!("reader{i:05}@example.com"))
+        .collect();
     for chunk in emails.chunks(1000) {
-        let batch: Vec<_> = chunk.iter().map(|e| recipient(e, "Reader", &["news"])).collect();
+        let batch: Vec<_> = chunk
+            .iter()
+            .map(|e| recipient(e, "Reader", &["news"]))
+            .collect();
         store.upsert_recipients(&batch).await.unwrap();
     }
     emails
@@ -78,7 +88,9 @@ async fn killed_and_restarted(db: TestDb, engine: &str) {
     let emails = audience(&store, 5000).await;
     let campaign = create_campaign(&store, "crash", "news", HTML).await;
     let server = SmtpServer::start();
-    schedule_campaign(&store, &JobQueue::new(&store), campaign).await.unwrap();
+    schedule_campaign(&store, &JobQueue::new(&store), campaign)
+        .await
+        .unwrap();
 
     let kills = [400, 1800, 3500];
     for threshold in kills {
@@ -91,9 +103,11 @@ async fn killed_and_restarted(db: TestDb, engine: &str) {
         worker.wait().unwrap();
     }
     let mut worker = spawn_worker(&db.url, &server.url());
-    wait_until("the campaign to finish", Duration::from_secs(180), async || {
-        campaign_done(&store, campaign).await
-    })
+    wait_until(
+        "the campaign to finish",
+        Duration::from_secs(180),
+        async || campaign_done(&store, campaign).await,
+    )
     .await;
     worker.kill().unwrap();
     worker.wait().unwrap();
@@ -144,12 +158,18 @@ async fn three_workers_on_postgresql_share_one_campaign() {
     let emails = audience(&store, 3000).await;
     let campaign = create_campaign(&store, "shared", "news", HTML).await;
     let server = SmtpServer::start();
-    let mut workers: Vec<Child> = (0..3).map(|_| spawn_worker(&db.url, &server.url())).collect();
+    let mut workers: Vec<Child> = (0..3)
+        .map(|_| spawn_worker(&db.url, &server.url()))
+        .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    schedule_campaign(&store, &JobQueue::new(&store), campaign).await.unwrap();
-    wait_until("the campaign to finish", Duration::from_secs(180), async || {
-        campaign_done(&store, campaign).await
-    })
+    schedule_campaign(&store, &JobQueue::new(&store), campaign)
+        .await
+        .unwrap();
+    wait_until(
+        "the campaign to finish",
+        Duration::from_secs(180),
+        async || campaign_done(&store, campaign).await,
+    )
     .await;
     for worker in &mut workers {
         worker.kill().unwrap();
@@ -160,7 +180,14 @@ async fn three_workers_on_postgresql_share_one_campaign() {
     assert_eq!(received.len(), emails.len(), "none missed: {counts:?}");
     assert!(received.values().all(|n| *n == 1), "no recipient twice");
     let by_worker = store.sent_by_worker(campaign).await.unwrap();
-    assert_eq!(by_worker.len(), 3, "work spread across all three: {by_worker:?}");
-    assert!(by_worker.iter().all(|(_, n)| *n > 100), "each did a real share: {by_worker:?}");
+    assert_eq!(
+        by_worker.len(),
+        3,
+        "work spread across all three: {by_worker:?}"
+    );
+    assert!(
+        by_worker.iter().all(|(_, n)| *n > 100),
+        "each did a real share: {by_worker:?}"
+    );
     db.drop_database().await;
 }

@@ -47,7 +47,10 @@ async fn a_4xx_reply_defers_and_the_retry_delivers_the_message_once() {
             ["ann@example.com", "ben@example.com", "cat@example.com"],
             "{engine}: each message arrived exactly once"
         );
-        let ben = store.deliveries_in(campaign, &[DeliveryStatus::Sent]).await.unwrap();
+        let ben = store
+            .deliveries_in(campaign, &[DeliveryStatus::Sent])
+            .await
+            .unwrap();
         let ben = ben.iter().find(|d| d.email == "ben@example.com").unwrap();
         assert_eq!(ben.attempts, 2, "{engine}: one deferral, one retry");
         server.stop();
@@ -60,20 +63,34 @@ async fn a_bad_mailbox_fails_the_delivery_suppresses_the_address_and_a_later_cam
     for_each_engine(|store, engine| async move {
         three_readers(&store).await;
         let rcpt = Arc::new(|to: &str, _seen: usize| {
-            (to == "cat@example.com").then(|| Response::custom(550, "5.1.1 no such user here".into()))
+            (to == "cat@example.com")
+                .then(|| Response::custom(550, "5.1.1 no such user here".into()))
         });
         let server = ScriptedServer::start(rcpt, always_accept_dot()).await;
         let first = create_campaign(&store, "first", "news", HTML).await;
         let counts = run_to_done(&store, first, &server.url(), &WorkerOptions::default()).await;
         assert_eq!((counts.sent, counts.failed), (2, 1), "{engine}: {counts:?}");
-        let failed = store.deliveries_in(first, &[DeliveryStatus::Failed]).await.unwrap();
-        assert!(failed[0].last_error.as_deref().unwrap().contains("5.1.1"), "{engine}: {failed:?}");
+        let failed = store
+            .deliveries_in(first, &[DeliveryStatus::Failed])
+            .await
+            .unwrap();
+        assert!(
+            failed[0].last_error.as_deref().unwrap().contains("5.1.1"),
+            "{engine}: {failed:?}"
+        );
         let cat = EmailAddress::parse("cat@example.com").unwrap();
-        assert!(store.is_suppressed(&cat).await.unwrap(), "{engine}: suppressed");
+        assert!(
+            store.is_suppressed(&cat).await.unwrap(),
+            "{engine}: suppressed"
+        );
 
         let second = create_campaign(&store, "second", "news", HTML).await;
         let counts = run_to_done(&store, second, &server.url(), &WorkerOptions::default()).await;
-        assert_eq!(counts.total(), 2, "{engine}: the suppressed address is not in the audience");
+        assert_eq!(
+            counts.total(),
+            2,
+            "{engine}: the suppressed address is not in the audience"
+        );
         server.stop();
     })
     .await;
@@ -95,12 +112,26 @@ async fn ambiguous_after_dot(store: Store, engine: &str, behaviour: AfterDot) {
         ..WorkerOptions::default()
     };
     let counts = run_to_done(&store, campaign, &server.url(), &options).await;
-    assert_eq!((counts.sent, counts.unknown), (2, 1), "{engine} {behaviour:?}: {counts:?}");
-    let unknown = store.deliveries_in(campaign, &[DeliveryStatus::Unknown]).await.unwrap();
+    assert_eq!(
+        (counts.sent, counts.unknown),
+        (2, 1),
+        "{engine} {behaviour:?}: {counts:?}"
+    );
+    let unknown = store
+        .deliveries_in(campaign, &[DeliveryStatus::Unknown])
+        .await
+        .unwrap();
     assert_eq!(unknown[0].email, "ann@example.com", "{engine}");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let to_ann = server.recipients().iter().filter(|t| *t == "ann@example.com").count();
-    assert_eq!(to_ann, 1, "{engine} {behaviour:?}: never re-sent by the worker on its own");
+    let to_ann = server
+        .recipients()
+        .iter()
+        .filter(|t| *t == "ann@example.com")
+        .count();
+    assert_eq!(
+        to_ann, 1,
+        "{engine} {behaviour:?}: never re-sent by the worker on its own"
+    );
     server.stop();
 }
 
@@ -123,11 +154,15 @@ async fn while_the_smtp_server_is_down_deliveries_defer_then_complete_once_it_is
         drop(free);
         let campaign = create_campaign(&store, "outage", "news", HTML).await;
         let options = WorkerOptions::default();
-        let worker = support::campaign::start(&store, campaign, &format!("smtp://{addr}"), &options).await;
+        let worker =
+            support::campaign::start(&store, campaign, &format!("smtp://{addr}"), &options).await;
 
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while store.ledger_counts(campaign).await.unwrap().deferred < 3 {
-            assert!(std::time::Instant::now() < deadline, "{engine}: nothing deferred");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{engine}: nothing deferred"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let server = ScriptedServer::start_on(addr, accept_all(), always_accept_dot()).await;
@@ -163,10 +198,16 @@ async fn a_body_with_lone_dots_arrives_as_one_intact_message() {
                 .parse(&message.data)
                 .expect("parsable message");
             let html = parsed.body_html(0).expect("html part").to_string();
-            assert!(html.contains("end of body"), "{engine}: body cut short: {html}");
+            assert!(
+                html.contains("end of body"),
+                "{engine}: body cut short: {html}"
+            );
             assert!(html.contains("line three"), "{engine}");
             let text = parsed.body_text(0).expect("text part").to_string();
-            assert!(text.contains("end of body"), "{engine}: text cut short: {text}");
+            assert!(
+                text.contains("end of body"),
+                "{engine}: text cut short: {text}"
+            );
         }
     })
     .await;
@@ -190,13 +231,27 @@ async fn when_the_first_relay_is_down_the_next_one_delivers_without_deferring() 
         ]);
         let campaign = create_campaign(&store, "failover", "news", HTML).await;
         let dispatcher = dispatcher_with(&store, &relays, &WorkerOptions::default()).await;
-        schedule_campaign(&store, &dispatcher.queue, campaign).await.unwrap();
+        schedule_campaign(&store, &dispatcher.queue, campaign)
+            .await
+            .unwrap();
         let worker = spawn_worker(dispatcher);
-        wait_for_status(&store, campaign, mailcast::domain::CampaignStatus::Done, Duration::from_secs(30)).await;
+        wait_for_status(
+            &store,
+            campaign,
+            mailcast::domain::CampaignStatus::Done,
+            Duration::from_secs(30),
+        )
+        .await;
         worker.shutdown().await.unwrap();
-        let sent = store.deliveries_in(campaign, &[DeliveryStatus::Sent]).await.unwrap();
+        let sent = store
+            .deliveries_in(campaign, &[DeliveryStatus::Sent])
+            .await
+            .unwrap();
         assert_eq!(sent.len(), 3, "{engine}");
-        assert!(sent.iter().all(|d| d.attempts == 1), "{engine}: nothing deferred: {sent:?}");
+        assert!(
+            sent.iter().all(|d| d.attempts == 1),
+            "{engine}: nothing deferred: {sent:?}"
+        );
         assert_eq!(server.recipients().len(), 3, "{engine}");
         server.stop();
     })

@@ -35,22 +35,45 @@ fn the_demo_sends_one_personal_message_to_each_subscribed_fixture_recipient() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let summary = stdout.lines().last().unwrap();
     assert!(summary.starts_with("demo: campaign"), "{summary}");
 
     let expected = expected_recipients(&root.join("fixtures"));
-    assert!(summary.contains(&format!("sent {}", expected.len())), "{summary}");
+    assert!(
+        summary.contains(&format!("sent {}", expected.len())),
+        "{summary}"
+    );
     let mut seen = HashMap::new();
     for entry in std::fs::read_dir(dir.path().join("outbox")).unwrap() {
         let raw = std::fs::read(entry.unwrap().path()).unwrap();
         let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
-        let to = message.to().unwrap().first().unwrap().address().unwrap().to_lowercase();
-        let first_name = expected.get(&to).unwrap_or_else(|| panic!("{to} was not expected"));
+        let to = message
+            .to()
+            .unwrap()
+            .first()
+            .unwrap()
+            .address()
+            .unwrap()
+            .to_lowercase();
+        let first_name = expected
+            .get(&to)
+            .unwrap_or_else(|| panic!("{to} was not expected"));
         let html = message.body_html(0).unwrap();
-        assert!(html.contains(first_name.as_str()), "{to}: no '{first_name}' in the message");
+        assert!(
+            html.contains(first_name.as_str()),
+            "{to}: no '{first_name}' in the message"
+        );
         *seen.entry(to).or_insert(0) += 1;
     }
-    assert_eq!(seen.len(), expected.len(), "every expected recipient has a message");
+    assert_eq!(
+        seen.len(),
+        expected.len(),
+        "every expected recipient has a message"
+    );
     assert!(seen.values().all(|n| *n == 1), "nobody has two");
 }

@@ -43,7 +43,10 @@ async fn wait_for(store: &Store, campaign_id: i64, status: CampaignStatus) {
         if now == status {
             return;
         }
-        assert!(Instant::now() < deadline, "campaign still {now}, waited for {status}");
+        assert!(
+            Instant::now() < deadline,
+            "campaign still {now}, waited for {status}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -59,14 +62,21 @@ async fn every_expected_recipient_gets_exactly_one_personal_message_over_smtp() 
             recipient("bounced@example.com", "Bounced", &["newsletter"]),
         ];
         for i in 0..20 {
-            people.push(recipient(&format!("reader{i}@example.com"), &format!("Reader{i}"), &["newsletter"]));
+            people.push(recipient(
+                &format!("reader{i}@example.com"),
+                &format!("Reader{i}"),
+                &["newsletter"],
+            ));
         }
         let mut unnamed = recipient("anon@example.com", "x", &["newsletter"]);
         unnamed.first_name = None;
         people.push(unnamed);
         store.upsert_recipients(&people).await.unwrap();
         store
-            .suppress(&EmailAddress::parse("bounced@example.com").unwrap(), "hard bounce")
+            .suppress(
+                &EmailAddress::parse("bounced@example.com").unwrap(),
+                "hard bounce",
+            )
             .await
             .unwrap();
 
@@ -98,7 +108,9 @@ async fn every_expected_recipient_gets_exactly_one_personal_message_over_smtp() 
 
         let smtp = SmtpServer::start();
         let dispatcher = dispatcher_for(&store, &smtp).await;
-        schedule_campaign(&store, &dispatcher.queue, campaign_id).await.unwrap();
+        schedule_campaign(&store, &dispatcher.queue, campaign_id)
+            .await
+            .unwrap();
         let worker = spawn_worker(dispatcher);
         wait_for(&store, campaign_id, CampaignStatus::Done).await;
         worker.shutdown().await.unwrap();
@@ -112,7 +124,10 @@ async fn every_expected_recipient_gets_exactly_one_personal_message_over_smtp() 
         expected.sort();
         let mut got: Vec<String> = received.iter().flat_map(|m| m.to.clone()).collect();
         got.sort();
-        assert_eq!(got, expected, "{engine}: each expected recipient exactly once, nobody else");
+        assert_eq!(
+            got, expected,
+            "{engine}: each expected recipient exactly once, nobody else"
+        );
 
         for message in &received {
             let to = &message.to[0];
@@ -122,9 +137,18 @@ async fn every_expected_recipient_gets_exactly_one_personal_message_over_smtp() 
                 Some(name) => format!("Hello {name}"),
                 None => "Hello there".to_string(),
             };
-            assert!(text.contains(&greeting), "{engine}: {to} lacks '{greeting}'");
-            assert!(text.contains(to.as_str()), "{engine}: {to} lacks own address");
-            assert!(!text.contains("https://shop.example.com/sale"), "{engine}: link not tracked");
+            assert!(
+                text.contains(&greeting),
+                "{engine}: {to} lacks '{greeting}'"
+            );
+            assert!(
+                text.contains(to.as_str()),
+                "{engine}: {to} lacks own address"
+            );
+            assert!(
+                !text.contains("https://shop.example.com/sale"),
+                "{engine}: link not tracked"
+            );
         }
         let counts = store.ledger_counts(campaign_id).await.unwrap();
         assert_eq!(counts.sent as usize, expected.len(), "{engine}: {counts:?}");
@@ -150,16 +174,23 @@ async fn a_campaign_segment_picks_the_audience_and_declared_segments_choose_bloc
             people.push(person);
         }
         store.upsert_recipients(&people).await.unwrap();
-        let germany = store.upsert_segment("germany", r#"country == "DE""#, "").await.unwrap();
-        store.upsert_segment("vip", r#"attr.tier == "gold""#, "").await.unwrap();
+        let germany = store
+            .upsert_segment("germany", r#"country == "DE""#, "")
+            .await
+            .unwrap();
+        store
+            .upsert_segment("vip", r#"attr.tier == "gold""#, "")
+            .await
+            .unwrap();
         let template_id = store
             .upsert_template(&NewTemplate {
                 name: "blocks".into(),
                 subject: "Hello".into(),
                 preheader: None,
-                html: r#"<p>{% if "vip" in segments %}VIP-BLOCK{% else %}REGULAR-BLOCK{% endif %}</p>
+                html:
+                    r#"<p>{% if "vip" in segments %}VIP-BLOCK{% else %}REGULAR-BLOCK{% endif %}</p>
 <a href="{{ unsubscribe_url }}">Unsubscribe</a>"#
-                    .into(),
+                        .into(),
                 text: None,
             })
             .await
@@ -186,10 +217,20 @@ async fn a_campaign_segment_picks_the_audience_and_declared_segments_choose_bloc
         let counts = run_to_done(&store, campaign, &smtp.url(), &WorkerOptions::default()).await;
         assert_eq!(counts.sent, 2, "{engine}: only the German recipients");
         for message in smtp.received() {
-            let parsed = mail_parser::MessageParser::default().parse(&message.data).unwrap();
+            let parsed = mail_parser::MessageParser::default()
+                .parse(&message.data)
+                .unwrap();
             let html = parsed.body_html(0).unwrap().to_string();
-            let expected = if message.to[0] == "jonas@example.de" { "VIP-BLOCK" } else { "REGULAR-BLOCK" };
-            assert!(html.contains(expected), "{engine}: {} lacks {expected}", message.to[0]);
+            let expected = if message.to[0] == "jonas@example.de" {
+                "VIP-BLOCK"
+            } else {
+                "REGULAR-BLOCK"
+            };
+            assert!(
+                html.contains(expected),
+                "{engine}: {} lacks {expected}",
+                message.to[0]
+            );
         }
     })
     .await;

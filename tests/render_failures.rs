@@ -20,11 +20,17 @@ async fn people(store: &Store, with_plan: usize, without_plan: usize) {
     let mut batch = Vec::new();
     for i in 0..with_plan {
         let mut person = recipient(&format!("plan{i:03}@example.com"), "P", &["news"]);
-        person.attributes.insert("plan".into(), serde_json::json!({"name": "Pro"}));
+        person
+            .attributes
+            .insert("plan".into(), serde_json::json!({"name": "Pro"}));
         batch.push(person);
     }
     for i in 0..without_plan {
-        batch.push(recipient(&format!("noplan{i:03}@example.com"), "N", &["news"]));
+        batch.push(recipient(
+            &format!("noplan{i:03}@example.com"),
+            "N",
+            &["news"],
+        ));
     }
     store.upsert_recipients(&batch).await.unwrap();
 }
@@ -41,7 +47,10 @@ async fn scheduling_refuses_a_campaign_that_fails_for_sampled_recipients_naming_
             panic!("{engine}: expected a validation error, got {error}");
         };
         assert_eq!(errors.len(), 2, "{engine}: {errors:?}");
-        assert!(errors[0].contains("noplan000@example.com"), "{engine}: {errors:?}");
+        assert!(
+            errors[0].contains("noplan000@example.com"),
+            "{engine}: {errors:?}"
+        );
         assert!(error.to_string().contains("plan"), "{engine}: {error}");
         let status = store.campaign(campaign).await.unwrap().status().unwrap();
         assert_eq!(status, CampaignStatus::Draft, "{engine}: still a draft");
@@ -57,12 +66,23 @@ async fn a_running_campaign_pauses_itself_when_too_many_messages_fail_to_render(
         let campaign = create_campaign(&store, "plans", "news", NEEDS_PLAN).await;
         let smtp = SmtpServer::start();
         let dispatcher = dispatcher(&store, &smtp.url(), &WorkerOptions::default()).await;
-        schedule_campaign(&store, &dispatcher.queue, campaign).await.unwrap();
+        schedule_campaign(&store, &dispatcher.queue, campaign)
+            .await
+            .unwrap();
         let worker = mailcast::dispatch::spawn_worker(dispatcher);
-        wait_for_status(&store, campaign, CampaignStatus::Paused, Duration::from_secs(30)).await;
+        wait_for_status(
+            &store,
+            campaign,
+            CampaignStatus::Paused,
+            Duration::from_secs(30),
+        )
+        .await;
         worker.shutdown().await.unwrap();
 
-        let failed = store.deliveries_in(campaign, &[DeliveryStatus::Failed]).await.unwrap();
+        let failed = store
+            .deliveries_in(campaign, &[DeliveryStatus::Failed])
+            .await
+            .unwrap();
         assert!(!failed.is_empty(), "{engine}");
         assert!(
             failed.iter().all(|d| d.email.starts_with("noplan")
@@ -70,7 +90,10 @@ async fn a_running_campaign_pauses_itself_when_too_many_messages_fail_to_render(
             "{engine}: {failed:?}"
         );
         let counts = store.ledger_counts(campaign).await.unwrap();
-        assert!(counts.pending > 0, "{engine}: paused before the end: {counts:?}");
+        assert!(
+            counts.pending > 0,
+            "{engine}: paused before the end: {counts:?}"
+        );
         assert_eq!(smtp.received().len() as i64, counts.sent, "{engine}");
     })
     .await;

@@ -50,7 +50,8 @@ fn clear_outbox(dir: &Path) -> anyhow::Result<()> {
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "eml") {
-            std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
         }
     }
     Ok(())
@@ -73,7 +74,11 @@ async fn create_campaign(store: &Store, args: &DemoArgs) -> anyhow::Result<i64> 
     let template = crate::render::load_template_dir(&args.template)?;
     let template_id = store.upsert_template(&template).await?;
     let campaign = NewCampaign {
-        name: format!("demo-{}-{}", template.name, chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f")),
+        name: format!(
+            "demo-{}-{}",
+            template.name,
+            chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f")
+        ),
         kind: CampaignKind::Marketing,
         template_id,
         segment_id: None,
@@ -102,11 +107,18 @@ async fn send(store: &Store, args: &DemoArgs, campaign_id: i64) -> anyhow::Resul
     Ok(store.ledger_counts(campaign_id).await?)
 }
 
-async fn wait_until_finished(store: &Store, campaign_id: i64, limit: Duration) -> anyhow::Result<()> {
+async fn wait_until_finished(
+    store: &Store,
+    campaign_id: i64,
+    limit: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     loop {
         let status = store.campaign(campaign_id).await?.status()?;
-        if matches!(status, CampaignStatus::Done | CampaignStatus::Expired | CampaignStatus::Cancelled) {
+        if matches!(
+            status,
+            CampaignStatus::Done | CampaignStatus::Expired | CampaignStatus::Cancelled
+        ) {
             return Ok(());
         }
         if Instant::now() > deadline {

@@ -20,10 +20,19 @@ pub use demo::DemoArgs;
 pub use worker::{TransportArgs, WorkerArgs};
 
 #[derive(Debug, Parser)]
-#[command(name = "mailcast", version, about = "Email campaign rendering and dispatch worker")]
+#[command(
+    name = "mailcast",
+    version,
+    about = "Email campaign rendering and dispatch worker"
+)]
 pub struct Cli {
     /// SQLite file (created when missing) or postgres:// URL.
-    #[arg(long, global = true, env = "DATABASE_URL", default_value = "mailcast.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        default_value = "mailcast.db"
+    )]
     pub database: String,
     /// Log more (-v: debug, -vv: trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

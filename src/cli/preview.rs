@@ -22,7 +22,11 @@ pub struct PreviewArgs {
     #[arg(long, default_value = "preview")]
     pub out: PathBuf,
     /// Public address of the HTTP side, as the worker would use it.
-    #[arg(long, env = "MAILCAST_BASE_URL", default_value = "http://localhost:8080")]
+    #[arg(
+        long,
+        env = "MAILCAST_BASE_URL",
+        default_value = "http://localhost:8080"
+    )]
     pub base_url: String,
 }
 

@@ -16,13 +16,22 @@ pub struct TransportArgs {
     /// Send over SMTP: smtp://host:port, smtp://user:pass@host?tls=starttls, smtps://host.
     /// Repeat (or separate with commas) for failover relays, optionally named:
     /// `--smtp primary=smtp://a --smtp backup=smtp://b`.
-    #[arg(long, env = "MAILCAST_SMTP_URL", value_delimiter = ',', conflicts_with = "outbox")]
+    #[arg(
+        long,
+        env = "MAILCAST_SMTP_URL",
+        value_delimiter = ',',
+        conflicts_with = "outbox"
+    )]
     pub smtp: Vec<String>,
     /// Write one .eml file per message into this directory instead of sending.
     #[arg(long, default_value = "outbox")]
     pub outbox: PathBuf,
     /// Public address of the HTTP side, for tracked and unsubscribe links.
-    #[arg(long, env = "MAILCAST_BASE_URL", default_value = "http://localhost:8080")]
+    #[arg(
+        long,
+        env = "MAILCAST_BASE_URL",
+        default_value = "http://localhost:8080"
+    )]
     pub base_url: String,
     /// Messages in flight at once per worker (SMTP connections).
     #[arg(long, default_value_t = 8)]
@@ -59,10 +68,11 @@ impl TransportArgs {
         }
         let mut domains = std::collections::HashMap::new();
         for text in &self.domain_limits {
-            let (domain, limit) = text
-                .split_once('=')
-                .with_context(|| format!("--domain-limit '{text}': expected DOMAIN=CONCURRENCY[/RATE]"))?;
-            let limit = DomainLimit::parse(limit).map_err(|e| anyhow::anyhow!("--domain-limit {e}"))?;
+            let (domain, limit) = text.split_once('=').with_context(|| {
+                format!("--domain-limit '{text}': expected DOMAIN=CONCURRENCY[/RATE]")
+            })?;
+            let limit =
+                DomainLimit::parse(limit).map_err(|e| anyhow::anyhow!("--domain-limit {e}"))?;
             domains.insert(domain.trim().to_ascii_lowercase(), limit);
         }
         Ok(ThrottleSettings {
@@ -112,9 +122,12 @@ pub async fn dispatcher(
         .with_throttle(transport.throttle()?);
     let keyring = KeyRing::from_env_or_dev().context("link signing keys")?;
     if keyring.is_development() {
-        tracing::warn!("MAILCAST_LINK_KEYS is unset: links are signed with the public development key");
+        tracing::warn!(
+            "MAILCAST_LINK_KEYS is unset: links are signed with the public development key"
+        );
     }
-    let mut settings = DispatchSettings::new(unique_worker_name(), transport.base_url.clone(), keyring);
+    let mut settings =
+        DispatchSettings::new(unique_worker_name(), transport.base_url.clone(), keyring);
     configure(&mut settings);
     Ok(Dispatcher::new(store.clone(), transport_impl, settings))
 }

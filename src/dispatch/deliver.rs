@@ -38,7 +38,10 @@ pub async fn deliver_campaign(
             return Ok(BatchEnd::Stopped(status));
         }
         dispatcher.store.expire_leases().await?;
-        let claimed = dispatcher.store.claim(&claim(dispatcher, campaign_id)).await?;
+        let claimed = dispatcher
+            .store
+            .claim(&claim(dispatcher, campaign_id))
+            .await?;
         if claimed.is_empty() {
             return finish(dispatcher, campaign_id).await;
         }
@@ -50,9 +53,16 @@ pub async fn deliver_campaign(
         if too_many_render_failures(dispatcher, &runtime, &outcomes) {
             dispatcher
                 .store
-                .transition_campaign(campaign_id, &[CampaignStatus::Running], CampaignStatus::Paused)
+                .transition_campaign(
+                    campaign_id,
+                    &[CampaignStatus::Running],
+                    CampaignStatus::Paused,
+                )
                 .await?;
-            tracing::error!(campaign_id, "too many messages fail to render: campaign paused");
+            tracing::error!(
+                campaign_id,
+                "too many messages fail to render: campaign paused"
+            );
             return Ok(BatchEnd::Stopped(CampaignStatus::Paused));
         }
     }
@@ -90,10 +100,19 @@ async fn finish(dispatcher: &Dispatcher, campaign_id: i64) -> Result<BatchEnd, D
     let counts = store.ledger_counts(campaign_id).await?;
     if counts.settled() {
         let finished_here = store
-            .transition_campaign(campaign_id, &[CampaignStatus::Running], CampaignStatus::Done)
+            .transition_campaign(
+                campaign_id,
+                &[CampaignStatus::Running],
+                CampaignStatus::Done,
+            )
             .await?;
         if finished_here {
-            tracing::info!(campaign_id, sent = counts.sent, failed = counts.failed, "campaign done");
+            tracing::info!(
+                campaign_id,
+                sent = counts.sent,
+                failed = counts.failed,
+                "campaign done"
+            );
         }
         return Ok(BatchEnd::Finished);
     }
@@ -212,10 +231,7 @@ async fn store_new_links(
         }
     }
     if !fresh.is_empty() {
-        dispatcher
-            .store
-            .store_links(campaign_id, &fresh)
-            .await?;
+        dispatcher.store.store_links(campaign_id, &fresh).await?;
     }
     Ok(())
 }
@@ -278,7 +294,11 @@ fn deferred(
     reason: String,
 ) -> DeliveryOutcome {
     let now = crate::time::now();
-    match dispatcher.settings.retry.next_attempt(attempts, queued_at, now) {
+    match dispatcher
+        .settings
+        .retry
+        .next_attempt(attempts, queued_at, now)
+    {
         Some(retry_at) => DeliveryOutcome::Deferred {
             delivery_id,
             retry_at,
@@ -295,7 +315,11 @@ async fn suppress_bad_mailbox(dispatcher: &Dispatcher, to: &str, reason: &str) {
     let Ok(address) = EmailAddress::parse(to) else {
         return;
     };
-    if let Err(error) = dispatcher.store.suppress(&address, &format!("bounce: {reason}")).await {
+    if let Err(error) = dispatcher
+        .store
+        .suppress(&address, &format!("bounce: {reason}"))
+        .await
+    {
         tracing::error!(%error, "cannot add a bounced address to the suppression list");
     }
 }
@@ -305,6 +329,12 @@ fn file_stem(message_id: &str) -> String {
     message_id
         .trim_matches(|c| c == '<' || c == '>')
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "@.-_".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "@.-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }

@@ -53,7 +53,11 @@ impl JobQueue {
         }
     }
 
-    pub async fn push_start(&self, job: StartCampaign, after: Duration) -> Result<(), DispatchError> {
+    pub async fn push_start(
+        &self,
+        job: StartCampaign,
+        after: Duration,
+    ) -> Result<(), DispatchError> {
         let task = TaskBuilder::new(job)
             .run_after(after)
             .max_attempts(JOB_ATTEMPTS)

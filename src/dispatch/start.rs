@@ -29,7 +29,11 @@ pub async fn schedule_campaign(
         super::validate::validate_campaign(store, campaign_id).await?;
     }
     let moved = store
-        .transition_campaign(campaign_id, &[CampaignStatus::Draft], CampaignStatus::Scheduled)
+        .transition_campaign(
+            campaign_id,
+            &[CampaignStatus::Draft],
+            CampaignStatus::Scheduled,
+        )
         .await?;
     if !moved {
         return Err(DispatchError::Campaign {
@@ -58,15 +62,26 @@ pub async fn start_campaign(
         CampaignStatus::Scheduled => {
             if is_expired(&campaign, dispatcher.settings.start_grace) {
                 store
-                    .transition_campaign(campaign_id, &[CampaignStatus::Scheduled], CampaignStatus::Expired)
+                    .transition_campaign(
+                        campaign_id,
+                        &[CampaignStatus::Scheduled],
+                        CampaignStatus::Expired,
+                    )
                     .await?;
-                tracing::warn!(campaign_id, "campaign start is past its grace period: expired");
+                tracing::warn!(
+                    campaign_id,
+                    "campaign start is past its grace period: expired"
+                );
                 return Ok(StartOutcome::Expired);
             }
             let filter = audience_filter(store, &campaign).await?;
             let audience = store.freeze_audience(&campaign, &filter).await?;
             store
-                .transition_campaign(campaign_id, &[CampaignStatus::Scheduled], CampaignStatus::Running)
+                .transition_campaign(
+                    campaign_id,
+                    &[CampaignStatus::Scheduled],
+                    CampaignStatus::Running,
+                )
                 .await?;
             tracing::info!(campaign_id, audience, "campaign started");
             StartOutcome::Started { audience }
@@ -90,7 +105,10 @@ fn is_expired(campaign: &Campaign, grace: Duration) -> bool {
 }
 
 /// The campaign's segment as SQL; every consented recipient when it names none.
-pub(super) async fn audience_filter(store: &Store, campaign: &Campaign) -> Result<SqlFilter, DispatchError> {
+pub(super) async fn audience_filter(
+    store: &Store,
+    campaign: &Campaign,
+) -> Result<SqlFilter, DispatchError> {
     let Some(segment_id) = campaign.segment_id else {
         return Ok(SqlFilter::all());
     };

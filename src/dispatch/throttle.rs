@@ -146,12 +146,20 @@ impl Throttle {
 
     /// The domain pushed back (421, 4.7.x): halve its pace.
     pub fn slow_down(&self, domain: &str) {
-        self.gate(domain).pacer.lock().expect("pacer lock").slow_down();
+        self.gate(domain)
+            .pacer
+            .lock()
+            .expect("pacer lock")
+            .slow_down();
         tracing::warn!(domain, "receiving domain asked us to slow down");
     }
 
     pub fn succeeded(&self, domain: &str) {
-        self.gate(domain).pacer.lock().expect("pacer lock").recover();
+        self.gate(domain)
+            .pacer
+            .lock()
+            .expect("pacer lock")
+            .recover();
     }
 
     /// Current spacing between messages to `domain`, if it is paced.
@@ -200,13 +208,19 @@ mod tests {
             })
         );
         assert_eq!(DomainLimit::parse("4").unwrap().per_second, None);
-        assert!(DomainLimit::parse("0/5").unwrap_err().contains("concurrency"));
+        assert!(
+            DomainLimit::parse("0/5")
+                .unwrap_err()
+                .contains("concurrency")
+        );
         assert!(DomainLimit::parse("2/fast").unwrap_err().contains("rate"));
     }
 
     #[test]
     fn recognises_slow_down_replies() {
-        assert!(is_slow_down("transient error (421): 4.7.0 too many connections"));
+        assert!(is_slow_down(
+            "transient error (421): 4.7.0 too many connections"
+        ));
         assert!(is_slow_down("transient error (450): 4.7.1 rate limited"));
         assert!(!is_slow_down("transient error (451): 4.3.0 try later"));
     }
@@ -229,17 +243,27 @@ mod tests {
         for _ in 0..5 {
             drop(throttle.acquire("Gmail.com").await);
         }
-        assert!(start.elapsed() >= Duration::from_millis(400), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            start.elapsed()
+        );
 
         throttle.slow_down("outlook.com");
         throttle.slow_down("outlook.com");
-        assert_eq!(throttle.interval("outlook.com"), Some(Duration::from_millis(400)));
+        assert_eq!(
+            throttle.interval("outlook.com"),
+            Some(Duration::from_millis(400))
+        );
         assert_eq!(throttle.interval("example.org"), None);
         let other = Instant::now();
         for _ in 0..20 {
             drop(throttle.acquire("example.org").await);
         }
-        assert!(other.elapsed() < Duration::from_millis(1), "unslowed domain waited");
+        assert!(
+            other.elapsed() < Duration::from_millis(1),
+            "unslowed domain waited"
+        );
         for _ in 0..50 {
             throttle.succeeded("outlook.com");
         }
@@ -266,7 +290,10 @@ mod tests {
             async move { drop(throttle.acquire("gmail.com").await) }
         });
         tokio::time::sleep(Duration::from_secs(1)).await;
-        assert!(!waiting.is_finished(), "a second message went while one was in flight");
+        assert!(
+            !waiting.is_finished(),
+            "a second message went while one was in flight"
+        );
         drop(held);
         waiting.await.unwrap();
     }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::address::Envelope;
+use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::response::Response;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::sync::{RwLock, Semaphore};
@@ -119,7 +119,11 @@ impl Transport {
     pub async fn send(&self, message: &Outgoing<'_>) -> SendResult {
         match &self.kind {
             TransportKind::Outbox(dir) => {
-                let _permit = self.in_flight.acquire().await.expect("semaphore never closed");
+                let _permit = self
+                    .in_flight
+                    .acquire()
+                    .await
+                    .expect("semaphore never closed");
                 write_file(dir, message.file_stem, message.raw).await
             }
             TransportKind::Smtp(relays) => self.send_with_failover(relays, message).await,
@@ -127,12 +131,22 @@ impl Transport {
     }
 
     async fn send_with_failover(&self, relays: &[Relay], message: &Outgoing<'_>) -> SendResult {
-        let domain = message.to.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        let domain = message
+            .to
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or_default();
         let _pace = self.throttle.acquire(domain).await;
-        let _permit = self.in_flight.acquire().await.expect("semaphore never closed");
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .expect("semaphore never closed");
         let mut result = SendResult::Deferred("no SMTP relay configured".into());
         for relay in relay_order(relays, message.relay) {
-            result = self.send_smtp(relay, message.from, message.to, message.raw).await;
+            result = self
+                .send_smtp(relay, message.from, message.to, message.raw)
+                .await;
             match &result {
                 SendResult::Deferred(reason) if reason.starts_with("Connection error") => {
                     tracing::warn!(relay = %relay.name, %reason, "relay unreachable, trying the next");
@@ -180,7 +194,6 @@ impl Transport {
             }
         }
     }
-
 }
 
 /// One message for [`Transport::send`].
@@ -212,8 +225,12 @@ fn relay(name: &str, url: &SmtpUrl, concurrency: usize) -> Result<Relay, Transpo
 
 /// The named relay first, then the others in configured order.
 fn relay_order<'r>(relays: &'r [Relay], first: Option<&str>) -> impl Iterator<Item = &'r Relay> {
-    let preferred = relays.iter().filter(move |r| Some(r.name.as_str()) == first);
-    let rest = relays.iter().filter(move |r| Some(r.name.as_str()) != first);
+    let preferred = relays
+        .iter()
+        .filter(move |r| Some(r.name.as_str()) == first);
+    let rest = relays
+        .iter()
+        .filter(move |r| Some(r.name.as_str()) != first);
     preferred.chain(rest)
 }
 

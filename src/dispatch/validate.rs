@@ -10,9 +10,13 @@ pub const VALIDATION_SAMPLE: i64 = 25;
 
 pub async fn validate_campaign(store: &Store, campaign_id: i64) -> Result<(), DispatchError> {
     // Links are not sent anywhere here, so any base URL and key do.
-    let runtime =
-        CampaignRuntime::load(store, "http://localhost", &KeyRing::development(), campaign_id)
-            .await?;
+    let runtime = CampaignRuntime::load(
+        store,
+        "http://localhost",
+        &KeyRing::development(),
+        campaign_id,
+    )
+    .await?;
     let campaign = store.campaign(campaign_id).await?;
     let filter = super::start::audience_filter(store, &campaign).await?;
     let sample = store.sample_segment(&filter, VALIDATION_SAMPLE).await?;

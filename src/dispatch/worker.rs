@@ -87,7 +87,9 @@ pub async fn run_worker(
             Monitor::new()
                 .register(move |_| {
                     WorkerBuilder::new(n1.as_str())
-                        .backend(SqliteStorage::<StartCampaign>::new(&p1).poll_with_interval(interval))
+                        .backend(
+                            SqliteStorage::<StartCampaign>::new(&p1).poll_with_interval(interval),
+                        )
                         .data(d1.clone())
                         .build(handle_start)
                 })
@@ -110,7 +112,9 @@ pub async fn run_worker(
             Monitor::new()
                 .register(move |_| {
                     WorkerBuilder::new(n1.as_str())
-                        .backend(PostgresStorage::<StartCampaign>::new(&p1).poll_with_interval(interval))
+                        .backend(
+                            PostgresStorage::<StartCampaign>::new(&p1).poll_with_interval(interval),
+                        )
                         .data(d1.clone())
                         .build(handle_start)
                 })
@@ -146,13 +150,15 @@ trait QueueConfig: Default {
 
 impl QueueConfig for apalis_sqlite::Config {
     fn one_per_poll(self) -> Self {
-        self.queue(std::any::type_name::<DeliverBatch>()).batch_size(1)
+        self.queue(std::any::type_name::<DeliverBatch>())
+            .batch_size(1)
     }
 }
 
 impl QueueConfig for apalis_postgres::Config {
     fn one_per_poll(self) -> Self {
-        self.queue(std::any::type_name::<DeliverBatch>()).batch_size(1)
+        self.queue(std::any::type_name::<DeliverBatch>())
+            .batch_size(1)
     }
 }
 
@@ -160,13 +166,19 @@ fn one_at_a_time<C: QueueConfig>() -> C {
     C::default().one_per_poll()
 }
 
-async fn handle_start(job: StartCampaign, dispatcher: Data<Arc<Dispatcher>>) -> Result<(), BoxDynError> {
+async fn handle_start(
+    job: StartCampaign,
+    dispatcher: Data<Arc<Dispatcher>>,
+) -> Result<(), BoxDynError> {
     let outcome = super::start_campaign(&dispatcher, job.campaign_id).await?;
     tracing::debug!(campaign_id = job.campaign_id, ?outcome, "start job done");
     Ok(())
 }
 
-async fn handle_deliver(job: DeliverBatch, dispatcher: Data<Arc<Dispatcher>>) -> Result<(), BoxDynError> {
+async fn handle_deliver(
+    job: DeliverBatch,
+    dispatcher: Data<Arc<Dispatcher>>,
+) -> Result<(), BoxDynError> {
     let end = super::deliver_campaign(&dispatcher, job.campaign_id).await?;
     let wait = match end {
         BatchEnd::RetryAt(at) => Duration::from_secs((at - crate::time::now()).max(1) as u64),

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 
-use super::{built, Store, StoreError, on_pool};
+use super::{Store, StoreError, built, on_pool};
 use crate::domain::{CampaignKind, CampaignStatus};
 
 /// Per-campaign options kept as JSON, so later options need no migration.
@@ -106,7 +106,9 @@ impl Store {
 
     pub async fn campaign_by_name(&self, name: &str) -> Result<Option<Campaign>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE name = $1");
-        Ok(on_pool!(self, pool => sqlx::query_as(built(&sql)).bind(name).fetch_optional(pool).await)?)
+        Ok(
+            on_pool!(self, pool => sqlx::query_as(built(&sql)).bind(name).fetch_optional(pool).await)?,
+        )
     }
 
     /// Moves a campaign from one of `from` to `to`; false when it was in none of them.
@@ -159,7 +161,11 @@ impl Store {
 }
 
 impl Store {
-    pub async fn set_send_at(&self, campaign_id: i64, send_at: Option<i64>) -> Result<(), StoreError> {
+    pub async fn set_send_at(
+        &self,
+        campaign_id: i64,
+        send_at: Option<i64>,
+    ) -> Result<(), StoreError> {
         let sql = "UPDATE campaigns SET send_at = $2, updated_at = $3 WHERE id = $1";
         on_pool!(self, pool => sqlx::query(sql)
             .bind(campaign_id)

@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-use super::{built, Campaign, Engine, Recipient, SqlFilter, Store, StoreError, bind_filter, on_pool};
+use super::{
+    Campaign, Engine, Recipient, SqlFilter, Store, StoreError, bind_filter, built, on_pool,
+};
 use crate::domain::DeliveryStatus;
 
 /// Why a recipient may not be mailed now, as SQL over `recipients r`; NULL when they
@@ -364,7 +366,11 @@ fn outcome_columns(outcome: &DeliveryOutcome) -> (i64, Option<&str>, Option<&str
 
 impl Store {
     /// Adds tracked links of a campaign; links already stored are left alone.
-    pub async fn store_links(&self, campaign_id: i64, links: &[(i64, String)]) -> Result<(), StoreError> {
+    pub async fn store_links(
+        &self,
+        campaign_id: i64,
+        links: &[(i64, String)],
+    ) -> Result<(), StoreError> {
         let sql = "INSERT INTO links (campaign_id, link_id, url) VALUES ($1, $2, $3)
                    ON CONFLICT (campaign_id, link_id) DO NOTHING";
         on_pool!(self, pool => {
@@ -377,7 +383,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn link_url(&self, campaign_id: i64, link_id: i64) -> Result<Option<String>, StoreError> {
+    pub async fn link_url(
+        &self,
+        campaign_id: i64,
+        link_id: i64,
+    ) -> Result<Option<String>, StoreError> {
         let sql = "SELECT url FROM links WHERE campaign_id = $1 AND link_id = $2";
         let row: Option<(String,)> = on_pool!(self, pool =>
             sqlx::query_as(sql).bind(campaign_id).bind(link_id).fetch_optional(pool).await)?;

@@ -3,6 +3,7 @@
 //! Queries whose text is the same on both engines are written once and run through
 //! [`on_pool!`]; where the dialects differ, each engine's text sits side by side.
 
+mod api_keys;
 mod behaviour;
 mod campaigns;
 mod catalog;
@@ -10,20 +11,20 @@ mod connect;
 mod error;
 mod events;
 mod filter;
+mod idempotency;
 mod ledger;
+mod preferences;
+mod privacy;
 mod recipients;
 mod segment_audience;
 mod segments;
+mod stats;
 mod suppressions;
 mod templates;
-mod api_keys;
-mod idempotency;
-mod preferences;
-mod privacy;
-mod stats;
 mod tracking;
 mod triggered;
 
+pub use api_keys::ApiKey;
 pub use behaviour::{BehaviourKind, Interaction, RecipientHistory};
 pub use campaigns::{Campaign, CampaignSettings, NewCampaign};
 pub use catalog::{NewProduct, Product};
@@ -32,18 +33,17 @@ pub use error::StoreError;
 pub use events::NewEvent;
 pub(crate) use filter::bind_filter;
 pub use filter::{SqlFilter, SqlParam};
-pub use ledger::{Claim, ClaimedDelivery, DeliveryOutcome, DeliveryReport, LedgerCounts};
-pub use recipients::{NewRecipient, Recipient, UpsertCounts};
-pub use segment_audience::SegmentCount;
-pub use segments::Segment;
-pub use templates::{NewTemplate, Template};
-pub use api_keys::ApiKey;
 pub use idempotency::IdempotencyClaim;
+pub use ledger::{Claim, ClaimedDelivery, DeliveryOutcome, DeliveryReport, LedgerCounts};
 pub use preferences::TopicChoice;
 pub use privacy::{
     ConsentRecord, DeliveryRecord, EventRecord, RecipientExport, SuppressionRecord, TrackingRecord,
 };
+pub use recipients::{NewRecipient, Recipient, UpsertCounts};
+pub use segment_audience::SegmentCount;
+pub use segments::Segment;
 pub use stats::{CampaignStats, Engagement, LinkStats, SegmentStats};
+pub use templates::{NewTemplate, Template};
 pub use tracking::{
     MAX_ROWS_PER_INSERT, NewTrackingEvent, StoredClick, TrackingEvent, TrackingKind, Verdict,
 };
