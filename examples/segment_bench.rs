@@ -307,11 +307,16 @@ fn secs(d: Duration) -> String {
 fn summary(times: &[Duration]) -> String {
     let min = times.iter().min().copied().unwrap_or_default();
     let max = times.iter().max().copied().unwrap_or_default();
+    let each: Vec<String> = times
+        .iter()
+        .map(|t| format!("{:.2}", t.as_secs_f64()))
+        .collect();
     format!(
-        "median {} (min {:.2}, max {:.2})",
+        "median {} (min {:.2}, max {:.2}; runs {})",
         secs(median(times)),
         min.as_secs_f64(),
-        max.as_secs_f64()
+        max.as_secs_f64(),
+        each.join(" ")
     )
 }
 
@@ -346,14 +351,16 @@ fn markdown(engine: Engine, rows: &[Row]) -> String {
     out
 }
 
-/// Mirrors `ineligible_reason` in src/store/ledger.rs, for EXPLAIN only.
+/// Mirrors `ineligible_reason_for` in src/store/ledger.rs for a marketing campaign,
+/// for EXPLAIN only.
 const INELIGIBLE: &str = "CASE
     WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = r.email_hash) THEN 'a'
-    WHEN r.status <> 'active' THEN 'b'
+    WHEN r.status IN ('bounced', 'erased') THEN 'b'
+    WHEN r.status <> 'active' THEN 'c'
     WHEN CAST($1 AS BIGINT) IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM consents k
         WHERE k.recipient_id = r.id AND k.topic_id = CAST($1 AS BIGINT) AND k.status = 'subscribed')
-        THEN 'c'
+        THEN 'd'
  END";
 
 async fn explain(store: &Store, name: &str, filter: &SqlFilter) -> anyhow::Result<()> {

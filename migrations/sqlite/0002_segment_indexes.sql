@@ -2,9 +2,8 @@
 -- benches/SEGMENTS.md). Behaviour compiles to EXISTS / NOT EXISTS and to counts and
 -- sums over one recipient's events, which SQLite answers per recipient from
 -- (recipient_id, kind, occurred_at). The indexes also carry the columns the tests read
--- (product for sku/category, amount for spent(), verdict for opened()/clicked(),
--- consent status for eligibility), so every lookup is covering and never reads the
--- table itself.
+-- (product for sku/category, amount for spent(), verdict for opened()/clicked()),
+-- so every lookup is covering and never reads the table itself.
 
 DROP INDEX events_recipient_kind_time;
 CREATE INDEX events_recipient_kind_time
@@ -13,5 +12,3 @@ CREATE INDEX events_recipient_kind_time
 DROP INDEX tracking_events_recipient;
 CREATE INDEX tracking_events_recipient
     ON tracking_events (recipient_id, kind, occurred_at, verdict);
-
-CREATE INDEX consents_recipient_topic ON consents (recipient_id, topic_id, status);

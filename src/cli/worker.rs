@@ -39,6 +39,16 @@ pub struct TransportArgs {
     /// Messages per second at most, over all domains.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// DKIM private key: an RSA PKCS#1 PEM file, or a file holding the base64 of an
+    /// Ed25519 seed. Signs From, Subject, Message-ID and the List-* headers.
+    #[arg(long, env = "MAILCAST_DKIM_KEY", requires_all = ["dkim_selector", "dkim_domain"])]
+    pub dkim_key: Option<PathBuf>,
+    /// DKIM selector (the DNS record is SELECTOR._domainkey.DOMAIN).
+    #[arg(long, env = "MAILCAST_DKIM_SELECTOR")]
+    pub dkim_selector: Option<String>,
+    /// DKIM signing domain (d=).
+    #[arg(long, env = "MAILCAST_DKIM_DOMAIN")]
+    pub dkim_domain: Option<String>,
     /// Per recipient domain: at most CONCURRENCY at once and RATE per second
     /// (`gmail.com=8/50`). Repeatable.
     #[arg(long = "domain-limit", value_name = "DOMAIN=CONCURRENCY[/RATE]")]
@@ -117,6 +127,13 @@ pub async fn dispatcher(
     configure: impl FnOnce(&mut DispatchSettings),
 ) -> anyhow::Result<Arc<Dispatcher>> {
     let config = transport.transport_config()?;
+    if let (Some(key), Some(selector), Some(domain)) =
+        (&transport.dkim_key, &transport.dkim_selector, &transport.dkim_domain)
+    {
+        let settings = crate::render::DkimSettings::from_key_file(domain, selector, key)
+            .with_context(|| format!("DKIM key {}", key.display()))?;
+        crate::dispatch::set_dkim_key(settings);
+    }
     let transport_impl = Transport::new(&config, transport.concurrency)
         .await?
         .with_throttle(transport.throttle()?);

@@ -21,7 +21,7 @@ pub use deliver::{BatchEnd, deliver_campaign};
 pub use error::DispatchError;
 pub use jobs::{DeliverBatch, JobQueue, StartCampaign};
 pub use retry::RetryPolicy;
-pub use runtime::CampaignRuntime;
+pub use runtime::{CampaignRuntime, set_dkim_key};
 pub use start::{StartOutcome, schedule_campaign, start_campaign};
 pub use throttle::{DomainLimit, Throttle, ThrottleSettings};
 pub use transport::{Outgoing, SendResult, Transport, TransportError, enhanced_code};

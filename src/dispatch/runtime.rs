@@ -8,7 +8,7 @@ use super::DispatchError;
 use crate::domain::EmailAddress;
 use crate::links::KeyRing;
 use crate::recommend::Recommender;
-use crate::render::{CampaignRenderer, LinkSettings, RecipientContext, Recommendation, RenderSpec};
+use crate::render::{CampaignRenderer, DkimSettings, LinkSettings, RecipientContext, Recommendation, RenderSpec};
 use crate::store::{Product, Recipient, RecipientHistory, SqlFilter, Store};
 
 /// Render failures are judged only after this many renders.
@@ -41,10 +41,14 @@ impl CampaignRuntime {
         let recommender = recommender_for(store, campaign_id, &template.html).await?;
         let links = link_settings(base_url, keyring, &campaign.from_email);
         let spec = RenderSpec::from_campaign(&campaign, template, links);
-        let renderer = CampaignRenderer::new(spec).map_err(|source| DispatchError::Render {
+        let render_error = |source| DispatchError::Render {
             campaign: campaign_id,
             source,
-        })?;
+        };
+        let mut renderer = CampaignRenderer::new(spec).map_err(render_error)?;
+        if let Some(dkim) = dkim_key() {
+            renderer = renderer.with_dkim(dkim).map_err(render_error)?;
+        }
         let names = &campaign.settings.0.declared_segments;
         let declared_segments = crate::segment::compile_declared(store, names, crate::time::now())
             .await
@@ -124,6 +128,18 @@ impl CampaignRuntime {
             .recipient_segment_names(ids, &self.declared_segments)
             .await?)
     }
+}
+
+/// The DKIM key set for this process with [`set_dkim_key`], if any.
+fn dkim_key() -> Option<&'static DkimSettings> {
+    DKIM_KEY.get()
+}
+
+static DKIM_KEY: std::sync::OnceLock<DkimSettings> = std::sync::OnceLock::new();
+
+/// Signs every message this process renders from now on. Set once, at start.
+pub fn set_dkim_key(settings: DkimSettings) {
+    let _ = DKIM_KEY.set(settings);
 }
 
 /// The recommender is built (one pass over the events) only for templates that

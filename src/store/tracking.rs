@@ -176,6 +176,7 @@ impl Store {
             Db::Postgres(pool) => {
                 let (campaigns, recipients) = pair_arrays(pairs);
                 sqlx::query_as(built(&sql))
+                    .persistent(false)
                     .bind(campaigns)
                     .bind(recipients)
                     .fetch_all(pool)
@@ -211,7 +212,8 @@ impl Store {
             }
             Db::Postgres(pool) => {
                 let (campaigns, recipients) = pair_arrays(pairs);
-                let query = sqlx::query_as(built(&sql)).bind(campaigns).bind(recipients);
+                let query = sqlx::query_as(built(&sql)).persistent(false);
+                let query = query.bind(campaigns).bind(recipients);
                 query.bind(since).fetch_all(pool).await?
             }
         })
@@ -253,8 +255,10 @@ impl Store {
     }
 
     /// A row source `p(campaign_id, recipient_id)` over the pairs: one JSON array at
-    /// `$1` on SQLite, two arrays at `$1` and `$2` on PostgreSQL (whose planner
-    /// estimates an UNNEST of arrays well, and so keeps to the indexes).
+    /// `$1` on SQLite, two arrays at `$1` and `$2` on PostgreSQL. The PostgreSQL
+    /// queries are planned at every run (`persistent(false)`): a cached generic plan
+    /// made while `tracking_events` was empty scans the whole table per batch once it
+    /// has grown (seconds per batch, measured).
     fn pair_table(&self) -> &'static str {
         match self.engine() {
             Engine::Sqlite => {
