@@ -77,3 +77,74 @@ fn the_demo_sends_one_personal_message_to_each_subscribed_fixture_recipient() {
     );
     assert!(seen.values().all(|n| *n == 1), "nobody has two");
 }
+
+/// The first `n` fixture recipients, with all products and no events: a small demo.
+fn small_fixtures(root: &Path, dir: &Path, n: usize) {
+    let recipients = std::fs::read_to_string(root.join("fixtures/recipients.csv")).unwrap();
+    let head: Vec<&str> = recipients.lines().take(n + 1).collect();
+    std::fs::write(dir.join("recipients.csv"), head.join("\n") + "\n").unwrap();
+    std::fs::copy(root.join("fixtures/products.csv"), dir.join("products.csv")).unwrap();
+    std::fs::write(dir.join("events.jsonl"), "").unwrap();
+}
+
+fn demo_with_dkim(root: &Path, dir: &Path, key: &str) -> std::process::Output {
+    std::fs::write(dir.join("dkim.key"), key).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_mailcast"))
+        .arg("demo")
+        .arg("--fixtures")
+        .arg(dir.join("small"))
+        .arg("--template")
+        .arg(root.join("templates/weekly-picks"))
+        .args([
+            "--dkim-selector",
+            "mc1",
+            "--dkim-domain",
+            "shop.example.com",
+        ])
+        .arg("--dkim-key")
+        .arg(dir.join("dkim.key"))
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("MAILCAST_SMTP_URL")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_dkim_key_given_to_the_worker_signs_every_message() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("small")).unwrap();
+    small_fixtures(root, &dir.path().join("small"), 20);
+
+    let bad = demo_with_dkim(root, dir.path(), "not a key");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "a bad key is refused");
+    assert!(stderr.contains("DKIM key"), "{stderr}");
+
+    let output = demo_with_dkim(
+        root,
+        dir.path(),
+        "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let mut signed = 0;
+    for entry in std::fs::read_dir(dir.path().join("outbox")).unwrap() {
+        let raw = std::fs::read(entry.unwrap().path()).unwrap();
+        let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let signature: String = message
+            .header_raw("DKIM-Signature")
+            .expect("every message is signed")
+            .split_whitespace()
+            .collect();
+        assert!(signature.contains("d=shop.example.com;"), "{signature}");
+        assert!(signature.contains("s=mc1;"), "{signature}");
+        assert!(
+            signature.to_lowercase().contains("list-unsubscribe"),
+            "{signature}"
+        );
+        signed += 1;
+    }
+    assert!(signed > 0, "the demo sent something");
+}

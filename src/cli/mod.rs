@@ -5,6 +5,7 @@ mod campaign;
 mod demo;
 mod preview;
 mod recommend;
+mod send;
 mod serve;
 mod stats;
 mod worker;
@@ -77,6 +78,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// The worker and the HTTP server in one process.
     Run(serve::RunArgs),
+    /// Send one message to one recipient now (a triggered send), idempotently.
+    Send(send::SendArgs),
     /// Keys for the CRM API.
     ApiKey {
         #[command(subcommand)]
@@ -155,6 +158,7 @@ async fn run_with_store(store: &Store, command: Command) -> anyhow::Result<ExitC
         Command::Preview(args) => preview::run(store, &args).await,
         Command::Serve(args) => serve::serve(store, &args).await,
         Command::Run(args) => serve::run(store, &args).await,
+        Command::Send(args) => send::run(store, &args).await,
         Command::ApiKey { command } => serve::api_key(store, command).await,
         Command::Stats { campaign } => stats::run(store, &campaign).await,
         Command::Demo(_) | Command::Fixtures { .. } | Command::Recommend { .. } => {

@@ -13,6 +13,7 @@ mod runtime;
 mod start;
 mod throttle;
 mod transport;
+mod triggered;
 mod validate;
 mod worker;
 
@@ -25,6 +26,10 @@ pub use runtime::{CampaignRuntime, set_dkim_key};
 pub use start::{StartOutcome, schedule_campaign, start_campaign};
 pub use throttle::{DomainLimit, Throttle, ThrottleSettings};
 pub use transport::{Outgoing, SendResult, Transport, TransportError, enhanced_code};
+pub use triggered::{
+    CheckedSend, FieldProblems, QueuedSend, TriggeredError, TriggeredSend, check_send, compiles,
+    enqueue_send,
+};
 pub use validate::{VALIDATION_SAMPLE, validate_campaign};
 pub use worker::{WorkerHandle, run_worker, spawn_worker, unique_worker_name};
 

@@ -313,6 +313,7 @@ fn campaign_context(spec: &RenderSpec) -> tera::Context {
         from_email: &spec.from_email,
     };
     context.insert("campaign", &view);
+    context.insert("data", &spec.settings.data);
     context
 }
 

@@ -13,6 +13,20 @@ pub struct ApiKey {
 }
 
 impl Store {
+    /// The id of a named scope for idempotency keys that do not come through the API
+    /// (`mailcast send`), created on first use. It cannot authenticate: its stored hash
+    /// is not hex, so no key hashes to it.
+    pub async fn internal_scope(&self, name: &str) -> Result<i64, StoreError> {
+        let insert = "INSERT INTO api_keys (name, key_hash, created_at) VALUES ($1, $2, $3)
+                      ON CONFLICT (name) DO NOTHING";
+        on_pool!(self, pool => sqlx::query(insert)
+            .bind(name).bind(format!("internal:{name}")).bind(crate::time::now())
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        let (id,): (i64,) = on_pool!(self, pool => sqlx::query_as(
+            "SELECT id FROM api_keys WHERE name = $1").bind(name).fetch_one(pool).await)?;
+        Ok(id)
+    }
+
     /// Stores a key's hash under a unique name.
     pub async fn create_api_key(&self, name: &str, key_hash: &str) -> Result<ApiKey, StoreError> {
         let sql = "INSERT INTO api_keys (name, key_hash, created_at) VALUES ($1, $2, $3)

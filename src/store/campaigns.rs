@@ -14,6 +14,10 @@ pub struct CampaignSettings {
     pub declared_segments: Vec<String>,
     /// Name of the SMTP relay to send through first (others take over on failure).
     pub smtp_relay: Option<String>,
+    /// Values the template sees as `data` (a triggered send's own, such as an order
+    /// number).
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub data: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use crate::dispatch::{cancel_campaign, pause_campaign, resume_campaign, schedule
 use crate::domain::{CampaignKind, EmailAddress};
 use crate::http::error::{FieldErrors, HttpError, add_error};
 use crate::http::state::AppState;
-use crate::render::{CampaignRenderer, LinkSettings, RenderSpec};
+use crate::render::LinkSettings;
 use crate::store::{
     Campaign, CampaignSettings, CampaignStats, LedgerCounts, NewCampaign, StoreError,
 };
@@ -163,23 +163,12 @@ pub(super) fn compiles(
     campaign: &NewCampaign,
     template: crate::store::Template,
 ) -> Result<(), HttpError> {
-    let spec = RenderSpec {
-        campaign_id: 0,
-        campaign_name: campaign.name.clone(),
-        marketing: campaign.kind == CampaignKind::Marketing,
-        template,
-        from_name: campaign.from_name.clone(),
-        from_email: campaign.from_email.clone(),
-        reply_to: campaign.reply_to.clone(),
-        settings: campaign.settings.clone(),
-        links: LinkSettings::new(
-            state.settings.base_url.clone(),
-            state.settings.keyring.clone(),
-        ),
-    };
-    CampaignRenderer::new(spec)
-        .map(|_| ())
-        .map_err(|e| HttpError::field("template", e.to_string()))
+    let links = LinkSettings::new(
+        state.settings.base_url.clone(),
+        state.settings.keyring.clone(),
+    );
+    crate::dispatch::compiles(campaign, template, &links)
+        .map_err(|message| HttpError::field("template", message))
 }
 
 pub(crate) fn timestamp(value: &serde_json::Value) -> Result<i64, String> {

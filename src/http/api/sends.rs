@@ -1,69 +1,33 @@
-//! Triggered sends: one message to one recipient, now. Each becomes a single-recipient
-//! campaign whose only delivery is put straight into the ledger and handed to the
-//! worker (`DeliverBatch`), so it gets the same consent re-check, rendering, retries and
-//! at-most-once outcome recording as any campaign message; its opens and clicks show
-//! in its statistics.
+//! `POST /api/sends`: triggered sends (see `crate::dispatch::TriggeredSend`).
 //!
 //! `Idempotency-Key` is required. The first answer for a key is stored for 24 hours:
 //! the same key with the same body gets that answer again (and sends nothing); with a
 //! different body, a 422; while the first request is still being handled, a 409.
-
-use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::Caller;
 use super::body::parse;
-use super::campaigns::compiles;
-use crate::dispatch::DeliverBatch;
-use crate::domain::{CampaignKind, CampaignStatus, DeliveryStatus, EmailAddress};
-use crate::http::error::{FieldErrors, HttpError, add_error};
+use crate::dispatch::{
+    CheckedSend, QueuedSend, TriggeredError, TriggeredSend, check_send, enqueue_send,
+};
+use crate::domain::DeliveryStatus;
+use crate::http::error::HttpError;
 use crate::http::state::AppState;
-use crate::store::{CampaignSettings, IdempotencyClaim, NewCampaign, Recipient};
+use crate::render::LinkSettings;
+use crate::store::IdempotencyClaim;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const REPLAYED: &str = "idempotent-replayed";
 /// How long the first answer for a key is kept.
 pub(crate) const KEY_TTL_SECONDS: i64 = 24 * 3600;
 const MAX_KEY_LEN: usize = 255;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SendBody {
-    /// Name of a stored template.
-    template: String,
-    /// The recipient: must exist (upsert it first).
-    email: String,
-    from_email: String,
-    #[serde(default)]
-    from_name: String,
-    reply_to: Option<String>,
-    /// `transactional` (default) or `marketing` (needs an unsubscribe link).
-    #[serde(default = "transactional")]
-    kind: CampaignKind,
-    /// Topic the recipient must be subscribed to.
-    topic: Option<String>,
-    #[serde(default)]
-    utm: BTreeMap<String, String>,
-}
-
-fn transactional() -> CampaignKind {
-    CampaignKind::Transactional
-}
-
-#[derive(Debug, Serialize)]
-struct Accepted {
-    send_id: i64,
-    campaign: String,
-    recipient_id: i64,
-    status: &'static str,
-}
 
 pub(crate) async fn send(
     State(state): State<AppState>,
@@ -72,7 +36,7 @@ pub(crate) async fn send(
     body: Bytes,
 ) -> Result<Response, HttpError> {
     let key = idempotency_key(&headers)?;
-    let request: SendBody = parse(&body)?;
+    let request: TriggeredSend = parse(&body)?;
     let checked = check(&state, request).await?;
     let hash = request_hash(&body);
     let store = &state.store;
@@ -167,106 +131,28 @@ fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
     response
 }
 
-/// A send whose every part was checked before anything is written.
-struct Checked {
-    campaign: NewCampaign,
-    recipient: Recipient,
-}
-
-async fn check(state: &AppState, body: SendBody) -> Result<Checked, HttpError> {
-    let mut errors = FieldErrors::new();
-    let recipient = find_recipient(state, &body.email, &mut errors).await?;
-    if let Err(e) = EmailAddress::parse(&body.from_email) {
-        add_error(&mut errors, "from_email", e.to_string());
-    }
-    let template = state.store.template_by_name(&body.template).await?;
-    if template.is_none() {
-        let message = format!("no template named '{}'", body.template);
-        add_error(&mut errors, "template", message);
-    }
-    let (Some(recipient), Some(template), true) = (recipient, template, errors.is_empty()) else {
-        return Err(HttpError::invalid(errors));
-    };
-    let campaign = NewCampaign {
-        name: format!(
-            "send-{}-{:012x}",
-            body.template,
-            rand::random::<u64>() >> 16
-        ),
-        kind: body.kind,
-        template_id: template.id,
-        segment_id: None,
-        topic: body.topic,
-        from_name: body.from_name,
-        from_email: body.from_email,
-        reply_to: body.reply_to,
-        send_at: None,
-        settings: CampaignSettings {
-            utm: body.utm,
-            ..CampaignSettings::default()
-        },
-    };
-    compiles(state, &campaign, template)?;
-    Ok(Checked {
-        campaign,
-        recipient,
-    })
-}
-
-async fn find_recipient(
-    state: &AppState,
-    email: &str,
-    errors: &mut FieldErrors,
-) -> Result<Option<Recipient>, HttpError> {
-    let email = match EmailAddress::parse(email) {
-        Ok(email) => email,
-        Err(e) => {
-            add_error(errors, "email", e.to_string());
-            return Ok(None);
-        }
-    };
-    let found = state.store.recipient_by_email(&email).await?;
-    if found.is_none() {
-        let message = format!("no recipient '{email}': upsert the recipient first");
-        add_error(errors, "email", message);
-    }
-    Ok(found)
-}
-
-/// The single-recipient campaign, its delivery, and the job that sends it.
-async fn enqueue(state: &AppState, checked: Checked) -> Result<Accepted, HttpError> {
-    let id = state.store.create_campaign(&checked.campaign).await?;
-    if let Err(error) = start(state, id, checked.recipient.id).await {
-        // Whatever part was done must not send later, once the client has retried.
-        if let Err(cancel) = crate::dispatch::cancel_campaign(&state.store, id).await {
-            tracing::error!(campaign_id = id, %cancel, "cannot cancel a half-created triggered send");
-        }
-        return Err(error);
-    }
-    tracing::info!(
-        campaign_id = id,
-        recipient_id = checked.recipient.id,
-        "triggered send queued"
+async fn check(state: &AppState, request: TriggeredSend) -> Result<CheckedSend, HttpError> {
+    let links = LinkSettings::new(
+        state.settings.base_url.clone(),
+        state.settings.keyring.clone(),
     );
-    Ok(Accepted {
-        send_id: id,
-        campaign: checked.campaign.name,
-        recipient_id: checked.recipient.id,
-        status: "queued",
-    })
+    check_send(&state.store, &links, request)
+        .await
+        .map_err(from_triggered)
 }
 
-async fn start(state: &AppState, id: i64, recipient_id: i64) -> Result<(), HttpError> {
-    let store = &state.store;
-    store.add_delivery(id, recipient_id).await?;
-    store
-        .transition_campaign(id, &[CampaignStatus::Draft], CampaignStatus::Running)
-        .await?;
-    state
-        .queue
-        .push_deliver(DeliverBatch { campaign_id: id }, std::time::Duration::ZERO)
-        .await?;
-    Ok(())
+async fn enqueue(state: &AppState, checked: CheckedSend) -> Result<QueuedSend, HttpError> {
+    enqueue_send(&state.store, &state.queue, checked)
+        .await
+        .map_err(from_triggered)
+}
+
+fn from_triggered(error: TriggeredError) -> HttpError {
+    match error {
+        TriggeredError::Invalid(problems) => HttpError::invalid(problems),
+        TriggeredError::Store(e) => e.into(),
+        TriggeredError::Queue(message) => HttpError::Unavailable(message),
+    }
 }
 
 #[derive(Debug, Serialize)]
