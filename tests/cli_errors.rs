@@ -81,3 +81,18 @@ fn a_bad_smtp_url_is_refused_before_anything_is_sent() {
     assert_ne!(code, 0);
     assert_one_line_error(&stderr, "bad SMTP URL 'http://mail.example.com'");
 }
+
+#[test]
+fn campaign_stats_lives_under_campaign_and_names_an_unknown_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = mailcast(&["campaign", "stats", "nosuch"], dir.path());
+    assert_ne!(code, 0, "{stdout}");
+    assert_one_line_error(&stderr, "no campaign named 'nosuch'");
+    let (_, help, _) = mailcast(&["campaign", "--help"], dir.path());
+    assert!(help.contains("stats"), "{help}");
+    let (_, top, _) = mailcast(&["--help"], dir.path());
+    assert!(
+        !top.lines().any(|l| l.trim_start().starts_with("stats")),
+        "the old top-level command is hidden: {top}"
+    );
+}

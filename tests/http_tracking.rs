@@ -1,6 +1,6 @@
 //! Tracking over real HTTP on both engines: the open pixel, click redirects, bad and
-//! rotated tokens, machine verdicts, view online, health and metrics, and no event
-//! lost under load.
+//! rotated tokens, machine verdicts (the rendered honeypot link among them), view
+//! online, health and metrics, and no event lost under load.
 
 #[path = "support/http.rs"]
 mod http;
@@ -12,7 +12,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt;
 use http::{FOREIGN_KEY, OLD_KEY, Seeded, TestServer, keys, seed, server_keys, wait_for_events};
-use mailcast::links::Token;
+use mailcast::links::{HONEYPOT_LINK_ID, Token};
+use mailcast::render::{CampaignRenderer, LinkSettings, RecipientContext, RenderSpec};
 use mailcast::store::{Claim, DeliveryOutcome, Store, TrackingEvent, TrackingKind};
 use support::for_each_engine;
 
@@ -277,6 +278,113 @@ async fn every_link_of_a_message_clicked_at_once_is_a_scanner() {
                 .unwrap()
                 .contains("several links"),
             "{engine}"
+        );
+    })
+    .await;
+}
+
+/// Grace's message of the seeded campaign, rendered for links to `server`.
+async fn render_for(store: &Store, seeded: &Seeded, server: &TestServer) -> (String, String) {
+    let campaign = store.campaign(seeded.campaign_id).await.unwrap();
+    let template = store.template(campaign.template_id).await.unwrap();
+    let links = LinkSettings::new(server.base.clone(), server_keys());
+    let renderer = CampaignRenderer::new(RenderSpec::from_campaign(&campaign, template, links));
+    let recipient = store.recipient(seeded.grace).await.unwrap().unwrap();
+    let context = RecipientContext {
+        recipient,
+        segments: Vec::new(),
+        recommendations: Vec::new(),
+        cart: Vec::new(),
+    };
+    let message = renderer.unwrap().render(&context).unwrap();
+    store
+        .store_links(seeded.campaign_id, &message.links)
+        .await
+        .unwrap();
+    (message.html, message.text)
+}
+
+/// The start tags of the HTML's links, and their href values.
+fn anchors(html: &str) -> Vec<(&str, &str)> {
+    html.split("<a ")
+        .skip(1)
+        .filter_map(|rest| {
+            let tag = &rest[..rest.find('>')?];
+            let href = tag.split("href=\"").nth(1)?.split('"').next()?;
+            Some((tag, href))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_scanner_following_the_rendered_honeypot_link_is_a_machine_on_that_message() {
+    for_each_engine(|store, engine| async move {
+        let seeded = seed(&store).await;
+        let mut settings = http::settings();
+        settings.writer.timing.burst = Duration::from_secs(1);
+        let server = TestServer::start_with(&store, settings).await;
+        let (html, text) = render_for(&store, &seeded, &server).await;
+        let click_prefix = format!("{}/c/", server.base);
+        let (hidden, visible): (Vec<_>, Vec<_>) = anchors(&html)
+            .into_iter()
+            .filter(|(_, href)| href.starts_with(&click_prefix))
+            .partition(|(tag, _)| tag.contains("display:none"));
+        assert_eq!(hidden.len(), 1, "{engine}: one honeypot link in {html}");
+        let (tag, honeypot) = hidden[0];
+        assert!(tag.contains(r#"aria-hidden="true""#) && tag.contains(r#"tabindex="-1""#));
+        assert!(
+            !text.contains(honeypot),
+            "{engine}: not in the text part: {text}"
+        );
+        assert_eq!(visible.len(), 2, "{engine}: sale and shoes in {html}");
+
+        // A scanner with a browser's agent requests every link of the message.
+        let status = |url: &str| {
+            let request = server.client.get(url);
+            async move { request.send().await.unwrap().status().as_u16() }
+        };
+        assert_eq!(status(honeypot).await, 204, "{engine}");
+        for (_, href) in &visible {
+            assert_eq!(status(href).await, 302, "{engine}");
+        }
+        // Later than the burst window, Grace herself clicks the sale link.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(status(visible[0].1).await, 302, "{engine}");
+        server.stop().await;
+
+        let stored = events(&store, &seeded).await;
+        let seen: Vec<(Option<i64>, &str, &str)> = stored
+            .iter()
+            .map(|e| {
+                (
+                    e.link_id,
+                    e.verdict.as_str(),
+                    e.reason.as_deref().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(stored.len(), 4, "{engine}: {seen:?}");
+        assert!(
+            stored
+                .iter()
+                .all(|e| e.recipient_id == seeded.grace && e.kind == "click")
+        );
+        let (link, verdict, reason) = seen[0];
+        assert_eq!(
+            (link, verdict),
+            (Some(HONEYPOT_LINK_ID), "machine"),
+            "{engine}"
+        );
+        assert!(reason.contains("honeypot"), "{engine}: {seen:?}");
+        for (link, verdict, reason) in &seen[1..3] {
+            assert_ne!(*link, Some(HONEYPOT_LINK_ID));
+            assert_eq!(*verdict, "machine", "{engine}: {seen:?}");
+            assert!(reason.contains("several links"), "{engine}: {seen:?}");
+        }
+        assert_eq!(
+            seen[3],
+            (seen[1].0, "human", ""),
+            "{engine}: the sale link again"
         );
     })
     .await;

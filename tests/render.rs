@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use mail_parser::{MessageParser, MimeHeaders};
-use mailcast::links::{KeyRing, Token, TokenKind, link_id};
+use mailcast::links::{HONEYPOT_LINK_ID, KeyRing, Token, TokenKind, honeypot_token, link_id};
 use mailcast::render::{
     CampaignRenderer, DkimAlgorithm, DkimSettings, LinkSettings, Part, RecipientContext,
     Recommendation, RenderError, RenderSpec, RenderedMessage, is_crlf_only, load_all,
@@ -291,6 +291,15 @@ fn check_message(message: &RenderedMessage, recipient: &Recipient) {
         }
     }
     assert!(html.contains(&format!("{BASE}/o/")), "no open pixel");
+    let honeypot = honeypot_token(42, recipient.id).url(BASE, &keyring());
+    let hidden = format!(
+        r#"<a href="{honeypot}" style="display:none" aria-hidden="true" tabindex="-1"></a>"#
+    );
+    assert_eq!(html.matches(&hidden).count(), 1, "one hidden honeypot link");
+    assert!(
+        !text.contains(&honeypot),
+        "the text part shows no honeypot: {text}"
+    );
 }
 
 fn check_signed(url: &str, message: &RenderedMessage, recipient_id: i64) {
@@ -299,6 +308,7 @@ fn check_signed(url: &str, message: &RenderedMessage, recipient_id: i64) {
     let token = Token::verify(&keyring(), token).expect("token verifies");
     assert_eq!((token.campaign_id, token.recipient_id), (42, recipient_id));
     match (kind, token.kind) {
+        ("c", TokenKind::Click) if token.link_id == HONEYPOT_LINK_ID => {}
         ("c", TokenKind::Click) => {
             let stored = message.links.iter().find(|(id, _)| *id == token.link_id);
             let (id, target) = stored.expect("click target is in message.links");

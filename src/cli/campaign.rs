@@ -24,6 +24,8 @@ pub enum CampaignCommand {
     Schedule { name: String },
     /// Counts by delivery state, and who failed or is unknown, with reasons.
     Status { name: String },
+    /// Results: deliveries, human and machine opens and clicks, top links.
+    Stats { name: String },
     /// Stop sending; running workers stop between batches.
     Pause { name: String },
     /// Go on sending a paused campaign.
@@ -87,6 +89,7 @@ pub async fn run(store: &Store, command: CampaignCommand) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         CampaignCommand::Status { name } => status(store, &name).await,
+        CampaignCommand::Stats { name } => super::stats::run(store, &name).await,
         CampaignCommand::Pause { name } => {
             pause_campaign(store, find(store, &name).await?.id).await?;
             println!("campaign '{name}' paused");

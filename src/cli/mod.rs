@@ -85,7 +85,8 @@ pub enum Command {
         #[command(subcommand)]
         command: serve::ApiKeyCommand,
     },
-    /// A campaign's results: deliveries, human and machine opens and clicks, top links.
+    /// Same as `campaign stats` (kept for scripts written before it moved).
+    #[command(hide = true)]
     Stats {
         /// The campaign's name.
         campaign: String,

@@ -30,6 +30,7 @@ mod metrics;
 mod observe;
 mod ops;
 mod pages;
+mod recent;
 mod server;
 mod state;
 mod statistics;

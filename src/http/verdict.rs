@@ -11,20 +11,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::links::Token;
+pub use crate::links::{HONEYPOT_LINK_ID, honeypot_token};
 use crate::store::{NewTrackingEvent, StoredClick, TrackingKind, Verdict};
-
-/// The link id of the hidden honeypot link. Real link ids are 48-bit hashes of their
-/// URL (`links::link_id`), so this one never names a real target.
-pub const HONEYPOT_LINK_ID: i64 = 1 << 48;
-
-/// The click token of a message's honeypot link. The renderer is to emit it as
-/// `<a href="{base_url}/c/{token}" style="display:none" aria-hidden="true" tabindex="-1"></a>`:
-/// invisible and skipped by screen readers, so only machines that follow every link
-/// in a message ever request it.
-pub fn honeypot_token(campaign_id: i64, recipient_id: i64) -> Token {
-    Token::click(campaign_id, recipient_id, HONEYPOT_LINK_ID)
-}
 
 /// What the request shows about its sender.
 #[derive(Debug, Clone, Default)]
@@ -183,49 +171,88 @@ impl TimingRules {
     }
 
     /// Marks clicks that belong to a burst over several links of one message, in the
-    /// batch and among `stored` clicks. Returns the ids of stored human clicks that the
-    /// burst shows to be a machine's too.
+    /// batch and among `stored` clicks (clicks of the same messages stored before).
+    /// Returns the stored human clicks that the burst shows to be a machine's too.
     pub fn apply_bursts(
         &self,
         events: &mut [NewTrackingEvent],
         stored: &[StoredClick],
-    ) -> Vec<i64> {
+    ) -> Vec<StoredClick> {
         let window = self.burst.as_secs() as i64;
-        let batch: Vec<StoredClick> = events
+        let batch: Vec<(usize, StoredClick)> = events
             .iter()
-            .filter(|e| e.kind == TrackingKind::Click)
-            .map(|e| StoredClick {
-                id: 0,
-                campaign_id: e.campaign_id,
-                recipient_id: e.recipient_id,
-                link_id: e.link_id,
-                occurred_at: e.occurred_at,
-            })
+            .enumerate()
+            .filter(|(_, e)| e.kind == TrackingKind::Click)
+            .map(|(i, e)| (i, StoredClick::of(e)))
             .collect();
-        let all: Vec<&StoredClick> = stored.iter().chain(batch.iter()).collect();
-        let in_burst = |click: &StoredClick| {
-            all.iter().any(|other| {
-                other.campaign_id == click.campaign_id
-                    && other.recipient_id == click.recipient_id
-                    && other.link_id != click.link_id
-                    && (other.occurred_at - click.occurred_at).abs() <= window
-            })
-        };
-        for (event, click) in events
-            .iter_mut()
-            .filter(|e| e.kind == TrackingKind::Click)
-            .zip(&batch)
-        {
-            if event.verdict == Verdict::Human && in_burst(click) {
+        let clicks: Vec<&StoredClick> = stored.iter().chain(batch.iter().map(|(_, c)| c)).collect();
+        let in_burst = clicks_in_bursts(&clicks, window);
+        let (stored_marks, batch_marks) = in_burst.split_at(stored.len());
+        for ((index, _), _) in batch.iter().zip(batch_marks).filter(|(_, marked)| **marked) {
+            let event = &mut events[*index];
+            if event.verdict == Verdict::Human {
                 event.verdict = Verdict::Machine;
                 event.reason = Some(burst_reason(window));
             }
         }
         stored
             .iter()
-            .filter(|c| in_burst(c))
-            .map(|c| c.id)
+            .zip(stored_marks)
+            .filter(|(click, marked)| **marked && click.verdict == Verdict::Human)
+            .map(|(click, _)| *click)
             .collect()
+    }
+}
+
+/// For each click: whether a click of the same message on another link lies within
+/// `window` seconds of it. Sorted by message and time, so one pass per message however
+/// many clicks it has.
+fn clicks_in_bursts(clicks: &[&StoredClick], window: i64) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..clicks.len()).collect();
+    order.sort_unstable_by_key(|&i| {
+        (
+            clicks[i].campaign_id,
+            clicks[i].recipient_id,
+            clicks[i].occurred_at,
+        )
+    });
+    let mut marks = vec![false; clicks.len()];
+    for message in order.chunk_by(|&a, &b| same_message(clicks[a], clicks[b])) {
+        mark_bursts(message, clicks, window, &mut marks);
+    }
+    marks
+}
+
+fn same_message(a: &StoredClick, b: &StoredClick) -> bool {
+    (a.campaign_id, a.recipient_id) == (b.campaign_id, b.recipient_id)
+}
+
+/// One message's clicks, `message` in time order: a click is in a burst unless every
+/// click within `window` of it is on its own link.
+fn mark_bursts(message: &[usize], clicks: &[&StoredClick], window: i64, marks: &mut [bool]) {
+    if message.len() < 2 {
+        return;
+    }
+    let at = |k: usize| clicks[message[k]].occurred_at;
+    let link = |k: usize| clicks[message[k]].link_id;
+    // run_start[k]: where the run of equal links that ends at position k starts.
+    let mut run_start = vec![0; message.len()];
+    for k in 1..message.len() {
+        run_start[k] = if link(k) == link(k - 1) {
+            run_start[k - 1]
+        } else {
+            k
+        };
+    }
+    let (mut lo, mut hi) = (0, 0);
+    for k in 0..message.len() {
+        while at(k) - at(lo) > window {
+            lo += 1;
+        }
+        while hi + 1 < message.len() && at(hi + 1) - at(k) <= window {
+            hi += 1;
+        }
+        marks[message[k]] = run_start[hi] > lo;
     }
 }
 
@@ -323,11 +350,11 @@ mod tests {
     fn several_links_clicked_at_once_are_a_scanner_and_revise_stored_clicks() {
         let rules = TimingRules::default();
         let stored = [StoredClick {
-            id: 42,
             campaign_id: 1,
             recipient_id: 1,
             link_id: Some(7),
             occurred_at: 500,
+            verdict: Verdict::Human,
         }];
         let mut events = vec![
             click(1, 8, 501),
@@ -336,7 +363,7 @@ mod tests {
             click(2, 8, 600),
         ];
         let revised = rules.apply_bursts(&mut events, &stored);
-        assert_eq!(revised, vec![42]);
+        assert_eq!(revised, stored.to_vec());
         assert_eq!(events[0].verdict, Verdict::Machine);
         assert_eq!(events[1].verdict, Verdict::Machine);
         assert_eq!(
@@ -345,5 +372,31 @@ mod tests {
             "one link twice is not a burst"
         );
         assert_eq!(events[3].verdict, Verdict::Human);
+    }
+
+    #[test]
+    fn a_burst_needs_another_link_within_the_window() {
+        let rules = TimingRules::default();
+        let machine = StoredClick {
+            campaign_id: 1,
+            recipient_id: 1,
+            link_id: Some(7),
+            occurred_at: 100,
+            verdict: Verdict::Machine,
+        };
+        // Same link many times, then another link just out of reach of the first
+        // clicks but within reach of the last ones.
+        let mut events = vec![
+            click(1, 7, 101),
+            click(1, 7, 104),
+            click(1, 7, 105),
+            click(1, 8, 107),
+            click(1, 9, 120),
+        ];
+        let revised = rules.apply_bursts(&mut events, &[machine]);
+        assert!(revised.is_empty(), "a machine click is not revised again");
+        let verdicts: Vec<Verdict> = events.iter().map(|e| e.verdict).collect();
+        use Verdict::{Human, Machine};
+        assert_eq!(verdicts, [Human, Human, Machine, Machine, Human]);
     }
 }

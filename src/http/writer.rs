@@ -1,16 +1,29 @@
 //! The batched event writer. Handlers hand events to a bounded queue (waiting when it
-//! is full: under load requests slow down, events are never dropped); one task writes
-//! them a batch at a time, one multi-row INSERT per batch, when the batch is full or
-//! `max_delay` after its first event, whichever comes first. Shutting down closes the
-//! queue and writes everything still in it.
+//! is full: under load requests slow down, events are never dropped). Two tasks work
+//! on it as a pipeline, so the store is busy with one batch while the next is formed:
+//!
+//! 1. the collector takes a batch off the queue (when it is full or `max_delay` after
+//!    its first event) and looks up the send times its clicks need, keeping those
+//!    known in memory;
+//! 2. the storer applies the timing rules, using the clicks of the last seconds that it
+//!    keeps in memory (no query), and stores the batch with one multi-row INSERT.
+//!
+//! Shutting down closes the queue and writes everything still in it.
+//!
+//! The burst rule sees the clicks this process stored: with several HTTP processes
+//! behind one balancer, a scanner's clicks on one message split across processes are
+//! not seen together.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::metrics::Metrics;
+use super::recent::{RecentClicks, SentTimes};
 use super::verdict::{TimingRules, burst_reason};
 use crate::store::{NewTrackingEvent, Store, StoreError, TrackingKind, Verdict};
 
@@ -64,15 +77,18 @@ impl EventSender {
 /// Stops the writer after draining the queue.
 pub(crate) struct WriterHandle {
     stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    collector: tokio::task::JoinHandle<()>,
+    storer: tokio::task::JoinHandle<()>,
 }
 
 impl WriterHandle {
     /// Closes the queue, writes what it holds, and waits for that.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
-        if let Err(error) = self.task.await {
-            tracing::error!(%error, "event writer task failed");
+        for task in [self.collector, self.storer] {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "event writer task failed");
+            }
         }
     }
 }
@@ -84,24 +100,91 @@ pub(crate) fn spawn(
 ) -> (EventSender, WriterHandle) {
     let (tx, rx) = mpsc::channel(settings.capacity.max(1));
     let (stop, stopped) = oneshot::channel();
-    let writer = Writer {
+    // One batch waits while the storer writes the one before.
+    let (batches, formed) = mpsc::channel(1);
+    let stopping = Arc::new(AtomicBool::new(false));
+    let collector = Collector {
+        store: store.clone(),
+        settings: settings.clone(),
+        metrics: metrics.clone(),
+        stopping: stopping.clone(),
+        sent: SentTimes::default(),
+    };
+    let storer = Storer {
+        recent: RecentClicks::new(settings.timing.burst),
         store,
         settings,
         metrics,
+        stopping,
     };
-    let task = tokio::spawn(writer.run(rx, stopped));
-    (EventSender { tx }, WriterHandle { stop, task })
+    let collector = tokio::spawn(collector.run(rx, stopped, batches));
+    let storer = tokio::spawn(storer.run(formed));
+    let handle = WriterHandle {
+        stop,
+        collector,
+        storer,
+    };
+    (EventSender { tx }, handle)
 }
 
-struct Writer {
+/// Events to store together, with the send times of their clicks' messages.
+struct Batch {
+    events: Vec<NewTrackingEvent>,
+    sent_at: HashMap<(i64, i64), i64>,
+}
+
+/// Retries a failing store operation with a growing pause: forever while running (the
+/// queue fills and handlers wait), for `shutdown_retry` once stopping.
+struct Retry {
+    give_up_after: Duration,
+    metrics: Arc<Metrics>,
+    stopping: Arc<AtomicBool>,
+    started: Instant,
+    pause: Duration,
+}
+
+impl Retry {
+    fn new(settings: &WriterSettings, metrics: &Arc<Metrics>, stopping: &Arc<AtomicBool>) -> Self {
+        Retry {
+            give_up_after: settings.shutdown_retry,
+            metrics: metrics.clone(),
+            stopping: stopping.clone(),
+            started: Instant::now(),
+            pause: Duration::from_millis(100),
+        }
+    }
+
+    /// Logs the failure; false when it is time to give up, else true after a pause.
+    async fn again(&mut self, error: &StoreError, what: &str, events: usize) -> bool {
+        self.metrics.write_failed();
+        tracing::error!(%error, events, "cannot {what}; retrying");
+        let stopping = self.stopping.load(Ordering::Relaxed);
+        if stopping && self.started.elapsed() > self.give_up_after {
+            tracing::error!(events, "giving up on tracking events at shutdown ({what})");
+            return false;
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(Duration::from_secs(5));
+        true
+    }
+}
+
+/// Forms batches and looks up their send times.
+struct Collector {
     store: Store,
     settings: WriterSettings,
     metrics: Arc<Metrics>,
+    stopping: Arc<AtomicBool>,
+    sent: SentTimes,
 }
 
-impl Writer {
-    async fn run(self, mut rx: mpsc::Receiver<NewTrackingEvent>, mut stop: oneshot::Receiver<()>) {
-        let mut stopping = false;
+impl Collector {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<NewTrackingEvent>,
+        mut stop: oneshot::Receiver<()>,
+        batches: mpsc::Sender<Batch>,
+    ) {
         loop {
             let first = tokio::select! {
                 biased;
@@ -109,17 +192,21 @@ impl Writer {
                     Some(event) => event,
                     None => break,
                 },
-                _ = &mut stop, if !stopping => {
+                _ = &mut stop, if !self.stopping.load(Ordering::Relaxed) => {
                     // No new events from now on; the loop drains what is queued.
                     rx.close();
-                    stopping = true;
+                    self.stopping.store(true, Ordering::Relaxed);
                     continue;
                 }
             };
-            let batch = self.fill(first, &mut rx).await;
-            self.write(batch, stopping).await;
+            let events = self.fill(first, &mut rx).await;
+            let sent_at = self.sent_times(&events).await;
+            if batches.send(Batch { events, sent_at }).await.is_err() {
+                tracing::error!("event storer stopped; tracking events lost");
+                break;
+            }
         }
-        tracing::debug!("event writer drained and stopped");
+        tracing::debug!("event collector drained and stopped");
     }
 
     /// A batch starting with `first`: until it is full, the queue is closed, or
@@ -148,68 +235,94 @@ impl Writer {
         batch
     }
 
-    /// Classifies and stores a batch, retrying on store errors: forever while
-    /// running (the queue fills and handlers wait), for `shutdown_retry` when stopping.
-    async fn write(&self, mut batch: Vec<NewTrackingEvent>, stopping: bool) {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(100);
+    /// The send times of the messages of the batch's human clicks: from memory, the
+    /// rest in one query. Given up on at shutdown, the batch goes on without them.
+    async fn sent_times(&mut self, events: &[NewTrackingEvent]) -> HashMap<(i64, i64), i64> {
+        let mut pairs: Vec<(i64, i64)> = events
+            .iter()
+            .filter(|e| e.kind == TrackingKind::Click && e.verdict == Verdict::Human)
+            .map(|e| (e.campaign_id, e.recipient_id))
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let (mut known, unknown) = self.sent.split(&pairs);
+        if unknown.is_empty() {
+            return known;
+        }
+        let mut retry = Retry::new(&self.settings, &self.metrics, &self.stopping);
+        loop {
+            match self.store.sent_times(&unknown).await {
+                Ok(found) => {
+                    self.sent.remember(&found);
+                    known.extend(found);
+                    return known;
+                }
+                Err(error) => {
+                    if !retry
+                        .again(&error, "look up send times", events.len())
+                        .await
+                    {
+                        return known;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Classifies and stores batches, one at a time, in the order they were formed.
+struct Storer {
+    store: Store,
+    settings: WriterSettings,
+    metrics: Arc<Metrics>,
+    stopping: Arc<AtomicBool>,
+    recent: RecentClicks,
+}
+
+impl Storer {
+    async fn run(mut self, mut formed: mpsc::Receiver<Batch>) {
+        while let Some(batch) = formed.recv().await {
+            self.write(batch).await;
+        }
+        tracing::debug!("event storer stopped");
+    }
+
+    async fn write(&mut self, mut batch: Batch) {
+        let mut retry = Retry::new(&self.settings, &self.metrics, &self.stopping);
         loop {
             match self.try_write(&mut batch).await {
                 Ok(()) => return,
                 Err(error) => {
-                    self.metrics.write_failed();
-                    tracing::error!(%error, events = batch.len(), "cannot store tracking events; retrying");
-                    if stopping && started.elapsed() > self.settings.shutdown_retry {
-                        tracing::error!(
-                            events = batch.len(),
-                            "giving up on tracking events at shutdown"
-                        );
+                    let events = batch.events.len();
+                    if !retry.again(&error, "store tracking events", events).await {
                         return;
                     }
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
                 }
             }
         }
     }
 
-    async fn try_write(&self, batch: &mut [NewTrackingEvent]) -> Result<(), StoreError> {
+    async fn try_write(&mut self, batch: &mut Batch) -> Result<(), StoreError> {
         let started = Instant::now();
-        let revised = self.classify(batch).await?;
+        let timing = self.settings.timing;
+        timing.apply_send_delay(&mut batch.events, &batch.sent_at);
+        let earlier = self.recent.of_messages(&batch.events);
+        let revised = timing.apply_bursts(&mut batch.events, &earlier);
         let classified = started.elapsed();
-        let burst = burst_reason(self.settings.timing.burst.as_secs() as i64);
+        let burst = burst_reason(timing.burst.as_secs() as i64);
         self.store.mark_machine(&revised, &burst).await?;
-        self.store.insert_tracking_events(batch).await?;
-        for event in batch.iter() {
+        self.store.insert_tracking_events(&batch.events).await?;
+        self.recent.revised(&revised);
+        self.recent.stored(&batch.events);
+        for event in &batch.events {
             self.metrics.event_written(event.kind, event.verdict);
         }
         tracing::debug!(
-            events = batch.len(),
-            classify_ms = classified.as_millis() as u64,
+            events = batch.events.len(),
+            classify_us = classified.as_micros() as u64,
             total_ms = started.elapsed().as_millis() as u64,
             "batch stored"
         );
         Ok(())
-    }
-
-    /// Applies the timing rules; returns stored clicks to re-label as machine.
-    async fn classify(&self, batch: &mut [NewTrackingEvent]) -> Result<Vec<i64>, StoreError> {
-        let mut pairs: Vec<(i64, i64)> = batch
-            .iter()
-            .filter(|e| e.kind == TrackingKind::Click && e.verdict == Verdict::Human)
-            .map(|e| (e.campaign_id, e.recipient_id))
-            .collect();
-        if pairs.is_empty() {
-            return Ok(Vec::new());
-        }
-        pairs.sort_unstable();
-        pairs.dedup();
-        let timing = self.settings.timing;
-        let sent_at = self.store.sent_times(&pairs).await?;
-        timing.apply_send_delay(batch, &sent_at);
-        let earliest = batch.iter().map(|e| e.occurred_at).min().unwrap_or(0);
-        let since = earliest - timing.burst.as_secs() as i64;
-        let stored = self.store.clicks_since(&pairs, since).await?;
-        Ok(timing.apply_bursts(batch, &stored))
     }
 }

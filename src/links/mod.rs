@@ -11,6 +11,18 @@ pub use token::{MAC_LEN, Token, TokenError, TokenKind};
 
 use sha2::{Digest, Sha256};
 
+/// The link id of the hidden honeypot link. Real link ids are 48-bit hashes of their
+/// URL ([`link_id`]), so this one never names a real target.
+pub const HONEYPOT_LINK_ID: i64 = 1 << 48;
+
+/// The click token of a message's honeypot link. The renderer places it in every HTML
+/// part as `<a href="{base_url}/c/{token}" style="display:none" aria-hidden="true"
+/// tabindex="-1"></a>`: invisible and skipped by screen readers, so only machines that
+/// follow every link in a message ever request it.
+pub fn honeypot_token(campaign_id: i64, recipient_id: i64) -> Token {
+    Token::click(campaign_id, recipient_id, HONEYPOT_LINK_ID)
+}
+
 /// The id of a tracked target URL within a campaign: the first 6 bytes of its SHA-256,
 /// big-endian, so always non-negative. Derived rather than allocated, so that workers on
 /// many machines agree on it without a database round trip (`links(campaign_id,

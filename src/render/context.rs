@@ -16,6 +16,7 @@ pub(crate) struct Urls {
     pub preferences: String,
     pub view_online: String,
     pub open_pixel: String,
+    pub honeypot: String,
 }
 
 #[derive(Serialize)]
@@ -186,6 +187,7 @@ pub(crate) fn build(ctx: &RecipientContext, urls: &Urls, products: &ProductCache
     context.insert("preferences_url", &urls.preferences);
     context.insert("view_online_url", &urls.view_online);
     context.insert("open_pixel_url", &urls.open_pixel);
+    context.insert("honeypot_url", &urls.honeypot);
     context
 }
 

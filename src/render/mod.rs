@@ -30,7 +30,7 @@ pub use load::{PreviewFiles, load_all, load_template_dir, write_preview};
 pub use mime::{DkimAlgorithm, DkimSettings};
 pub use safety::{is_crlf_only, normalize_crlf};
 
-use crate::links::{KeyRing, Token};
+use crate::links::{KeyRing, Token, honeypot_token};
 use crate::store::{Campaign, CampaignSettings, Product, Recipient, Template};
 use links::{LinkPlan, Signer, UsedLinks};
 use template::Compiled;
@@ -286,6 +286,7 @@ impl CampaignRenderer {
             unsubscribe,
             view_online: sign(Token::view(self.campaign_id, recipient_id)),
             open_pixel: sign(Token::open(self.campaign_id, recipient_id)),
+            honeypot: sign(honeypot_token(self.campaign_id, recipient_id)),
         }
     }
 }

@@ -18,6 +18,11 @@ const PREHEADER_BLOCK: &str = "<!--preheader--><div style=\"display:none;font-si
 max-height:0;max-width:0;opacity:0;overflow:hidden;mso-hide:all;\">{{ preheader }}</div><!--/preheader-->";
 const OPEN_PIXEL: &str = "<img src=\"{{ open_pixel_url }}\" width=\"1\" height=\"1\" alt=\"\" \
 style=\"display:block;width:1px;height:1px;border:0;\">";
+/// A link no person sees or reaches (hidden, not announced, not focusable) and that
+/// the text part leaves out: whoever requests it follows every link of a message
+/// without looking, a scanner (see `http::verdict`).
+const HONEYPOT_LINK: &str = "<!--honeypot--><a href=\"{{ honeypot_url }}\" style=\"display:none\" \
+aria-hidden=\"true\" tabindex=\"-1\"></a><!--/honeypot-->";
 
 /// A campaign template ready to render for any number of recipients.
 pub(crate) struct Compiled {
@@ -153,7 +158,10 @@ fn prepare_body(source: &str, plan: &mut LinkPlan, preheader: bool) -> Result<St
     } else {
         html
     };
-    Ok(insert_before_body_close(&html, OPEN_PIXEL))
+    Ok(insert_before_body_close(
+        &html,
+        &[HONEYPOT_LINK, OPEN_PIXEL].concat(),
+    ))
 }
 
 fn insert_after_body_open(html: &str, block: &str) -> String {
@@ -188,10 +196,16 @@ mod tests {
     }
 
     #[test]
-    fn the_preheader_block_is_marked_hidden_for_the_text_part() {
-        use super::super::text::{HIDDEN_END, HIDDEN_START};
-        assert!(PREHEADER_BLOCK.starts_with(HIDDEN_START));
-        assert!(PREHEADER_BLOCK.ends_with(HIDDEN_END));
+    fn hidden_blocks_are_marked_hidden_for_the_text_part() {
+        use super::super::text::HIDDEN;
+        for block in [PREHEADER_BLOCK, HONEYPOT_LINK] {
+            assert!(
+                HIDDEN
+                    .iter()
+                    .any(|(start, end)| block.starts_with(start) && block.ends_with(end)),
+                "{block}"
+            );
+        }
     }
 
     #[test]

@@ -79,13 +79,25 @@ pub struct TrackingEvent {
 }
 
 /// A click already stored, for spotting a burst over several links.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredClick {
-    pub id: i64,
     pub campaign_id: i64,
     pub recipient_id: i64,
     pub link_id: Option<i64>,
     pub occurred_at: i64,
+    pub verdict: Verdict,
+}
+
+impl StoredClick {
+    pub fn of(event: &NewTrackingEvent) -> StoredClick {
+        StoredClick {
+            campaign_id: event.campaign_id,
+            recipient_id: event.recipient_id,
+            link_id: event.link_id,
+            occurred_at: event.occurred_at,
+            verdict: event.verdict,
+        }
+    }
 }
 
 const COLUMNS: usize = 9;
@@ -186,53 +198,42 @@ impl Store {
         Ok(rows.into_iter().map(|(c, r, at)| ((c, r), at)).collect())
     }
 
-    /// Clicks of the given (campaign, recipient) pairs at or after `since`.
-    pub async fn clicks_since(
+    /// Re-labels stored human clicks as machine clicks, with a reason. A click is named
+    /// by its message, link and time: clicks alike in all four get the same verdict
+    /// anyway. Returns how many changed.
+    pub async fn mark_machine(
         &self,
-        pairs: &[(i64, i64)],
-        since: i64,
-    ) -> Result<Vec<StoredClick>, StoreError> {
-        if pairs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT t.id, t.campaign_id, t.recipient_id, t.link_id, t.occurred_at
-             FROM tracking_events t
-             JOIN {} ON t.campaign_id = p.campaign_id AND t.recipient_id = p.recipient_id
-             WHERE t.kind = 'click' AND t.occurred_at >= $3",
-            self.pair_table()
-        );
-        Ok(match &self.db {
-            Db::Sqlite(pool) => {
-                // `$2` is unused on SQLite: the pairs are one JSON text at `$1`.
-                let query = sqlx::query_as(built(&sql))
-                    .bind(pairs_json(pairs))
-                    .bind(0_i64);
-                query.bind(since).fetch_all(pool).await?
-            }
-            Db::Postgres(pool) => {
-                let (campaigns, recipients) = pair_arrays(pairs);
-                let query = sqlx::query_as(built(&sql)).persistent(false);
-                let query = query.bind(campaigns).bind(recipients);
-                query.bind(since).fetch_all(pool).await?
-            }
-        })
-    }
-
-    /// Re-labels stored human events as machine events, with a reason. Returns how
-    /// many changed.
-    pub async fn mark_machine(&self, ids: &[i64], reason: &str) -> Result<u64, StoreError> {
-        if ids.is_empty() {
+        clicks: &[StoredClick],
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        if clicks.is_empty() {
             return Ok(0);
         }
-        let sql = format!(
-            "UPDATE tracking_events SET verdict = 'machine', reason = $2
-             WHERE verdict = 'human' AND id IN ({})",
-            self.json_ids(1)
-        );
-        let json = serde_json::to_string(ids).expect("ids serialise");
-        Ok(on_pool!(self, pool => sqlx::query(built(&sql))
-            .bind(&json).bind(reason).execute(pool).await.map(|r| r.rows_affected()))?)
+        Ok(match &self.db {
+            Db::Sqlite(pool) => {
+                let keys: Vec<(i64, i64, Option<i64>, i64)> = clicks
+                    .iter()
+                    .map(|c| (c.campaign_id, c.recipient_id, c.link_id, c.occurred_at))
+                    .collect();
+                let json = serde_json::to_string(&keys).expect("clicks serialise");
+                sqlx::query(MARK_MACHINE_SQLITE)
+                    .bind(json)
+                    .bind(reason)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+            Db::Postgres(pool) => sqlx::query(MARK_MACHINE_POSTGRES)
+                .persistent(false)
+                .bind(clicks.iter().map(|c| c.campaign_id).collect::<Vec<_>>())
+                .bind(clicks.iter().map(|c| c.recipient_id).collect::<Vec<_>>())
+                .bind(clicks.iter().map(|c| c.link_id).collect::<Vec<_>>())
+                .bind(clicks.iter().map(|c| c.occurred_at).collect::<Vec<_>>())
+                .bind(reason)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        })
     }
 
     /// A campaign's events, oldest first.
@@ -271,15 +272,25 @@ impl Store {
             }
         }
     }
-
-    /// A sub-select yielding the integers of the JSON array bound at `$n`.
-    pub(crate) fn json_ids(&self, n: usize) -> String {
-        match self.engine() {
-            Engine::Sqlite => format!("SELECT value FROM json_each(${n})"),
-            Engine::Postgres => format!("SELECT jsonb_array_elements_text(${n}::jsonb)::bigint"),
-        }
-    }
 }
+
+const MARK_MACHINE_SQLITE: &str = "
+    UPDATE tracking_events SET verdict = 'machine', reason = ?2
+    WHERE id IN (
+        SELECT t.id FROM json_each(?1) j
+        JOIN tracking_events t
+          ON t.campaign_id = json_extract(j.value, '$[0]') AND t.kind = 'click'
+         AND t.recipient_id = json_extract(j.value, '$[1]')
+        WHERE t.link_id IS json_extract(j.value, '$[2]')
+          AND t.occurred_at = json_extract(j.value, '$[3]') AND t.verdict = 'human')";
+
+const MARK_MACHINE_POSTGRES: &str = "
+    UPDATE tracking_events t SET verdict = 'machine', reason = $5
+    FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
+         AS p(campaign_id, recipient_id, link_id, occurred_at)
+    WHERE t.campaign_id = p.campaign_id AND t.kind = 'click'
+      AND t.recipient_id = p.recipient_id AND t.link_id IS NOT DISTINCT FROM p.link_id
+      AND t.occurred_at = p.occurred_at AND t.verdict = 'human'";
 
 /// `INSERT … VALUES (?, …), (?, …)` for `rows` rows. Anonymous placeholders: binding
 /// numbered ones makes SQLite look each number up in a list, which turns a
