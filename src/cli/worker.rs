@@ -127,9 +127,11 @@ pub async fn dispatcher(
     configure: impl FnOnce(&mut DispatchSettings),
 ) -> anyhow::Result<Arc<Dispatcher>> {
     let config = transport.transport_config()?;
-    if let (Some(key), Some(selector), Some(domain)) =
-        (&transport.dkim_key, &transport.dkim_selector, &transport.dkim_domain)
-    {
+    if let (Some(key), Some(selector), Some(domain)) = (
+        &transport.dkim_key,
+        &transport.dkim_selector,
+        &transport.dkim_domain,
+    ) {
         let settings = crate::render::DkimSettings::from_key_file(domain, selector, key)
             .with_context(|| format!("DKIM key {}", key.display()))?;
         crate::dispatch::set_dkim_key(settings);

@@ -8,7 +8,9 @@ use super::DispatchError;
 use crate::domain::EmailAddress;
 use crate::links::KeyRing;
 use crate::recommend::Recommender;
-use crate::render::{CampaignRenderer, DkimSettings, LinkSettings, RecipientContext, Recommendation, RenderSpec};
+use crate::render::{
+    CampaignRenderer, DkimSettings, LinkSettings, RecipientContext, Recommendation, RenderSpec,
+};
 use crate::store::{Product, Recipient, RecipientHistory, SqlFilter, Store};
 
 /// Render failures are judged only after this many renders.
