@@ -9,7 +9,7 @@ use futures::StreamExt;
 use mailcast::config::{SmtpUrl, TransportConfig};
 use mailcast::dispatch::{Outgoing, SendResult, Transport};
 use mailin::Response;
-use support::scripted_smtp::{AfterDot, ScriptedServer, accept_all, always_accept_dot};
+use support::scripted_smtp::{AfterDot, DotPolicy, ScriptedServer, accept_all, always_accept_dot};
 
 async fn transport(server: &ScriptedServer, concurrency: usize) -> Transport {
     let url = SmtpUrl::parse(&server.url()).expect("test server URL");
@@ -100,7 +100,7 @@ async fn a_session_that_got_a_5xx_is_not_reused() {
 
 #[tokio::test]
 async fn a_session_that_timed_out_is_dropped_and_the_outcome_is_unknown() {
-    let dot = Arc::new(|_: &_, number: usize| {
+    let dot: DotPolicy = Arc::new(|_, number| {
         if number == 0 {
             AfterDot::Hang
         } else {

@@ -7,13 +7,13 @@
 //! them, and keeps idle sessions itself.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use lettre::Address;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 use tokio::sync::Semaphore;
@@ -295,7 +295,7 @@ impl Relay {
         let tcp = connect_tcp(&self.url.host, self.url.port)
             .await
             .map_err(|e| SendResult::Deferred(format!("{CONNECTION_ERROR}: {e}")))?;
-        let stream = match &self.security {
+        let stream: Box<dyn AsyncTokioStream> = match &self.security {
             Security::Implicit(tls) => tls
                 .wrap(tcp, &self.url.host)
                 .await

@@ -317,7 +317,8 @@ impl Store {
             .bind(worker)
             .bind(now)
             .execute(pool)
-            .await)?;
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
