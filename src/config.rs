@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum TransportConfig {
     /// One `.eml` file per message in a directory.
     Outbox(PathBuf),
-    /// An SMTP relay, reused through lettre's pool.
+    /// An SMTP relay; sessions are kept open and reused.
     Smtp(SmtpUrl),
     /// Named SMTP relays in failover order.
     Relays(Vec<(String, SmtpUrl)>),

@@ -10,6 +10,7 @@ mod error;
 mod jobs;
 mod retry;
 mod runtime;
+mod smtp_stream;
 mod start;
 mod throttle;
 mod transport;
@@ -79,7 +80,7 @@ impl DispatchSettings {
             retry: RetryPolicy::default(),
             base_url,
             keyring,
-            poll_interval: Duration::from_millis(500),
+            poll_interval: Duration::from_millis(100),
             max_render_failure_rate: 0.05,
         }
     }

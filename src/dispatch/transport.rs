@@ -1,19 +1,34 @@
-//! Where rendered messages go: an SMTP relay through lettre's pool, or `.eml` files.
+//! Where rendered messages go: SMTP relays over connections we own, or `.eml` files.
+//!
+//! lettre's pool answers every reuse with a NOOP, returns connections through a spawned
+//! task (after our concurrency permit is gone, so the next send opens a new session) and
+//! never sets TCP_NODELAY, which makes every message wait for a delayed ACK. So mailcast
+//! opens its own sockets (nodelay, optional implicit TLS), lets lettre speak SMTP on
+//! them, and keeps idle sessions itself.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use lettre::Address;
 use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use tokio::sync::{RwLock, Semaphore};
+use tokio::sync::Semaphore;
 
+use super::smtp_stream::{ImplicitTls, connect_tcp};
 use super::throttle::{Throttle, ThrottleSettings};
 use crate::config::{SmtpTls, SmtpUrl, TransportConfig};
+
+/// How long opening a session (TCP, TLS, greeting, EHLO, AUTH) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// An idle session older than this is checked with NOOP before it carries a message:
+/// servers close idle sessions, and a failure after MAIL FROM would count as unknown.
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(5);
+/// How failures to reach a relay start; failover to the next relay keys on it.
+const CONNECTION_ERROR: &str = "Connection error";
 
 /// What the receiving side said about one message, in ledger terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +56,7 @@ pub enum TransportError {
 
 pub struct Transport {
     kind: TransportKind,
-    /// lettre's pool bounds idle connections only; this bounds sends in flight.
+    /// Bounds sends in flight, and so the SMTP sessions open per relay.
     in_flight: Semaphore,
     send_timeout: Duration,
     throttle: Throttle,
@@ -57,8 +72,21 @@ enum TransportKind {
 struct Relay {
     name: String,
     url: SmtpUrl,
-    max_connections: u32,
-    client: RwLock<Arc<AsyncSmtpTransport<Tokio1Executor>>>,
+    security: Security,
+    hello: ClientId,
+    /// Sessions that finished their last message cleanly, most recently used last.
+    idle: Mutex<Vec<IdleSession>>,
+}
+
+enum Security {
+    Plain,
+    StartTls(TlsParameters),
+    Implicit(ImplicitTls),
+}
+
+struct IdleSession {
+    connection: AsyncSmtpConnection,
+    since: Instant,
 }
 
 impl Transport {
@@ -73,13 +101,11 @@ impl Transport {
                     })?;
                 TransportKind::Outbox(dir.clone())
             }
-            TransportConfig::Smtp(url) => {
-                TransportKind::Smtp(vec![relay("default", url, concurrency)?])
-            }
+            TransportConfig::Smtp(url) => TransportKind::Smtp(vec![Relay::new("default", url)?]),
             TransportConfig::Relays(relays) => TransportKind::Smtp(
                 relays
                     .iter()
-                    .map(|(name, url)| relay(name, url, concurrency))
+                    .map(|(name, url)| Relay::new(name, url))
                     .collect::<Result<_, _>>()?,
             ),
         };
@@ -131,12 +157,23 @@ impl Transport {
     }
 
     async fn send_with_failover(&self, relays: &[Relay], message: &Outgoing<'_>) -> SendResult {
+        let envelope = match envelope(message.from, message.to) {
+            Ok(envelope) => envelope,
+            Err(reason) => {
+                return SendResult::Rejected {
+                    reason,
+                    bad_mailbox: false,
+                };
+            }
+        };
         let domain = message
             .to
             .rsplit_once('@')
             .map(|(_, d)| d)
             .unwrap_or_default();
         let _pace = self.throttle.acquire(domain).await;
+        // Held until the session is back among the idle ones (inside `send_smtp`), so
+        // the next send finds it instead of opening another.
         let _permit = self
             .in_flight
             .acquire()
@@ -144,11 +181,9 @@ impl Transport {
             .expect("semaphore never closed");
         let mut result = SendResult::Deferred("no SMTP relay configured".into());
         for relay in relay_order(relays, message.relay) {
-            result = self
-                .send_smtp(relay, message.from, message.to, message.raw)
-                .await;
+            result = self.send_smtp(relay, &envelope, message.raw).await;
             match &result {
-                SendResult::Deferred(reason) if reason.starts_with("Connection error") => {
+                SendResult::Deferred(reason) if reason.starts_with(CONNECTION_ERROR) => {
                     tracing::warn!(relay = %relay.name, %reason, "relay unreachable, trying the next");
                 }
                 _ => break,
@@ -164,34 +199,26 @@ impl Transport {
         result
     }
 
-    async fn send_smtp(&self, relay: &Relay, from: &str, to: &str, raw: &[u8]) -> SendResult {
-        let envelope = match envelope(from, to) {
-            Ok(envelope) => envelope,
-            Err(reason) => {
-                return SendResult::Rejected {
-                    reason,
-                    bad_mailbox: false,
-                };
-            }
+    async fn send_smtp(&self, relay: &Relay, envelope: &Envelope, raw: &[u8]) -> SendResult {
+        let mut connection = match relay.session().await {
+            Ok(connection) => connection,
+            Err(failure) => return failure,
         };
-        let client = relay.client.read().await.clone();
-        match tokio::time::timeout(self.send_timeout, client.send_raw(&envelope, raw)).await {
-            Ok(Ok(response)) => accepted(&response),
-            Ok(Err(error)) => {
-                let result = classify(&error);
-                if matches!(result, SendResult::Unknown(_)) {
-                    relay.rebuild().await;
+        match tokio::time::timeout(self.send_timeout, connection.send(envelope, raw)).await {
+            Ok(Ok(response)) => {
+                let result = accepted(&response);
+                if result == SendResult::Accepted {
+                    relay.give_back(connection);
                 }
                 result
             }
-            Err(_) => {
-                // The pooled connection is now out of step with the server.
-                relay.rebuild().await;
-                SendResult::Unknown(format!(
-                    "no answer from the SMTP server within {}s",
-                    self.send_timeout.as_secs()
-                ))
-            }
+            // lettre has already aborted the session after a negative reply.
+            Ok(Err(error)) => classify(&error),
+            // Dropping the session closes it: it is out of step with the server.
+            Err(_) => SendResult::Unknown(format!(
+                "no answer from the SMTP server within {}s",
+                self.send_timeout.as_secs()
+            )),
         }
     }
 }
@@ -206,21 +233,107 @@ pub struct Outgoing<'a> {
 }
 
 impl Relay {
-    async fn rebuild(&self) {
-        if let Ok(fresh) = build_smtp(&self.url, self.max_connections) {
-            *self.client.write().await = Arc::new(fresh);
+    fn new(name: &str, url: &SmtpUrl) -> Result<Relay, TransportError> {
+        let fail = |reason: String| TransportError::Smtp {
+            url: url.url.clone(),
+            reason,
+        };
+        let security = match url.tls {
+            SmtpTls::None => Security::Plain,
+            SmtpTls::StartTls => Security::StartTls(
+                TlsParameters::new(url.host.clone()).map_err(|e| fail(e.to_string()))?,
+            ),
+            SmtpTls::Implicit => Security::Implicit(ImplicitTls::new(&url.host).map_err(fail)?),
+        };
+        Ok(Relay {
+            name: name.to_string(),
+            url: url.clone(),
+            security,
+            hello: ClientId::default(),
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// An idle session still alive, or a new one. A failure is the send's outcome.
+    async fn session(&self) -> Result<AsyncSmtpConnection, SendResult> {
+        while let Some(mut idle) = self.take_idle() {
+            if idle.since.elapsed() < CHECK_IDLE_AFTER || idle.connection.test_connected().await {
+                return Ok(idle.connection);
+            }
         }
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.open()).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(failure)) => Err(failure),
+            Err(_) => Err(SendResult::Deferred(format!(
+                "{CONNECTION_ERROR}: no SMTP session with {} within {}s",
+                self.url.url,
+                CONNECT_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    fn take_idle(&self) -> Option<IdleSession> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    fn give_back(&self, connection: AsyncSmtpConnection) {
+        if connection.has_broken() {
+            return;
+        }
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(IdleSession {
+                connection,
+                since: Instant::now(),
+            });
+    }
+
+    /// TCP (nodelay), TLS as configured, greeting, EHLO, AUTH. Nothing has been handed
+    /// over yet, so every failure here defers the message.
+    async fn open(&self) -> Result<AsyncSmtpConnection, SendResult> {
+        let tcp = connect_tcp(&self.url.host, self.url.port)
+            .await
+            .map_err(|e| SendResult::Deferred(format!("{CONNECTION_ERROR}: {e}")))?;
+        let stream: Box<dyn AsyncTokioStream> = match &self.security {
+            Security::Implicit(tls) => tls
+                .wrap(tcp, &self.url.host)
+                .await
+                .map_err(|e| SendResult::Deferred(format!("{CONNECTION_ERROR}: TLS: {e}")))?,
+            _ => Box::new(tcp),
+        };
+        let mut connection = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
+            .await
+            .map_err(|e| setup_failure(&e))?;
+        if let Security::StartTls(parameters) = &self.security {
+            connection
+                .starttls(parameters.clone(), &self.hello)
+                .await
+                .map_err(|e| setup_failure(&e))?;
+        }
+        if let Some((user, password)) = &self.url.credentials {
+            let credentials = Credentials::new(user.clone(), password.clone());
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
+                .await
+                .map_err(|e| setup_failure(&e))?;
+        }
+        Ok(connection)
     }
 }
 
-fn relay(name: &str, url: &SmtpUrl, concurrency: usize) -> Result<Relay, TransportError> {
-    let max_connections = concurrency as u32;
-    Ok(Relay {
-        name: name.to_string(),
-        client: RwLock::new(Arc::new(build_smtp(url, max_connections)?)),
-        url: url.clone(),
-        max_connections,
-    })
+/// A session that could not be set up: a 5xx (say, refused credentials) fails the
+/// message as before; anything else means the relay is unreachable for now.
+fn setup_failure(error: &lettre::transport::smtp::Error) -> SendResult {
+    if error.is_permanent() {
+        return classify(error);
+    }
+    let text = error.to_string();
+    if text.starts_with(CONNECTION_ERROR) {
+        SendResult::Deferred(text)
+    } else {
+        SendResult::Deferred(format!("{CONNECTION_ERROR}: {text}"))
+    }
 }
 
 /// The named relay first, then the others in configured order.
@@ -232,31 +345,6 @@ fn relay_order<'r>(relays: &'r [Relay], first: Option<&str>) -> impl Iterator<It
         .iter()
         .filter(move |r| Some(r.name.as_str()) != first);
     preferred.chain(rest)
-}
-
-fn build_smtp(
-    url: &SmtpUrl,
-    max_connections: u32,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>, TransportError> {
-    let fail = |reason: String| TransportError::Smtp {
-        url: url.url.clone(),
-        reason,
-    };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&url.host)
-        .port(url.port)
-        .timeout(Some(Duration::from_secs(30)))
-        .pool_config(PoolConfig::new().max_size(max_connections.max(1)));
-    if url.tls != SmtpTls::None {
-        let parameters = TlsParameters::new(url.host.clone()).map_err(|e| fail(e.to_string()))?;
-        builder = builder.tls(match url.tls {
-            SmtpTls::Implicit => Tls::Wrapper(parameters),
-            _ => Tls::Required(parameters),
-        });
-    }
-    if let Some((user, password)) = &url.credentials {
-        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
-    }
-    Ok(builder.build())
 }
 
 fn envelope(from: &str, to: &str) -> Result<Envelope, String> {
@@ -297,7 +385,7 @@ fn classify(error: &lettre::transport::smtp::Error) -> SendResult {
 
 /// A failure before any session existed: nothing can have been delivered.
 fn is_connect_failure(error: &lettre::transport::smtp::Error) -> bool {
-    error.to_string().starts_with("Connection error")
+    error.to_string().starts_with(CONNECTION_ERROR)
 }
 
 /// The first RFC 3463 enhanced status code (`5.1.1`) in a reply text.

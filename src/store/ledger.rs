@@ -137,15 +137,25 @@ pub struct DeliveryReport {
     pub last_error: Option<String>,
 }
 
+// Both claims take due retries first, then pending deliveries, each branch read in
+// index order (SQLite's `deliveries_claim` ends with the rowid; PostgreSQL's has `id`
+// as its last column since migration 0005), so a claim costs the same whatever the
+// number of pending deliveries.
 const CLAIM_SQLITE: &str = "
     UPDATE deliveries
     SET status = 'sending', lease_until = $3 + $4, worker = $2,
         attempts = attempts + 1, updated_at = $3
     WHERE id IN (
-        SELECT id FROM deliveries
-        WHERE campaign_id = $1
-          AND (status = 'pending' OR (status = 'deferred' AND next_attempt_at <= $3))
-        ORDER BY id LIMIT $5)
+        SELECT id FROM (
+            SELECT id FROM deliveries
+            WHERE campaign_id = $1 AND status = 'deferred' AND next_attempt_at <= $3
+            ORDER BY next_attempt_at, id LIMIT $5)
+        UNION ALL
+        SELECT id FROM (
+            SELECT id FROM deliveries
+            WHERE campaign_id = $1 AND status = 'pending'
+            ORDER BY next_attempt_at, id LIMIT $5)
+        LIMIT $5)
     RETURNING id";
 
 const CLAIM_POSTGRES: &str = "
@@ -153,13 +163,57 @@ const CLAIM_POSTGRES: &str = "
     SET status = 'sending', lease_until = $3 + $4, worker = $2,
         attempts = d.attempts + 1, updated_at = $3
     FROM (
-        SELECT id FROM deliveries
-        WHERE campaign_id = $1
-          AND (status = 'pending' OR (status = 'deferred' AND next_attempt_at <= $3))
-        ORDER BY id LIMIT $5
-        FOR UPDATE SKIP LOCKED) c
+        SELECT id FROM (
+            SELECT id FROM deliveries
+            WHERE campaign_id = $1 AND status = 'deferred' AND next_attempt_at <= $3
+            ORDER BY next_attempt_at, id LIMIT $5
+            FOR UPDATE SKIP LOCKED) due
+        UNION ALL
+        SELECT id FROM (
+            SELECT id FROM deliveries
+            WHERE campaign_id = $1 AND status = 'pending'
+            ORDER BY next_attempt_at, id LIMIT $5
+            FOR UPDATE SKIP LOCKED) fresh
+        LIMIT $5) c
     WHERE d.id = c.id
     RETURNING d.id";
+
+// One statement per batch of outcomes; the guards are those of a single-row update:
+// only rows this worker holds, and only while sending (or expired to unknown meanwhile).
+const RECORD_OUTCOMES_SQLITE: &str = "
+    UPDATE deliveries
+    SET status = v.status, message_id = COALESCE(v.message_id, deliveries.message_id),
+        last_error = v.last_error, next_attempt_at = v.next_attempt_at,
+        sent_at = v.sent_at, lease_until = NULL, updated_at = $3
+    FROM (SELECT json_extract(value, '$.id') AS id,
+                 json_extract(value, '$.status') AS status,
+                 json_extract(value, '$.message_id') AS message_id,
+                 json_extract(value, '$.last_error') AS last_error,
+                 json_extract(value, '$.next_attempt_at') AS next_attempt_at,
+                 json_extract(value, '$.sent_at') AS sent_at
+          FROM json_each($1)) AS v
+    WHERE deliveries.id = v.id AND deliveries.worker = $2
+      AND deliveries.status IN ('sending', 'unknown')";
+
+const RECORD_OUTCOMES_POSTGRES: &str = "
+    UPDATE deliveries d
+    SET status = v.status, message_id = COALESCE(v.message_id, d.message_id),
+        last_error = v.last_error, next_attempt_at = v.next_attempt_at,
+        sent_at = v.sent_at, lease_until = NULL, updated_at = $3
+    FROM jsonb_to_recordset($1::jsonb) AS v(id bigint, status text, message_id text,
+         last_error text, next_attempt_at bigint, sent_at bigint)
+    WHERE d.id = v.id AND d.worker = $2 AND d.status IN ('sending', 'unknown')";
+
+/// One row of [`Store::record_outcomes`]' JSON parameter.
+#[derive(Serialize)]
+struct OutcomeRow<'a> {
+    id: i64,
+    status: &'a str,
+    message_id: Option<&'a str>,
+    last_error: Option<&'a str>,
+    next_attempt_at: Option<i64>,
+    sent_at: Option<i64>,
+}
 
 impl Store {
     /// Freezes the campaign's audience into the ledger, inside the database. Running it
@@ -242,36 +296,29 @@ impl Store {
             .collect())
     }
 
-    /// Records outcomes of deliveries this worker holds, in one transaction.
+    /// Records outcomes of deliveries this worker holds, in one statement.
     pub async fn record_outcomes(
         &self,
         worker: &str,
         outcomes: &[DeliveryOutcome],
     ) -> Result<(), StoreError> {
-        let sql = "UPDATE deliveries
-                   SET status = $3, message_id = COALESCE($4, message_id), last_error = $5,
-                       next_attempt_at = $6, sent_at = $7, lease_until = NULL, updated_at = $8
-                   WHERE id = $1 AND worker = $2 AND status IN ('sending', 'unknown')";
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let sql = match self.engine() {
+            Engine::Sqlite => RECORD_OUTCOMES_SQLITE,
+            Engine::Postgres => RECORD_OUTCOMES_POSTGRES,
+        };
         let now = crate::time::now();
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for outcome in outcomes {
-                let (id, message_id, error, retry_at) = outcome_columns(outcome);
-                let sent_at = matches!(outcome, DeliveryOutcome::Sent { .. }).then_some(now);
-                sqlx::query(sql)
-                    .bind(id)
-                    .bind(worker)
-                    .bind(outcome.status().as_str())
-                    .bind(message_id)
-                    .bind(error)
-                    .bind(retry_at)
-                    .bind(sent_at)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-        });
+        let rows: Vec<OutcomeRow> = outcomes.iter().map(|o| outcome_row(o, now)).collect();
+        let json = serde_json::to_string(&rows).expect("outcomes serialise");
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(&json)
+            .bind(worker)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
@@ -335,6 +382,18 @@ impl Store {
         let json = serde_json::to_string(&names).expect("strings serialise");
         Ok(on_pool!(self, pool =>
             sqlx::query_as(built(&sql)).bind(campaign_id).bind(&json).fetch_all(pool).await)?)
+    }
+}
+
+fn outcome_row(outcome: &DeliveryOutcome, now: i64) -> OutcomeRow<'_> {
+    let (id, message_id, last_error, next_attempt_at) = outcome_columns(outcome);
+    OutcomeRow {
+        id,
+        status: outcome.status().as_str(),
+        message_id,
+        last_error,
+        next_attempt_at,
+        sent_at: matches!(outcome, DeliveryOutcome::Sent { .. }).then_some(now),
     }
 }
 

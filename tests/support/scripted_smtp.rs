@@ -28,6 +28,8 @@ pub type RcptPolicy = Arc<dyn Fn(&str, usize) -> Option<Response> + Send + Sync>
 
 #[derive(Default)]
 struct Log {
+    /// SMTP sessions accepted so far.
+    sessions: usize,
     received: Vec<Received>,
     rcpt_seen: Vec<String>,
 }
@@ -58,6 +60,7 @@ impl ScriptedServer {
         let shared = log.clone();
         let task = tokio::spawn(async move {
             while let Ok((socket, peer)) = listener.accept().await {
+                shared.lock().unwrap().sessions += 1;
                 let connection = Connection {
                     log: shared.clone(),
                     rcpt: rcpt.clone(),
@@ -75,6 +78,11 @@ impl ScriptedServer {
 
     pub fn received(&self) -> Vec<Received> {
         self.log.lock().unwrap().received.clone()
+    }
+
+    /// How many SMTP sessions clients opened.
+    pub fn sessions(&self) -> usize {
+        self.log.lock().unwrap().sessions
     }
 
     /// Recipients of accepted-or-ambiguous messages, one entry per message.

@@ -1,0 +1,145 @@
+//! SMTP sessions are reused across messages, and never after they went wrong.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use mailcast::config::{SmtpUrl, TransportConfig};
+use mailcast::dispatch::{Outgoing, SendResult, Transport};
+use mailin::Response;
+use support::scripted_smtp::{AfterDot, DotPolicy, ScriptedServer, accept_all, always_accept_dot};
+
+async fn transport(server: &ScriptedServer, concurrency: usize) -> Transport {
+    let url = SmtpUrl::parse(&server.url()).expect("test server URL");
+    Transport::new(&TransportConfig::Smtp(url), concurrency)
+        .await
+        .expect("SMTP transport")
+}
+
+fn message(to: &str) -> Vec<u8> {
+    format!("From: news@shop.example.com\r\nTo: {to}\r\nSubject: Hello\r\n\r\nHello.\r\n")
+        .into_bytes()
+}
+
+async fn send(transport: &Transport, to: &str) -> SendResult {
+    let raw = message(to);
+    transport
+        .send(&Outgoing {
+            from: "news@shop.example.com",
+            to,
+            raw: &raw,
+            file_stem: "unused",
+            relay: None,
+        })
+        .await
+}
+
+#[tokio::test]
+async fn two_hundred_messages_over_two_connections_use_two_sessions() {
+    let server = ScriptedServer::start(accept_all(), always_accept_dot()).await;
+    let transport = transport(&server, 2).await;
+    let results: Vec<SendResult> = futures::stream::iter(0..200)
+        .map(|i| {
+            let transport = &transport;
+            async move { send(transport, &format!("reader{i}@example.com")).await }
+        })
+        .buffer_unordered(50)
+        .collect()
+        .await;
+
+    assert!(
+        results.iter().all(|r| *r == SendResult::Accepted),
+        "{results:?}"
+    );
+    assert_eq!(server.received().len(), 200);
+    assert_eq!(server.sessions(), 2, "one session per connection slot");
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_session_that_got_a_5xx_is_not_reused() {
+    let rcpt = Arc::new(|to: &str, _seen: usize| {
+        (to == "gone@example.com").then(|| Response::custom(550, "5.1.1 no such user".into()))
+    });
+    let server = ScriptedServer::start(rcpt, always_accept_dot()).await;
+    let transport = transport(&server, 1).await;
+
+    assert_eq!(
+        send(&transport, "ann@example.com").await,
+        SendResult::Accepted
+    );
+    let rejected = send(&transport, "gone@example.com").await;
+    assert!(
+        matches!(
+            rejected,
+            SendResult::Rejected {
+                bad_mailbox: true,
+                ..
+            }
+        ),
+        "{rejected:?}"
+    );
+    assert_eq!(
+        send(&transport, "ben@example.com").await,
+        SendResult::Accepted
+    );
+    assert_eq!(
+        send(&transport, "cat@example.com").await,
+        SendResult::Accepted
+    );
+
+    assert_eq!(
+        server.sessions(),
+        2,
+        "a new session after the rejection, then that one reused"
+    );
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_session_that_timed_out_is_dropped_and_the_outcome_is_unknown() {
+    let dot: DotPolicy = Arc::new(|_, number| {
+        if number == 0 {
+            AfterDot::Hang
+        } else {
+            AfterDot::Accept
+        }
+    });
+    let server = ScriptedServer::start(accept_all(), dot).await;
+    let transport = transport(&server, 1)
+        .await
+        .with_send_timeout(Duration::from_millis(500));
+
+    let first = send(&transport, "ann@example.com").await;
+    assert!(matches!(first, SendResult::Unknown(_)), "{first:?}");
+    assert_eq!(
+        send(&transport, "ben@example.com").await,
+        SendResult::Accepted
+    );
+    assert_eq!(server.sessions(), 2, "the hung session was not reused");
+    server.stop();
+}
+
+#[tokio::test]
+async fn an_unreachable_relay_defers_and_the_next_one_takes_over() {
+    let server = ScriptedServer::start(accept_all(), always_accept_dot()).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("smtp://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let relays = vec![
+        ("dead".to_string(), SmtpUrl::parse(&dead).unwrap()),
+        ("live".to_string(), SmtpUrl::parse(&server.url()).unwrap()),
+    ];
+    let transport = Transport::new(&TransportConfig::Relays(relays), 1)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        send(&transport, "ann@example.com").await,
+        SendResult::Accepted
+    );
+    assert_eq!(server.recipients(), ["ann@example.com"]);
+    server.stop();
+}
