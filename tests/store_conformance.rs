@@ -5,10 +5,10 @@ mod support;
 
 use std::collections::HashSet;
 
-use mailcast::domain::{CampaignKind, CampaignStatus, EmailAddress};
+use mailcast::domain::{CampaignKind, CampaignStatus, DeliveryStatus, EmailAddress};
 use mailcast::store::{
-    Campaign, CampaignSettings, Claim, DeliveryOutcome, NewCampaign, NewEvent, NewProduct,
-    NewTemplate, SqlFilter, SqlParam, Store,
+    Campaign, CampaignSettings, Claim, Db, DeliveryOutcome, LEDGER_LOCK, NewCampaign, NewEvent,
+    NewProduct, NewTemplate, SqlFilter, SqlParam, Store,
 };
 use support::{for_each_engine, recipient};
 
@@ -468,4 +468,244 @@ async fn transactional_messages_ignore_opt_outs_but_never_the_suppression_list()
         assert_eq!(frozen, 0, "{engine}: nobody may get marketing");
     })
     .await;
+}
+
+/// Every combination of status, suppression and topic consent, frozen into a marketing
+/// campaign without topic, one with a topic and a transactional one: exactly the
+/// recipients the eligibility rule allows get a delivery.
+#[tokio::test]
+async fn the_freeze_applies_the_eligibility_rule_to_every_kind_of_recipient() {
+    for_each_engine(|store, engine| async move {
+        let statuses = ["active", "unsubscribed", "bounced", "erased"];
+        let consents = ["subscribed", "unsubscribed", "none"];
+        let mut people = Vec::new();
+        for status in statuses {
+            for suppressed in [false, true] {
+                for consent in consents {
+                    let email = format!("{status}-{suppressed}-{consent}@example.com");
+                    let topics: &[&str] = if consent == "none" {
+                        &["promotions"]
+                    } else {
+                        &["newsletter"]
+                    };
+                    store
+                        .upsert_recipients(&[recipient(&email, "P", topics)])
+                        .await
+                        .unwrap();
+                    let id = store.recipient_ids(&[email.as_str()]).await.unwrap()[&email];
+                    if consent == "unsubscribed" {
+                        store
+                            .unsubscribe(id, Some("newsletter"), "test")
+                            .await
+                            .unwrap();
+                    }
+                    if suppressed {
+                        let address = EmailAddress::parse(&email).unwrap();
+                        store.suppress(&address, "test").await.unwrap();
+                    }
+                    // Statuses set last: unsubscribing from a topic leaves them alone.
+                    set_status(&store, id, status).await;
+                    people.push((email, status, suppressed, consent));
+                }
+            }
+        }
+
+        let template_id = template(&store).await;
+        let transactional_id = store
+            .create_campaign(&NewCampaign {
+                name: "receipts".into(),
+                kind: CampaignKind::Transactional,
+                template_id,
+                segment_id: None,
+                topic: Some("newsletter".into()),
+                from_name: "Shop".into(),
+                from_email: "orders@shop.example.com".into(),
+                reply_to: None,
+                send_at: None,
+                settings: CampaignSettings::default(),
+            })
+            .await
+            .unwrap();
+        let cases = [
+            (campaign(&store, "everyone", None).await, "marketing"),
+            (
+                campaign(&store, "news", Some("newsletter")).await,
+                "marketing+topic",
+            ),
+            (
+                store.campaign(transactional_id).await.unwrap(),
+                "transactional",
+            ),
+        ];
+        for (campaign, kind) in cases {
+            store
+                .freeze_audience(&campaign, &SqlFilter::all())
+                .await
+                .unwrap();
+            let frozen: HashSet<String> = store
+                .deliveries_in(campaign.id, &[DeliveryStatus::Pending])
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.email)
+                .collect();
+            let expected: HashSet<String> = people
+                .iter()
+                .filter(|(_, status, suppressed, consent)| {
+                    let allowed = match kind {
+                        "transactional" => !matches!(*status, "bounced" | "erased"),
+                        "marketing" => *status == "active",
+                        _ => *status == "active" && *consent == "subscribed",
+                    };
+                    allowed && !suppressed
+                })
+                .map(|(email, ..)| email.clone())
+                .collect();
+            assert_eq!(frozen, expected, "{engine}: {kind}");
+        }
+    })
+    .await;
+}
+
+/// Erasure removes the recipient's deliveries itself (the PostgreSQL ledger has no
+/// foreign keys): nothing dangles, the erased address is not claimed, and a later
+/// freeze or triggered send does not bring it back.
+#[tokio::test]
+async fn an_erased_recipient_leaves_no_delivery_and_is_not_mailed() {
+    for_each_engine(|store, engine| async move {
+        store
+            .upsert_recipients(&[
+                recipient("gone@example.com", "G", &["newsletter"]),
+                recipient("stays@example.com", "S", &["newsletter"]),
+            ])
+            .await
+            .unwrap();
+        let gone = store.recipient_ids(&["gone@example.com"]).await.unwrap()["gone@example.com"];
+        let campaign = campaign(&store, "c1", Some("newsletter")).await;
+        let frozen = store
+            .freeze_audience(&campaign, &SqlFilter::all())
+            .await
+            .unwrap();
+        assert_eq!(frozen, 2, "{engine}");
+
+        let address = EmailAddress::parse("gone@example.com").unwrap();
+        assert!(store.erase_recipient(&address).await.unwrap(), "{engine}");
+        assert_eq!(
+            deliveries_of(&store, gone).await,
+            0,
+            "{engine}: no dangling row"
+        );
+        assert_eq!(
+            store.ledger_counts(campaign.id).await.unwrap().pending,
+            1,
+            "{engine}"
+        );
+        let claimed = store.claim(&claim(campaign.id, "w1", 10)).await.unwrap();
+        let emails: Vec<&str> = claimed.iter().map(|d| d.recipient.email.as_str()).collect();
+        assert_eq!(emails, ["stays@example.com"], "{engine}");
+
+        let later = campaign_named(&store, "c2").await;
+        assert_eq!(
+            store
+                .freeze_audience(&later, &SqlFilter::all())
+                .await
+                .unwrap(),
+            1,
+            "{engine}"
+        );
+        let added = store.add_delivery(later.id, gone).await;
+        assert!(!matches!(added, Ok(true)), "{engine}: {added:?}");
+        assert_eq!(deliveries_of(&store, gone).await, 0, "{engine}");
+    })
+    .await;
+}
+
+/// PostgreSQL: an erasure that starts while a freeze is still inserting waits for it,
+/// then removes what it inserted for the erased recipient.
+#[tokio::test]
+async fn an_erasure_during_a_freeze_still_leaves_no_delivery() {
+    let Some(db) = support::TestDb::postgres().await else {
+        eprintln!("TEST_DATABASE_URL unset: test skipped");
+        return;
+    };
+    let store = db.store.clone();
+    store
+        .upsert_recipients(&[recipient("gone@example.com", "G", &[])])
+        .await
+        .unwrap();
+    let gone = store.recipient_ids(&["gone@example.com"]).await.unwrap()["gone@example.com"];
+    let campaign = campaign(&store, "c1", None).await;
+    let Db::Postgres(pool) = store.db() else {
+        unreachable!("a PostgreSQL store")
+    };
+    // A freeze in flight: holds the ledger lock shared, has inserted, not committed.
+    let mut freeze = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(LEDGER_LOCK)
+        .execute(&mut *freeze)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO deliveries (campaign_id, recipient_id, status, created_at, updated_at)
+         VALUES ($1, $2, 'pending', 0, 0)",
+    )
+    .bind(campaign.id)
+    .bind(gone)
+    .execute(&mut *freeze)
+    .await
+    .unwrap();
+
+    let erasing = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let address = EmailAddress::parse("gone@example.com").unwrap();
+            store.erase_recipient(&address).await.unwrap()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!erasing.is_finished(), "the erasure waits for the freeze");
+    freeze.commit().await.unwrap();
+    assert!(erasing.await.unwrap());
+    assert_eq!(deliveries_of(&store, gone).await, 0, "no dangling row");
+    db.drop_database().await;
+}
+
+async fn deliveries_of(store: &Store, recipient_id: i64) -> i64 {
+    let sql = "SELECT COUNT(*) FROM deliveries WHERE recipient_id = $1";
+    let (n,): (i64,) = match store.db() {
+        Db::Sqlite(pool) => sqlx::query_as(sql)
+            .bind(recipient_id)
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+        Db::Postgres(pool) => sqlx::query_as(sql)
+            .bind(recipient_id)
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+    };
+    n
+}
+
+async fn campaign_named(store: &Store, name: &str) -> Campaign {
+    campaign(store, name, Some("newsletter")).await
+}
+
+async fn set_status(store: &Store, recipient_id: i64, status: &str) {
+    let sql = "UPDATE recipients SET status = $1 WHERE id = $2";
+    match store.db() {
+        Db::Sqlite(pool) => sqlx::query(sql)
+            .bind(status)
+            .bind(recipient_id)
+            .execute(pool)
+            .await
+            .map(|_| ()),
+        Db::Postgres(pool) => sqlx::query(sql)
+            .bind(status)
+            .bind(recipient_id)
+            .execute(pool)
+            .await
+            .map(|_| ()),
+    }
+    .unwrap();
 }

@@ -3,35 +3,10 @@
 
 use serde::Serialize;
 
-use super::{
-    Campaign, Engine, Recipient, SqlFilter, Store, StoreError, bind_filter, built, on_pool,
-};
+use super::{Engine, Recipient, Store, StoreError, built, on_pool};
 use crate::domain::DeliveryStatus;
 
-/// Why a recipient may not be mailed now, as SQL over `recipients r`; NULL when they
-/// may. `topic` is the SQL for the campaign's topic id (NULL: no topic).
-pub(crate) fn ineligible_reason(topic: &str) -> String {
-    ineligible_reason_for(topic, "'marketing'")
-}
-
-/// As [`ineligible_reason`], where `kind` is the SQL for the campaign kind:
-/// transactional messages ignore marketing opt-outs (status `unsubscribed`, topic
-/// consent) but never the suppression list, a bounce or an erasure.
-pub(crate) fn ineligible_reason_for(topic: &str, kind: &str) -> String {
-    format!(
-        "CASE
-            WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = r.email_hash)
-                THEN 'address is on the suppression list'
-            WHEN r.status IN ('bounced', 'erased') THEN 'recipient is ' || r.status
-            WHEN {kind} = 'transactional' THEN NULL
-            WHEN r.status <> 'active' THEN 'recipient is ' || r.status
-            WHEN {topic} IS NOT NULL AND NOT EXISTS (
-                SELECT 1 FROM consents k
-                WHERE k.recipient_id = r.id AND k.topic_id = {topic} AND k.status = 'subscribed')
-                THEN 'not subscribed to the campaign topic'
-         END"
-    )
-}
+use super::audience::ineligible_reason_for;
 
 /// A request to lease up to `limit` deliveries of one campaign to one worker.
 #[derive(Debug, Clone)]
@@ -216,33 +191,6 @@ struct OutcomeRow<'a> {
 }
 
 impl Store {
-    /// Freezes the campaign's audience into the ledger, inside the database. Running it
-    /// again adds nobody twice.
-    pub async fn freeze_audience(
-        &self,
-        campaign: &Campaign,
-        filter: &SqlFilter,
-    ) -> Result<u64, StoreError> {
-        let sql = format!(
-            "INSERT INTO deliveries (campaign_id, recipient_id, status, created_at, updated_at)
-             SELECT $1, r.id, 'pending', $2, $2 FROM recipients r
-             WHERE ({}) IS NULL AND ({})
-             ON CONFLICT (campaign_id, recipient_id) DO NOTHING",
-            ineligible_reason_for("CAST($3 AS BIGINT)", "CAST($4 AS TEXT)"),
-            filter.shifted(4)
-        );
-        let now = crate::time::now();
-        let result = on_pool!(self, pool => {
-            let query = sqlx::query(built(&sql))
-                .bind(campaign.id)
-                .bind(now)
-                .bind(campaign.topic_id)
-                .bind(&campaign.kind);
-            bind_filter!(query, filter).execute(pool).await.map(|r| r.rows_affected())
-        })?;
-        Ok(result)
-    }
-
     /// Leases claimable deliveries to a worker and returns them with their recipients.
     pub async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let sql = match self.engine() {

@@ -4,6 +4,7 @@
 //! [`on_pool!`]; where the dialects differ, each engine's text sits side by side.
 
 mod api_keys;
+mod audience;
 mod behaviour;
 mod campaigns;
 mod catalog;
@@ -25,6 +26,7 @@ mod tracking;
 mod triggered;
 
 pub use api_keys::ApiKey;
+pub use audience::LEDGER_LOCK;
 pub use behaviour::{BehaviourKind, Interaction, RecipientHistory};
 pub use campaigns::{Campaign, CampaignSettings, NewCampaign};
 pub use catalog::{NewProduct, Product};

@@ -5,7 +5,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::{Recipient, Store, StoreError, on_pool};
+use super::audience::LEDGER_LOCK;
+use super::{Engine, Recipient, Store, StoreError, on_pool};
 use crate::domain::EmailAddress;
 
 #[derive(Debug, Clone, Serialize)]
@@ -137,6 +138,13 @@ impl Store {
                         ON CONFLICT (email_hash) DO UPDATE SET email = NULL";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            if self.engine() == Engine::Postgres {
+                // Waits for running freezes, which may still add this recipient.
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(LEDGER_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query(suppress)
                 .bind(email.hash())
                 .bind(crate::time::now())
@@ -146,8 +154,14 @@ impl Store {
                 .bind(recipient.id)
                 .execute(&mut *tx)
                 .await?;
-            // Consents, events and deliveries go with the row (ON DELETE CASCADE).
+            // Consents and events go with the row (ON DELETE CASCADE).
             sqlx::query("DELETE FROM recipients WHERE id = $1")
+                .bind(recipient.id)
+                .execute(&mut *tx)
+                .await?;
+            // The ledger has no foreign keys on PostgreSQL (migration 0004). Deleted
+            // after the row, whose lock a triggered send adding a delivery waits for.
+            sqlx::query("DELETE FROM deliveries WHERE recipient_id = $1")
                 .bind(recipient.id)
                 .execute(&mut *tx)
                 .await?;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::ledger::ineligible_reason;
+use super::audience::ineligible_reason;
 use super::{Engine, Recipient, SqlFilter, Store, StoreError, bind_filter, built, on_pool};
 
 /// How a segment's matches divide. Every match is counted once, under the first

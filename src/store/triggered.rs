@@ -2,20 +2,35 @@
 //! message goes through the same claim, consent re-check, render and outcome recording
 //! as every campaign message.
 
-use super::{Store, StoreError, on_pool};
+use super::{Engine, Store, StoreError, on_pool};
+
+const ADD_SQLITE: &str = "
+    INSERT INTO deliveries (campaign_id, recipient_id, status, created_at, updated_at)
+    VALUES ($1, $2, 'pending', $3, $3)
+    ON CONFLICT (campaign_id, recipient_id) DO NOTHING";
+
+const ADD_POSTGRES: &str = "
+    INSERT INTO deliveries (campaign_id, recipient_id, status, created_at, updated_at)
+    SELECT c.id, r.id, 'pending', $3, $3
+    FROM campaigns c, recipients r
+    WHERE c.id = $1 AND r.id = $2
+    FOR KEY SHARE
+    ON CONFLICT (campaign_id, recipient_id) DO NOTHING";
 
 impl Store {
     /// Adds one pending delivery; false when the recipient already has one in this
-    /// campaign.
+    /// campaign (or, on PostgreSQL, when the campaign or recipient no longer exists).
     pub async fn add_delivery(
         &self,
         campaign_id: i64,
         recipient_id: i64,
     ) -> Result<bool, StoreError> {
-        let sql =
-            "INSERT INTO deliveries (campaign_id, recipient_id, status, created_at, updated_at)
-                   VALUES ($1, $2, 'pending', $3, $3)
-                   ON CONFLICT (campaign_id, recipient_id) DO NOTHING";
+        // PostgreSQL: the ledger has no foreign keys (migration 0004); locking the
+        // recipient row keeps a concurrent erasure from leaving this delivery behind.
+        let sql = match self.engine() {
+            Engine::Sqlite => ADD_SQLITE,
+            Engine::Postgres => ADD_POSTGRES,
+        };
         let added = on_pool!(self, pool => sqlx::query(sql)
             .bind(campaign_id).bind(recipient_id).bind(crate::time::now())
             .execute(pool).await.map(|r| r.rows_affected()))?;
