@@ -18,8 +18,13 @@ const SLOTS: i64 = 2;
 const BATCH: i64 = 20;
 
 fn spawn_worker(db_url: &str, smtp_url: &str) -> Child {
+    spawn_worker_with(db_url, smtp_url, &[])
+}
+
+fn spawn_worker_with(db_url: &str, smtp_url: &str, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_mailcast"))
         .args(["--database", db_url, "worker", "--smtp", smtp_url])
+        .args(extra)
         .args([
             "--slots",
             &SLOTS.to_string(),
@@ -158,8 +163,10 @@ async fn three_workers_on_postgresql_share_one_campaign() {
     let emails = audience(&store, 3000).await;
     let campaign = create_campaign(&store, "shared", "news", HTML).await;
     let server = SmtpServer::start();
+    // One unthrottled worker can send all 3,000 before a newly started worker's first
+    // poll: the rate cap keeps the campaign long enough for the three to share it.
     let mut workers: Vec<Child> = (0..3)
-        .map(|_| spawn_worker(&db.url, &server.url()))
+        .map(|_| spawn_worker_with(&db.url, &server.url(), &["--rate", "40"]))
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
     schedule_campaign(&store, &JobQueue::new(&store), campaign)
