@@ -155,20 +155,22 @@ const CLAIM_POSTGRES: &str = "
 
 // One statement per batch of outcomes; the guards are those of a single-row update:
 // only rows this worker holds, and only while sending (or expired to unknown meanwhile).
+// SQLite would otherwise walk the `status` index and re-read the whole JSON array for
+// every row it finds there (~0.4 ms per outcome): the batch is materialised once and
+// `+status` keeps the planner on rowid lookups.
 const RECORD_OUTCOMES_SQLITE: &str = "
+    WITH v AS MATERIALIZED (
+        SELECT value ->> 'id' AS id, value ->> 'status' AS status,
+               value ->> 'message_id' AS message_id, value ->> 'last_error' AS last_error,
+               value ->> 'next_attempt_at' AS next_attempt_at, value ->> 'sent_at' AS sent_at
+        FROM json_each($1))
     UPDATE deliveries
     SET status = v.status, message_id = COALESCE(v.message_id, deliveries.message_id),
         last_error = v.last_error, next_attempt_at = v.next_attempt_at,
         sent_at = v.sent_at, lease_until = NULL, updated_at = $3
-    FROM (SELECT json_extract(value, '$.id') AS id,
-                 json_extract(value, '$.status') AS status,
-                 json_extract(value, '$.message_id') AS message_id,
-                 json_extract(value, '$.last_error') AS last_error,
-                 json_extract(value, '$.next_attempt_at') AS next_attempt_at,
-                 json_extract(value, '$.sent_at') AS sent_at
-          FROM json_each($1)) AS v
+    FROM v
     WHERE deliveries.id = v.id AND deliveries.worker = $2
-      AND deliveries.status IN ('sending', 'unknown')";
+      AND +deliveries.status IN ('sending', 'unknown')";
 
 const RECORD_OUTCOMES_POSTGRES: &str = "
     UPDATE deliveries d
