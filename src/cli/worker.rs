@@ -110,9 +110,9 @@ pub struct WorkerArgs {
     /// Delivery jobs a campaign start enqueues.
     #[arg(long, default_value_t = 2)]
     pub slots: usize,
-    /// Deliveries claimed per round. A crash leaves at most slots × batch-size
-    /// deliveries `unknown`.
-    #[arg(long, default_value_t = 200)]
+    /// Deliveries claimed per round. Each slot claims its next batch while sending
+    /// the current one, so a crash leaves at most 2 × slots × batch-size `unknown`.
+    #[arg(long, default_value_t = 100)]
     pub batch_size: i64,
     /// Seconds a claim lasts; after a crash, its deliveries become `unknown` then.
     #[arg(long, default_value_t = 300)]

@@ -26,46 +26,122 @@ pub enum BatchEnd {
 }
 
 /// The `DeliverBatch` job: claim, render, send and record until nothing is left.
+///
+/// The next batch is claimed and rendered while the current one is being sent, so the
+/// SMTP sessions do not wait for the database: a job holds at most two batches.
 pub async fn deliver_campaign(
     dispatcher: &Arc<Dispatcher>,
     campaign_id: i64,
 ) -> Result<BatchEnd, DispatchError> {
     let runtime = runtime_for(dispatcher, campaign_id).await?;
     let mut stored_links = HashSet::new();
+    let mut next = prepare_batch(dispatcher, &runtime, &mut stored_links).await?;
     loop {
-        let status = dispatcher.store.campaign(campaign_id).await?.status()?;
-        if status != CampaignStatus::Running {
-            return Ok(BatchEnd::Stopped(status));
-        }
-        dispatcher.store.expire_leases().await?;
-        let claimed = dispatcher
-            .store
-            .claim(&claim(dispatcher, campaign_id))
-            .await?;
-        if claimed.is_empty() {
-            return finish(dispatcher, campaign_id).await;
-        }
-        let outcomes = deliver_claimed(dispatcher, &runtime, claimed, &mut stored_links).await?;
-        dispatcher
+        let batch = match next {
+            Next::Batch(batch) => batch,
+            Next::Empty => return finish(dispatcher, campaign_id).await,
+            Next::Stopped(status) => return Ok(BatchEnd::Stopped(status)),
+        };
+        let (outcomes, upcoming) = tokio::join!(
+            send_batch(dispatcher, &runtime, batch),
+            prepare_batch(dispatcher, &runtime, &mut stored_links),
+        );
+        let recorded = dispatcher
             .store
             .record_outcomes(&dispatcher.settings.worker_name, &outcomes)
-            .await?;
+            .await;
+        next = match (recorded, upcoming) {
+            (Ok(()), Ok(upcoming)) => upcoming,
+            (Err(error), upcoming) => {
+                if let Ok(Next::Batch(unsent)) = upcoming {
+                    release(dispatcher, &unsent).await;
+                }
+                return Err(error.into());
+            }
+            (Ok(()), Err(error)) => return Err(error),
+        };
         if too_many_render_failures(dispatcher, &runtime, &outcomes) {
-            dispatcher
-                .store
-                .transition_campaign(
-                    campaign_id,
-                    &[CampaignStatus::Running],
-                    CampaignStatus::Paused,
-                )
-                .await?;
-            tracing::error!(
-                campaign_id,
-                "too many messages fail to render: campaign paused"
-            );
-            return Ok(BatchEnd::Stopped(CampaignStatus::Paused));
+            if let Next::Batch(unsent) = &next {
+                release(dispatcher, unsent).await;
+            }
+            return pause_for_render_failures(dispatcher, campaign_id).await;
         }
     }
+}
+
+/// What the next round of a job has to do.
+enum Next {
+    Batch(Vec<Prepared>),
+    /// Nothing claimable now.
+    Empty,
+    /// The campaign is not running any more.
+    Stopped(CampaignStatus),
+}
+
+/// Claims the next batch and renders it, unless the campaign has stopped running.
+async fn prepare_batch(
+    dispatcher: &Dispatcher,
+    runtime: &CampaignRuntime,
+    stored_links: &mut HashSet<i64>,
+) -> Result<Next, DispatchError> {
+    let store = &dispatcher.store;
+    let status = store.campaign(runtime.id).await?.status()?;
+    if status != CampaignStatus::Running {
+        return Ok(Next::Stopped(status));
+    }
+    store.expire_leases().await?;
+    let claimed = store.claim(&claim(dispatcher, runtime.id)).await?;
+    if claimed.is_empty() {
+        return Ok(Next::Empty);
+    }
+    let ids: Vec<i64> = claimed.iter().map(|d| d.delivery_id).collect();
+    let prepared = async {
+        let prepared = prepare_claimed(dispatcher, runtime, claimed).await?;
+        store_new_links(dispatcher, runtime.id, &prepared, stored_links).await?;
+        Ok(prepared)
+    };
+    match prepared.await {
+        Ok(prepared) => Ok(Next::Batch(prepared)),
+        Err(error) => {
+            release_ids(dispatcher, &ids).await;
+            Err(error)
+        }
+    }
+}
+
+/// Gives claimed but unsent deliveries back to the ledger as they were.
+async fn release(dispatcher: &Dispatcher, batch: &[Prepared]) {
+    let ids: Vec<i64> = batch.iter().map(Prepared::delivery_id).collect();
+    release_ids(dispatcher, &ids).await;
+}
+
+async fn release_ids(dispatcher: &Dispatcher, ids: &[i64]) {
+    if let Err(error) = dispatcher
+        .store
+        .release_claims(&dispatcher.settings.worker_name, ids)
+        .await
+    {
+        tracing::error!(%error, "cannot release claimed deliveries: their leases will expire");
+    }
+}
+
+async fn pause_for_render_failures(
+    dispatcher: &Dispatcher,
+    campaign_id: i64,
+) -> Result<BatchEnd, DispatchError> {
+    dispatcher
+        .store
+        .transition_campaign(
+            campaign_id,
+            &[CampaignStatus::Running],
+            CampaignStatus::Paused,
+        )
+        .await?;
+    tracing::error!(
+        campaign_id,
+        "too many messages fail to render: campaign paused"
+    );
+    Ok(BatchEnd::Stopped(CampaignStatus::Paused))
 }
 
 fn too_many_render_failures(
@@ -161,12 +237,21 @@ enum Prepared {
     Decided(DeliveryOutcome),
 }
 
-async fn deliver_claimed(
+impl Prepared {
+    fn delivery_id(&self) -> i64 {
+        match self {
+            Prepared::Send(outgoing) => outgoing.delivery_id,
+            Prepared::Decided(outcome) => outcome.delivery_id(),
+        }
+    }
+}
+
+/// Decides what it can (consent, render failures) and renders the rest.
+async fn prepare_claimed(
     dispatcher: &Dispatcher,
     runtime: &CampaignRuntime,
     claimed: Vec<ClaimedDelivery>,
-    stored_links: &mut HashSet<i64>,
-) -> Result<Vec<DeliveryOutcome>, DispatchError> {
+) -> Result<Vec<Prepared>, DispatchError> {
     let (decided, eligible): (Vec<_>, Vec<_>) =
         claimed.into_iter().partition(|d| d.ineligible.is_some());
     let mut prepared: Vec<Prepared> = decided.into_iter().map(suppressed).collect();
@@ -190,9 +275,16 @@ async fn deliver_claimed(
             }),
         });
     }
-    store_new_links(dispatcher, runtime.id, &prepared, stored_links).await?;
-    let concurrency = dispatcher.settings.batch_size.max(1) as usize;
-    let outcomes = futures::stream::iter(prepared)
+    Ok(prepared)
+}
+
+async fn send_batch(
+    dispatcher: &Dispatcher,
+    runtime: &CampaignRuntime,
+    prepared: Vec<Prepared>,
+) -> Vec<DeliveryOutcome> {
+    let concurrency = prepared.len().max(1);
+    futures::stream::iter(prepared)
         .map(|item| async move {
             match item {
                 Prepared::Decided(outcome) => outcome,
@@ -201,8 +293,7 @@ async fn deliver_claimed(
         })
         .buffer_unordered(concurrency)
         .collect()
-        .await;
-    Ok(outcomes)
+        .await
 }
 
 /// Consent or the suppression list no longer allow this message.

@@ -72,7 +72,7 @@ impl DispatchSettings {
     pub fn new(worker_name: String, base_url: String, keyring: KeyRing) -> Self {
         DispatchSettings {
             worker_name,
-            batch_size: 200,
+            batch_size: 100,
             lease: Duration::from_secs(300),
             slots: 2,
             jobs_per_campaign: 8,

@@ -1,7 +1,9 @@
 //! The apalis monitor running both job kinds for one worker process.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use apalis::prelude::*;
@@ -88,7 +90,7 @@ pub async fn run_worker(
                 .register(move |_| {
                     WorkerBuilder::new(n1.as_str())
                         .backend(
-                            SqliteStorage::<StartCampaign>::new(&p1).poll_with_interval(interval),
+                            SqliteStorage::<StartCampaign>::new(&p1).poll_with_strategy(SteadyInterval::new(interval)),
                         )
                         .data(d1.clone())
                         .build(handle_start)
@@ -98,7 +100,7 @@ pub async fn run_worker(
                         .backend(
                             SqliteStorage::<DeliverBatch>::new(&p2)
                                 .with_config(one_at_a_time::<apalis_sqlite::Config>())
-                                .poll_with_interval(interval),
+                                .poll_with_strategy(SteadyInterval::new(interval)),
                         )
                         .data(d2.clone())
                         .concurrency(d2.settings.slots.max(1))
@@ -113,7 +115,7 @@ pub async fn run_worker(
                 .register(move |_| {
                     WorkerBuilder::new(n1.as_str())
                         .backend(
-                            PostgresStorage::<StartCampaign>::new(&p1).poll_with_interval(interval),
+                            PostgresStorage::<StartCampaign>::new(&p1).poll_with_strategy(SteadyInterval::new(interval)),
                         )
                         .data(d1.clone())
                         .build(handle_start)
@@ -123,7 +125,7 @@ pub async fn run_worker(
                         .backend(
                             PostgresStorage::<DeliverBatch>::new(&p2)
                                 .with_config(one_at_a_time::<apalis_postgres::Config>())
-                                .poll_with_interval(interval),
+                                .poll_with_strategy(SteadyInterval::new(interval)),
                         )
                         .data(d2.clone())
                         .concurrency(d2.settings.slots.max(1))
@@ -140,6 +142,45 @@ pub async fn run_worker(
         })
         .await
         .map_err(|e| DispatchError::Queue(format!("worker stopped with an error: {e}")))
+}
+
+/// Wakes a worker every `every` to look for jobs.
+///
+/// apalis' `IntervalStrategy` re-arms its timer without polling it: when a tick and the
+/// end of a fetch reach the worker in the same poll (a fetch slower than the interval, a
+/// busy runtime), nothing wakes the worker again until its heartbeat, 30 s later. This
+/// one registers the next tick at once.
+struct SteadyInterval {
+    every: Duration,
+    tick: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl SteadyInterval {
+    fn new(every: Duration) -> Self {
+        SteadyInterval {
+            every,
+            tick: Box::pin(tokio::time::sleep(every)),
+        }
+    }
+}
+
+impl Clone for SteadyInterval {
+    fn clone(&self) -> Self {
+        SteadyInterval::new(self.every)
+    }
+}
+
+impl PollStrategy for SteadyInterval {
+    fn poll_drive(&mut self, cx: &mut Context<'_>, _: &PollSnapshot) -> Poll<Option<()>> {
+        if self.tick.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.tick
+            .as_mut()
+            .reset(tokio::time::Instant::now() + self.every);
+        let _ = self.tick.as_mut().poll(cx);
+        Poll::Ready(Some(()))
+    }
 }
 
 /// Delivery jobs are fetched one per poll, so that the jobs of one campaign spread
@@ -188,4 +229,37 @@ async fn handle_deliver(
     };
     dispatcher.queue.push_deliver(job, wait).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    struct CountWakes(AtomicUsize);
+
+    impl Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tick_arms_the_next_one_without_another_poll() {
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut interval = SteadyInterval::new(Duration::from_millis(20));
+        let snapshot = PollSnapshot::default();
+
+        assert!(interval.poll_drive(&mut cx, &snapshot).is_pending());
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(interval.poll_drive(&mut cx, &snapshot).is_ready());
+        let after_tick = wakes.0.load(Ordering::SeqCst);
+
+        // Not polled again: the next tick must still wake the worker.
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(wakes.0.load(Ordering::SeqCst) > after_tick);
+    }
 }

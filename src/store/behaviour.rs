@@ -159,7 +159,7 @@ impl Store {
     }
 
     /// A sub-select yielding the integers of the JSON array bound at `$n`.
-    fn json_ints(&self, n: usize) -> String {
+    pub(crate) fn json_ints(&self, n: usize) -> String {
         match self.engine() {
             Engine::Sqlite => format!("SELECT value FROM json_each(${n})"),
             Engine::Postgres => format!("SELECT jsonb_array_elements_text(${n}::jsonb)::bigint"),

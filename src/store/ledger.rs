@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Engine, Recipient, Store, StoreError, built, on_pool};
+use super::{Db, Engine, Recipient, Store, StoreError, built, on_pool};
 use crate::domain::DeliveryStatus;
 
 use super::audience::ineligible_reason_for;
@@ -64,6 +64,10 @@ pub enum DeliveryOutcome {
 }
 
 impl DeliveryOutcome {
+    pub fn delivery_id(&self) -> i64 {
+        outcome_columns(self).0
+    }
+
     pub fn status(&self) -> DeliveryStatus {
         match self {
             DeliveryOutcome::Sent { .. } => DeliveryStatus::Sent,
@@ -172,6 +176,11 @@ const RECORD_OUTCOMES_SQLITE: &str = "
     WHERE deliveries.id = v.id AND deliveries.worker = $2
       AND +deliveries.status IN ('sending', 'unknown')";
 
+// PostgreSQL: its statistics see few `sending` rows, so it would reach the rows through
+// the `status` index, whose `sending` range fills with dead entries as a campaign runs
+// (5-16 ms per batch, growing), and nest the batch inside that scan. So the rows are
+// found by primary key ($4), `status || ''` keeps the index out, and `record_outcomes`
+// turns nested loops off: the batch is hashed.
 const RECORD_OUTCOMES_POSTGRES: &str = "
     UPDATE deliveries d
     SET status = v.status, message_id = COALESCE(v.message_id, d.message_id),
@@ -179,7 +188,8 @@ const RECORD_OUTCOMES_POSTGRES: &str = "
         sent_at = v.sent_at, lease_until = NULL, updated_at = $3
     FROM jsonb_to_recordset($1::jsonb) AS v(id bigint, status text, message_id text,
          last_error text, next_attempt_at bigint, sent_at bigint)
-    WHERE d.id = v.id AND d.worker = $2 AND d.status IN ('sending', 'unknown')";
+    WHERE d.id = ANY($4) AND d.id = v.id AND d.worker = $2
+      AND (d.status || '') IN ('sending', 'unknown')";
 
 /// One row of [`Store::record_outcomes`]' JSON parameter.
 #[derive(Serialize)]
@@ -255,21 +265,59 @@ impl Store {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let sql = match self.engine() {
-            Engine::Sqlite => RECORD_OUTCOMES_SQLITE,
-            Engine::Postgres => RECORD_OUTCOMES_POSTGRES,
-        };
         let now = crate::time::now();
         let rows: Vec<OutcomeRow> = outcomes.iter().map(|o| outcome_row(o, now)).collect();
         let json = serde_json::to_string(&rows).expect("outcomes serialise");
-        on_pool!(self, pool => sqlx::query(sql)
+        match &self.db {
+            Db::Sqlite(pool) => {
+                sqlx::query(RECORD_OUTCOMES_SQLITE)
+                    .bind(&json)
+                    .bind(worker)
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SET LOCAL enable_nestloop = off")
+                    .execute(&mut *tx)
+                    .await?;
+                let ids: Vec<i64> = outcomes.iter().map(DeliveryOutcome::delivery_id).collect();
+                sqlx::query(RECORD_OUTCOMES_POSTGRES)
+                    .bind(&json)
+                    .bind(worker)
+                    .bind(now)
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands back deliveries this worker claimed but never sent: they become claimable
+    /// again as they were (a due retry stays `deferred`), without counting an attempt.
+    pub async fn release_claims(&self, worker: &str, ids: &[i64]) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "UPDATE deliveries
+             SET status = CASE WHEN next_attempt_at IS NULL THEN 'pending' ELSE 'deferred' END,
+                 attempts = attempts - 1, lease_until = NULL, worker = NULL, updated_at = $3
+             WHERE id IN ({}) AND worker = $2 AND status = 'sending'",
+            self.json_ints(1)
+        );
+        let json = serde_json::to_string(ids).expect("ids serialise");
+        let released = on_pool!(self, pool => sqlx::query(built(&sql))
             .bind(&json)
             .bind(worker)
-            .bind(now)
+            .bind(crate::time::now())
             .execute(pool)
             .await
-            .map(|_| ()))?;
-        Ok(())
+            .map(|r| r.rows_affected()))?;
+        Ok(released)
     }
 
     /// Deliveries whose lease ran out while `sending` may or may not have reached the
