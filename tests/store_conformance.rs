@@ -356,6 +356,61 @@ async fn outcomes_are_recorded_and_expired_leases_become_unknown_not_pending() {
 }
 
 #[tokio::test]
+async fn released_claims_are_claimable_again_as_they_were() {
+    for_each_engine(|store, engine| async move {
+        let batch: Vec<_> = (0..4)
+            .map(|i| recipient(&format!("r{i}@example.com"), "R", &[]))
+            .collect();
+        store.upsert_recipients(&batch).await.unwrap();
+        let campaign = campaign(&store, "c-release", None).await;
+        store
+            .freeze_audience(&campaign, &SqlFilter::all())
+            .await
+            .unwrap();
+        let first = store.claim(&claim(campaign.id, "w1", 2)).await.unwrap();
+        store
+            .record_outcomes(
+                "w1",
+                &[DeliveryOutcome::Deferred {
+                    delivery_id: first[0].delivery_id,
+                    retry_at: 0,
+                    reason: "421".into(),
+                }],
+            )
+            .await
+            .unwrap();
+        let held = store.claim(&claim(campaign.id, "w1", 10)).await.unwrap();
+        assert_eq!(held.len(), 3, "{engine}: the due retry and two pending");
+        let ids: Vec<i64> = held.iter().map(|d| d.delivery_id).collect();
+
+        assert_eq!(
+            store.release_claims("w2", &ids).await.unwrap(),
+            0,
+            "{engine}: another worker cannot release them"
+        );
+        assert_eq!(store.release_claims("w1", &ids).await.unwrap(), 3);
+        let counts = store.ledger_counts(campaign.id).await.unwrap();
+        assert_eq!(
+            (counts.pending, counts.deferred, counts.sending),
+            (2, 1, 1),
+            "{engine}: {counts:?}"
+        );
+        let again = store.claim(&claim(campaign.id, "w2", 10)).await.unwrap();
+        let mut again: Vec<(i64, i64)> =
+            again.iter().map(|d| (d.delivery_id, d.attempts)).collect();
+        again.sort();
+        let mut expected: Vec<(i64, i64)> =
+            held.iter().map(|d| (d.delivery_id, d.attempts)).collect();
+        expected.sort();
+        assert_eq!(
+            again, expected,
+            "{engine}: same rows, no attempt counted for the release"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn campaign_transitions_only_from_the_allowed_states() {
     for_each_engine(|store, engine| async move {
         let campaign = campaign(&store, "c5", None).await;

@@ -90,7 +90,8 @@ pub async fn run_worker(
                 .register(move |_| {
                     WorkerBuilder::new(n1.as_str())
                         .backend(
-                            SqliteStorage::<StartCampaign>::new(&p1).poll_with_strategy(SteadyInterval::new(interval)),
+                            SqliteStorage::<StartCampaign>::new(&p1)
+                                .poll_with_strategy(SteadyInterval::new(interval)),
                         )
                         .data(d1.clone())
                         .build(handle_start)
@@ -115,7 +116,8 @@ pub async fn run_worker(
                 .register(move |_| {
                     WorkerBuilder::new(n1.as_str())
                         .backend(
-                            PostgresStorage::<StartCampaign>::new(&p1).poll_with_strategy(SteadyInterval::new(interval)),
+                            PostgresStorage::<StartCampaign>::new(&p1)
+                                .poll_with_strategy(SteadyInterval::new(interval)),
                         )
                         .data(d1.clone())
                         .build(handle_start)

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::{Db, Store, StoreError, built, on_pool};
+use super::{Db, Store, StoreError, on_pool};
 use crate::domain::EmailAddress;
 
 /// A recipient as an import or the API hands it over. `None` fields leave what the
@@ -173,13 +173,26 @@ impl Store {
     }
 
     async fn existing_email_keys(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
-        let json = serde_json::to_string(keys).expect("strings serialise");
-        let sql = format!(
-            "SELECT email_key FROM recipients WHERE email_key IN ({})",
-            self.json_strings(1)
-        );
-        let rows: Vec<(String,)> =
-            on_pool!(self, pool => sqlx::query_as(built(&sql)).bind(&json).fetch_all(pool).await)?;
+        let rows: Vec<(String,)> = match &self.db {
+            Db::Sqlite(pool) => {
+                let json = serde_json::to_string(keys).expect("strings serialise");
+                sqlx::query_as(
+                    "SELECT email_key FROM recipients WHERE email_key IN (SELECT value FROM json_each($1))",
+                )
+                .bind(&json)
+                .fetch_all(pool)
+                .await?
+            }
+            // `= ANY` and not a set-returning function: during a large import the
+            // statistics still call the table small, and the planner would hash-join a
+            // full scan of it for every chunk.
+            Db::Postgres(pool) => {
+                sqlx::query_as("SELECT email_key FROM recipients WHERE email_key = ANY($1)")
+                    .bind(keys)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
         Ok(rows.into_iter().map(|(k,)| k).collect())
     }
 
