@@ -41,7 +41,7 @@ pub async fn run(store: &Store, args: &PreviewArgs) -> anyhow::Result<ExitCode> 
         .await?
         .with_context(|| format!("no recipient {email}"))?;
     let keyring = KeyRing::from_env_or_dev().context("link signing keys")?;
-    let runtime = CampaignRuntime::load(store, &args.base_url, &keyring, campaign.id).await?;
+    let runtime = CampaignRuntime::load(store, &args.base_url, &keyring, None, campaign.id).await?;
     let context = runtime
         .contexts(store, vec![recipient])
         .await?

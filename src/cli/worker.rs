@@ -127,15 +127,17 @@ pub async fn dispatcher(
     configure: impl FnOnce(&mut DispatchSettings),
 ) -> anyhow::Result<Arc<Dispatcher>> {
     let config = transport.transport_config()?;
-    if let (Some(key), Some(selector), Some(domain)) = (
+    let dkim = match (
         &transport.dkim_key,
         &transport.dkim_selector,
         &transport.dkim_domain,
     ) {
-        let settings = crate::render::DkimSettings::from_key_file(domain, selector, key)
-            .with_context(|| format!("DKIM key {}", key.display()))?;
-        crate::dispatch::set_dkim_key(settings);
-    }
+        (Some(key), Some(selector), Some(domain)) => Some(
+            crate::render::DkimSettings::from_key_file(domain, selector, key)
+                .with_context(|| format!("DKIM key {}", key.display()))?,
+        ),
+        _ => None,
+    };
     let transport_impl = Transport::new(&config, transport.concurrency)
         .await?
         .with_throttle(transport.throttle()?);
@@ -147,6 +149,7 @@ pub async fn dispatcher(
     }
     let mut settings =
         DispatchSettings::new(unique_worker_name(), transport.base_url.clone(), keyring);
+    settings.dkim = dkim;
     configure(&mut settings);
     Ok(Dispatcher::new(store.clone(), transport_impl, settings))
 }

@@ -215,6 +215,7 @@ async fn runtime_for(
         &dispatcher.store,
         &settings.base_url,
         &settings.keyring,
+        settings.dkim.as_ref(),
         campaign_id,
     )
     .await?;

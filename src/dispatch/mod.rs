@@ -23,7 +23,7 @@ pub use deliver::{BatchEnd, deliver_campaign};
 pub use error::DispatchError;
 pub use jobs::{DeliverBatch, JobQueue, StartCampaign};
 pub use retry::RetryPolicy;
-pub use runtime::{CampaignRuntime, set_dkim_key};
+pub use runtime::CampaignRuntime;
 pub use start::{StartOutcome, schedule_campaign, start_campaign};
 pub use throttle::{DomainLimit, Throttle, ThrottleSettings};
 pub use transport::{Outgoing, SendResult, Transport, TransportError, enhanced_code};
@@ -39,6 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::links::KeyRing;
+use crate::render::DkimSettings;
 use crate::store::Store;
 
 /// How a worker process delivers.
@@ -62,6 +63,8 @@ pub struct DispatchSettings {
     pub retry: RetryPolicy,
     pub base_url: String,
     pub keyring: KeyRing,
+    /// Signs every message the worker sends, when set.
+    pub dkim: Option<DkimSettings>,
     /// How often idle workers look for new jobs.
     pub poll_interval: Duration,
     /// Share of messages failing to render past which a campaign pauses itself.
@@ -80,6 +83,7 @@ impl DispatchSettings {
             retry: RetryPolicy::default(),
             base_url,
             keyring,
+            dkim: None,
             poll_interval: Duration::from_millis(100),
             max_render_failure_rate: 0.05,
         }

@@ -36,6 +36,7 @@ impl CampaignRuntime {
         store: &Store,
         base_url: &str,
         keyring: &KeyRing,
+        dkim: Option<&DkimSettings>,
         campaign_id: i64,
     ) -> Result<CampaignRuntime, DispatchError> {
         let campaign = store.campaign(campaign_id).await?;
@@ -48,7 +49,7 @@ impl CampaignRuntime {
             source,
         };
         let mut renderer = CampaignRenderer::new(spec).map_err(render_error)?;
-        if let Some(dkim) = dkim_key() {
+        if let Some(dkim) = dkim {
             renderer = renderer.with_dkim(dkim).map_err(render_error)?;
         }
         let names = &campaign.settings.0.declared_segments;
@@ -130,18 +131,6 @@ impl CampaignRuntime {
             .recipient_segment_names(ids, &self.declared_segments)
             .await?)
     }
-}
-
-/// The DKIM key set for this process with [`set_dkim_key`], if any.
-fn dkim_key() -> Option<&'static DkimSettings> {
-    DKIM_KEY.get()
-}
-
-static DKIM_KEY: std::sync::OnceLock<DkimSettings> = std::sync::OnceLock::new();
-
-/// Signs every message this process renders from now on. Set once, at start.
-pub fn set_dkim_key(settings: DkimSettings) {
-    let _ = DKIM_KEY.set(settings);
 }
 
 /// The recommender is built (one pass over the events) only for templates that

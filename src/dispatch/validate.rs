@@ -14,6 +14,7 @@ pub async fn validate_campaign(store: &Store, campaign_id: i64) -> Result<(), Di
         store,
         "http://localhost",
         &KeyRing::development(),
+        None,
         campaign_id,
     )
     .await?;
