@@ -6,14 +6,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-use crate::dispatch::{JobQueue, TriggeredSend, check_send, enqueue_send};
+use crate::dispatch::{JobQueue, KeyedOutcome, KeyedSend, TriggeredSend, check_send, send_once};
 use crate::domain::CampaignKind;
 use crate::links::KeyRing;
 use crate::render::LinkSettings;
-use crate::store::{IdempotencyClaim, Store};
+use crate::store::Store;
 
-/// How long the first outcome for a key is kept, as for `POST /api/sends`.
-const KEY_TTL_SECONDS: i64 = 24 * 3600;
 /// Idempotency keys given on the command line live apart from every API key's.
 const CLI_SCOPE: &str = "mailcast-cli";
 
@@ -60,34 +58,29 @@ pub async fn run(store: &Store, args: &SendArgs) -> anyhow::Result<ExitCode> {
         !key.is_empty() && key.len() <= 255,
         "--idempotency-key must have 1 to 255 characters"
     );
+    let keyring = KeyRing::from_env_or_dev().context("link signing keys")?;
+    let links = LinkSettings::new(args.base_url.clone(), keyring);
+    let checked = check_send(store, &links, send).await?;
     let hash = request_hash(args);
-    let scope = store.internal_scope(CLI_SCOPE).await?;
-    match store
-        .claim_idempotency_key(scope, key, &hash, KEY_TTL_SECONDS)
-        .await?
-    {
-        IdempotencyClaim::Fresh => {}
-        IdempotencyClaim::Replay {
-            request_hash, body, ..
-        } => return replay(key, &hash, &request_hash, &body),
-        IdempotencyClaim::InProgress { .. } => anyhow::bail!(
+    let keyed = KeyedSend {
+        scope: store.internal_scope(CLI_SCOPE).await?,
+        key,
+        request_hash: &hash,
+    };
+    match send_once(store, &JobQueue::new(store), &keyed, checked).await? {
+        KeyedOutcome::Queued { answer } => println!("{answer}"),
+        KeyedOutcome::Replayed { answer, .. } => {
+            println!("{answer}");
+            eprintln!("idempotency key '{key}' was used already: nothing sent again");
+        }
+        KeyedOutcome::KeyReused => anyhow::bail!(
+            "idempotency key '{key}' was already used for a different message; use a new key"
+        ),
+        KeyedOutcome::InProgress => anyhow::bail!(
             "a send with idempotency key '{key}' is still being queued; retry shortly"
         ),
     }
-    match queue(store, send, &args.base_url).await {
-        Ok(answer) => {
-            store
-                .complete_idempotency_key(scope, key, 202, &answer)
-                .await?;
-            println!("{answer}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(error) => {
-            // Nothing was queued: the same key may be used again.
-            store.release_idempotency_key(scope, key).await?;
-            Err(error)
-        }
-    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn triggered_send(args: &SendArgs) -> anyhow::Result<TriggeredSend> {
@@ -111,24 +104,6 @@ fn triggered_send(args: &SendArgs) -> anyhow::Result<TriggeredSend> {
         utm: Default::default(),
         data,
     })
-}
-
-async fn queue(store: &Store, send: TriggeredSend, base_url: &str) -> anyhow::Result<String> {
-    let keyring = KeyRing::from_env_or_dev().context("link signing keys")?;
-    let links = LinkSettings::new(base_url.to_string(), keyring);
-    let checked = check_send(store, &links, send).await?;
-    let queued = enqueue_send(store, &JobQueue::new(store), checked).await?;
-    Ok(serde_json::to_string(&queued)?)
-}
-
-fn replay(key: &str, hash: &str, stored_hash: &str, body: &str) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        hash == stored_hash,
-        "idempotency key '{key}' was already used for a different message; use a new key"
-    );
-    println!("{body}");
-    eprintln!("idempotency key '{key}' was used already: nothing sent again");
-    Ok(ExitCode::SUCCESS)
 }
 
 /// What makes two invocations the same message (the base URL does not).

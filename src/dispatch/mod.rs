@@ -28,8 +28,8 @@ pub use start::{StartOutcome, schedule_campaign, start_campaign};
 pub use throttle::{DomainLimit, Throttle, ThrottleSettings};
 pub use transport::{Outgoing, SendResult, Transport, TransportError, enhanced_code};
 pub use triggered::{
-    CheckedSend, FieldProblems, QueuedSend, TriggeredError, TriggeredSend, check_send, compiles,
-    enqueue_send,
+    CheckedSend, FieldProblems, IDEMPOTENCY_TTL_SECONDS, KeyedOutcome, KeyedSend, QueuedSend,
+    TriggeredError, TriggeredSend, check_send, compiles, enqueue_send, send_once,
 };
 pub use validate::{VALIDATION_SAMPLE, validate_campaign};
 pub use worker::{WorkerHandle, run_worker, spawn_worker, unique_worker_name};

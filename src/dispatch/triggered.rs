@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::{DeliverBatch, JobQueue, cancel_campaign};
 use crate::domain::{CampaignKind, CampaignStatus, EmailAddress};
 use crate::render::{CampaignRenderer, LinkSettings, RenderSpec};
-use crate::store::{CampaignSettings, NewCampaign, Recipient, Store, StoreError, Template};
+use crate::store::{
+    CampaignSettings, IdempotencyClaim, NewCampaign, Recipient, Store, StoreError, Template,
+};
 
 /// What a CRM asks to send.
 #[derive(Debug, Clone, Deserialize)]
@@ -222,4 +224,86 @@ async fn start(
         .await
         .map_err(|e| TriggeredError::Queue(e.to_string()))?;
     Ok(())
+}
+
+/// How long the first answer for an idempotency key is kept.
+pub const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 3600;
+
+/// One triggered send under an idempotency key, as both front ends take it.
+pub struct KeyedSend<'a> {
+    /// Whose keys these are: an API key's id, or an internal scope (the CLI's).
+    pub scope: i64,
+    pub key: &'a str,
+    /// What makes two requests the same message.
+    pub request_hash: &'a str,
+}
+
+/// What became of a keyed send.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyedOutcome {
+    /// Queued now; `answer` (the `QueuedSend` as JSON) is kept for replays.
+    Queued { answer: String },
+    /// The key was used before for this same request: nothing is sent again.
+    Replayed { status: u16, answer: String },
+    /// The key was used before for a different request.
+    KeyReused,
+    /// The first request with this key is still being handled.
+    InProgress,
+}
+
+/// Queues `checked` unless its key was used within [`IDEMPOTENCY_TTL_SECONDS`]. A failure
+/// to queue frees the key again: nothing was sent, so the caller may retry with it.
+pub async fn send_once(
+    store: &Store,
+    queue: &JobQueue,
+    keyed: &KeyedSend<'_>,
+    checked: CheckedSend,
+) -> Result<KeyedOutcome, TriggeredError> {
+    let KeyedSend {
+        scope,
+        key,
+        request_hash: hash,
+    } = *keyed;
+    match store
+        .claim_idempotency_key(scope, key, hash, IDEMPOTENCY_TTL_SECONDS)
+        .await?
+    {
+        IdempotencyClaim::Fresh => {}
+        IdempotencyClaim::Replay {
+            request_hash,
+            status,
+            body,
+        } => {
+            return Ok(if request_hash == hash {
+                KeyedOutcome::Replayed {
+                    status,
+                    answer: body,
+                }
+            } else {
+                KeyedOutcome::KeyReused
+            });
+        }
+        IdempotencyClaim::InProgress { request_hash } => {
+            return Ok(if request_hash == hash {
+                KeyedOutcome::InProgress
+            } else {
+                KeyedOutcome::KeyReused
+            });
+        }
+    }
+    match enqueue_send(store, queue, checked).await {
+        Ok(queued) => {
+            let answer = serde_json::to_string(&queued).expect("answer serialises");
+            store
+                .complete_idempotency_key(scope, key, 202, &answer)
+                .await?;
+            Ok(KeyedOutcome::Queued { answer })
+        }
+        Err(error) => {
+            if let Err(release) = store.release_idempotency_key(scope, key).await {
+                tracing::error!(%release, "cannot release an idempotency key");
+            }
+            Err(error)
+        }
+    }
 }

@@ -15,18 +15,15 @@ use sha2::{Digest, Sha256};
 use super::Caller;
 use super::body::parse;
 use crate::dispatch::{
-    CheckedSend, QueuedSend, TriggeredError, TriggeredSend, check_send, enqueue_send,
+    CheckedSend, KeyedOutcome, KeyedSend, TriggeredError, TriggeredSend, check_send, send_once,
 };
 use crate::domain::DeliveryStatus;
 use crate::http::error::HttpError;
 use crate::http::state::AppState;
 use crate::render::LinkSettings;
-use crate::store::IdempotencyClaim;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const REPLAYED: &str = "idempotent-replayed";
-/// How long the first answer for a key is kept.
-pub(crate) const KEY_TTL_SECONDS: i64 = 24 * 3600;
 const MAX_KEY_LEN: usize = 255;
 
 pub(crate) async fn send(
@@ -39,43 +36,27 @@ pub(crate) async fn send(
     let request: TriggeredSend = parse(&body)?;
     let checked = check(&state, request).await?;
     let hash = request_hash(&body);
-    let store = &state.store;
-    match store
-        .claim_idempotency_key(caller.id, &key, &hash, KEY_TTL_SECONDS)
-        .await?
-    {
-        IdempotencyClaim::Fresh => {}
-        IdempotencyClaim::Replay {
-            request_hash,
-            status,
-            body,
-        } => {
-            return replay(&hash, &request_hash, status, body);
+    let keyed = KeyedSend {
+        scope: caller.id,
+        key: &key,
+        request_hash: &hash,
+    };
+    let outcome = send_once(&state.store, &state.queue, &keyed, checked)
+        .await
+        .map_err(from_triggered)?;
+    match outcome {
+        KeyedOutcome::Queued { answer } => Ok(json_response(StatusCode::ACCEPTED, answer, false)),
+        KeyedOutcome::Replayed { status, answer } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            Ok(json_response(status, answer, true))
         }
-        IdempotencyClaim::InProgress { request_hash } if request_hash != hash => {
-            return Err(reused_key());
-        }
-        IdempotencyClaim::InProgress { .. } => {
-            return Err(HttpError::Conflict(
-                "a request with this Idempotency-Key is still being handled; retry shortly".into(),
-            ));
-        }
-    }
-    match enqueue(&state, checked).await {
-        Ok(accepted) => {
-            let body = serde_json::to_string(&accepted).expect("answer serialises");
-            store
-                .complete_idempotency_key(caller.id, &key, StatusCode::ACCEPTED.as_u16(), &body)
-                .await?;
-            Ok(json_response(StatusCode::ACCEPTED, body, false))
-        }
-        Err(error) => {
-            // Nothing was sent: the client may retry with the same key.
-            if let Err(release) = store.release_idempotency_key(caller.id, &key).await {
-                tracing::error!(%release, "cannot release an idempotency key");
-            }
-            Err(error)
-        }
+        KeyedOutcome::KeyReused => Err(HttpError::field(
+            "Idempotency-Key",
+            "was already used with a different request body; use a new key for a new message",
+        )),
+        KeyedOutcome::InProgress => Err(HttpError::Conflict(
+            "a request with this Idempotency-Key is still being handled; retry shortly".into(),
+        )),
     }
 }
 
@@ -106,21 +87,6 @@ fn request_hash(body: &[u8]) -> String {
     hex::encode(Sha256::digest(&canonical))
 }
 
-fn reused_key() -> HttpError {
-    HttpError::field(
-        "Idempotency-Key",
-        "was already used with a different request body; use a new key for a new message",
-    )
-}
-
-fn replay(hash: &str, stored_hash: &str, status: u16, body: String) -> Result<Response, HttpError> {
-    if hash != stored_hash {
-        return Err(reused_key());
-    }
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    Ok(json_response(status, body, true))
-}
-
 fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
     let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     if replayed {
@@ -137,12 +103,6 @@ async fn check(state: &AppState, request: TriggeredSend) -> Result<CheckedSend, 
         state.settings.keyring.clone(),
     );
     check_send(&state.store, &links, request)
-        .await
-        .map_err(from_triggered)
-}
-
-async fn enqueue(state: &AppState, checked: CheckedSend) -> Result<QueuedSend, HttpError> {
-    enqueue_send(&state.store, &state.queue, checked)
         .await
         .map_err(from_triggered)
 }
