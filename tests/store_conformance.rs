@@ -24,16 +24,34 @@ async fn template(store: &Store) -> i64 {
 }
 
 async fn campaign(store: &Store, name: &str, topic: Option<&str>) -> Campaign {
+    campaign_of_kind(store, name, CampaignKind::Marketing, topic).await
+}
+
+/// Receipts: transactional, sent from the orders address.
+async fn transactional(store: &Store, name: &str, topic: Option<&str>) -> Campaign {
+    campaign_of_kind(store, name, CampaignKind::Transactional, topic).await
+}
+
+async fn campaign_of_kind(
+    store: &Store,
+    name: &str,
+    kind: CampaignKind,
+    topic: Option<&str>,
+) -> Campaign {
     let template_id = template(store).await;
+    let from_email = match kind {
+        CampaignKind::Transactional => "orders@shop.example.com",
+        CampaignKind::Marketing => "news@shop.example.com",
+    };
     let id = store
         .create_campaign(&NewCampaign {
             name: name.into(),
-            kind: CampaignKind::Marketing,
+            kind,
             template_id,
             segment_id: None,
             topic: topic.map(str::to_string),
             from_name: "Shop".into(),
-            from_email: "news@shop.example.com".into(),
+            from_email: from_email.into(),
             reply_to: None,
             send_at: None,
             settings: CampaignSettings::default(),
@@ -490,23 +508,7 @@ async fn transactional_messages_ignore_opt_outs_but_never_the_suppression_list()
             )
             .await
             .unwrap();
-        let template_id = template(&store).await;
-        let id = store
-            .create_campaign(&NewCampaign {
-                name: "receipt".into(),
-                kind: CampaignKind::Transactional,
-                template_id,
-                segment_id: None,
-                topic: Some("newsletter".into()),
-                from_name: "Shop".into(),
-                from_email: "orders@shop.example.com".into(),
-                reply_to: None,
-                send_at: None,
-                settings: CampaignSettings::default(),
-            })
-            .await
-            .unwrap();
-        let transactional = store.campaign(id).await.unwrap();
+        let transactional = transactional(&store, "receipt", Some("newsletter")).await;
         let frozen = store
             .freeze_audience(&transactional, &SqlFilter::all())
             .await
@@ -565,32 +567,14 @@ async fn the_freeze_applies_the_eligibility_rule_to_every_kind_of_recipient() {
             }
         }
 
-        let template_id = template(&store).await;
-        let transactional_id = store
-            .create_campaign(&NewCampaign {
-                name: "receipts".into(),
-                kind: CampaignKind::Transactional,
-                template_id,
-                segment_id: None,
-                topic: Some("newsletter".into()),
-                from_name: "Shop".into(),
-                from_email: "orders@shop.example.com".into(),
-                reply_to: None,
-                send_at: None,
-                settings: CampaignSettings::default(),
-            })
-            .await
-            .unwrap();
+        let receipts = transactional(&store, "receipts", Some("newsletter")).await;
         let cases = [
             (campaign(&store, "everyone", None).await, "marketing"),
             (
                 campaign(&store, "news", Some("newsletter")).await,
                 "marketing+topic",
             ),
-            (
-                store.campaign(transactional_id).await.unwrap(),
-                "transactional",
-            ),
+            (receipts, "transactional"),
         ];
         for (campaign, kind) in cases {
             store

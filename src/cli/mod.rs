@@ -18,6 +18,19 @@ use clap::{Parser, Subcommand};
 use crate::store::Store;
 
 pub use demo::DemoArgs;
+
+/// `--base-url`: the public address of the HTTP side, which tracked, unsubscribe and
+/// "view online" links point at. Every command that signs links takes it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BaseUrlArg {
+    /// Public address of the HTTP side (tracking, unsubscribe and "view online" links).
+    #[arg(
+        long,
+        env = "MAILCAST_BASE_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub base_url: String,
+}
 pub use worker::{TransportArgs, WorkerArgs};
 
 #[derive(Debug, Parser)]

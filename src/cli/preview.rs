@@ -1,5 +1,6 @@
 //! `mailcast preview`: one real recipient's message as .eml, .html and .txt files.
 
+use super::BaseUrlArg;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -21,13 +22,8 @@ pub struct PreviewArgs {
     /// Directory for the files.
     #[arg(long, default_value = "preview")]
     pub out: PathBuf,
-    /// Public address of the HTTP side, as the worker would use it.
-    #[arg(
-        long,
-        env = "MAILCAST_BASE_URL",
-        default_value = "http://localhost:8080"
-    )]
-    pub base_url: String,
+    #[command(flatten)]
+    pub public: BaseUrlArg,
 }
 
 pub async fn run(store: &Store, args: &PreviewArgs) -> anyhow::Result<ExitCode> {
@@ -41,7 +37,8 @@ pub async fn run(store: &Store, args: &PreviewArgs) -> anyhow::Result<ExitCode> 
         .await?
         .with_context(|| format!("no recipient {email}"))?;
     let keyring = KeyRing::from_env_or_dev().context("link signing keys")?;
-    let runtime = CampaignRuntime::load(store, &args.base_url, &keyring, None, campaign.id).await?;
+    let runtime =
+        CampaignRuntime::load(store, &args.public.base_url, &keyring, None, campaign.id).await?;
     let context = runtime
         .contexts(store, vec![recipient])
         .await?

@@ -1,6 +1,7 @@
 //! `mailcast send`: a triggered message to one recipient, from a shell or a script.
 //! The same idempotency key within 24 hours never sends twice.
 
+use super::BaseUrlArg;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -42,13 +43,8 @@ pub struct SendArgs {
     /// A unique value per message, reused when retrying: the same key never sends twice.
     #[arg(long)]
     pub idempotency_key: String,
-    /// Base URL of the HTTP side, for the links the template check signs.
-    #[arg(
-        long,
-        env = "MAILCAST_BASE_URL",
-        default_value = "http://localhost:8080"
-    )]
-    pub base_url: String,
+    #[command(flatten)]
+    pub public: BaseUrlArg,
 }
 
 pub async fn run(store: &Store, args: &SendArgs) -> anyhow::Result<ExitCode> {
@@ -59,7 +55,7 @@ pub async fn run(store: &Store, args: &SendArgs) -> anyhow::Result<ExitCode> {
         "--idempotency-key must have 1 to 255 characters"
     );
     let keyring = KeyRing::from_env_or_dev().context("link signing keys")?;
-    let links = LinkSettings::new(args.base_url.clone(), keyring);
+    let links = LinkSettings::new(args.public.base_url.clone(), keyring);
     let checked = check_send(store, &links, send).await?;
     let hash = request_hash(args);
     let keyed = KeyedSend {

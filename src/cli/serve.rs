@@ -1,6 +1,7 @@
 //! `mailcast serve` (the HTTP side), `mailcast run` (worker and HTTP side in one
 //! process) and `mailcast api-key` (keys for the CRM API).
 
+use super::BaseUrlArg;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -27,13 +28,8 @@ pub struct HttpArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub http: HttpArgs,
-    /// Public address of this server (the links in "view online" pages).
-    #[arg(
-        long,
-        env = "MAILCAST_BASE_URL",
-        default_value = "http://localhost:8080"
-    )]
-    pub base_url: String,
+    #[command(flatten)]
+    pub public: BaseUrlArg,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -80,7 +76,7 @@ async fn stop_signal() {
 }
 
 pub async fn serve(store: &Store, args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let settings = settings(&args.base_url, &args.http)?;
+    let settings = settings(&args.public.base_url, &args.http)?;
     let listener = bind(&args.http.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "HTTP server listening; Ctrl-C stops it");
     serve_http(listener, store.clone(), settings, stop_signal()).await?;
@@ -97,7 +93,7 @@ pub async fn run(store: &Store, args: &RunArgs) -> anyhow::Result<ExitCode> {
         settings.lease = std::time::Duration::from_secs(worker.lease_seconds.max(1));
     })
     .await?;
-    let settings = settings(&worker.transport.base_url, &args.http)?;
+    let settings = settings(&worker.transport.public.base_url, &args.http)?;
     let listener = bind(&args.http.listen).await?;
     tracing::info!(
         worker = %dispatcher.settings.worker_name,

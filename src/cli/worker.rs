@@ -1,3 +1,4 @@
+use super::BaseUrlArg;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -26,13 +27,8 @@ pub struct TransportArgs {
     /// Write one .eml file per message into this directory instead of sending.
     #[arg(long, default_value = "outbox")]
     pub outbox: PathBuf,
-    /// Public address of the HTTP side, for tracked and unsubscribe links.
-    #[arg(
-        long,
-        env = "MAILCAST_BASE_URL",
-        default_value = "http://localhost:8080"
-    )]
-    pub base_url: String,
+    #[command(flatten)]
+    pub public: BaseUrlArg,
     /// Messages in flight at once per worker (SMTP connections).
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
@@ -147,8 +143,11 @@ pub async fn dispatcher(
             "MAILCAST_LINK_KEYS is unset: links are signed with the public development key"
         );
     }
-    let mut settings =
-        DispatchSettings::new(unique_worker_name(), transport.base_url.clone(), keyring);
+    let mut settings = DispatchSettings::new(
+        unique_worker_name(),
+        transport.public.base_url.clone(),
+        keyring,
+    );
     settings.dkim = dkim;
     configure(&mut settings);
     Ok(Dispatcher::new(store.clone(), transport_impl, settings))

@@ -226,10 +226,7 @@ impl Store {
     }
 
     async fn claimed_deliveries(&self, ids: &[i64]) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let id_list = match self.engine() {
-            Engine::Sqlite => "SELECT value FROM json_each($1)",
-            Engine::Postgres => "SELECT jsonb_array_elements_text($1::jsonb)::bigint",
-        };
+        let id_list = self.json_ints(1);
         let sql = format!(
             "SELECT d.id AS delivery_id, d.attempts, d.created_at AS queued_at, {} AS ineligible,
                     r.id, r.email, r.first_name, r.last_name, r.country, r.city, r.attributes,
