@@ -186,6 +186,7 @@ async fn sent_just_now(store: &Store, seeded: &Seeded) {
             worker: "test".into(),
             limit: 10,
             lease_seconds: 60,
+            after_id: 0,
         })
         .await
         .unwrap();

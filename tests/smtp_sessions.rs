@@ -55,6 +55,11 @@ async fn two_hundred_messages_over_two_connections_use_two_sessions() {
     );
     assert_eq!(server.received().len(), 200);
     assert_eq!(server.sessions(), 2, "one session per connection slot");
+    assert_eq!(
+        server.pipelined(),
+        200,
+        "MAIL, RCPT and DATA went out together for every message"
+    );
     server.stop();
 }
 
@@ -95,6 +100,34 @@ async fn a_session_that_got_a_5xx_is_not_reused() {
         2,
         "a new session after the rejection, then that one reused"
     );
+    assert_eq!(
+        server.recipients(),
+        ["ann@example.com", "ben@example.com", "cat@example.com"],
+        "no message for the refused recipient"
+    );
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_4xx_to_a_pipelined_recipient_defers_and_sends_no_body() {
+    let rcpt = Arc::new(|to: &str, _seen: usize| {
+        (to == "busy@example.com").then(|| Response::custom(451, "4.7.1 try again later".into()))
+    });
+    let server = ScriptedServer::start(rcpt, always_accept_dot()).await;
+    let transport = transport(&server, 1).await;
+
+    let deferred = send(&transport, "busy@example.com").await;
+    assert!(
+        matches!(&deferred, SendResult::Deferred(reason) if reason.contains("4.7.1")),
+        "{deferred:?}"
+    );
+    assert_eq!(
+        send(&transport, "ann@example.com").await,
+        SendResult::Accepted
+    );
+    assert_eq!(server.recipients(), ["ann@example.com"]);
+    assert_eq!(server.pipelined(), 2);
+    assert_eq!(server.sessions(), 2, "the deferred session was dropped");
     server.stop();
 }
 

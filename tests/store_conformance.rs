@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use mailcast::domain::{CampaignKind, CampaignStatus, DeliveryStatus, EmailAddress};
 use mailcast::store::{
-    Campaign, CampaignSettings, Claim, Db, DeliveryOutcome, LEDGER_LOCK, NewCampaign, NewEvent,
-    NewProduct, NewTemplate, SqlFilter, SqlParam, Store,
+    Campaign, CampaignSettings, Claim, ClaimedDelivery, Db, DeliveryOutcome, LEDGER_LOCK,
+    NewCampaign, NewEvent, NewProduct, NewTemplate, SqlFilter, SqlParam, Store,
 };
 use support::{for_each_engine, recipient};
 
@@ -67,6 +67,7 @@ fn claim(campaign_id: i64, worker: &str, limit: i64) -> Claim {
         worker: worker.into(),
         limit,
         lease_seconds: 300,
+        after_id: 0,
     }
 }
 
@@ -369,6 +370,49 @@ async fn outcomes_are_recorded_and_expired_leases_become_unknown_not_pending() {
             sent_again.is_empty(),
             "{engine}: unknown is never claimed again"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_claim_starts_above_its_bound_and_still_finds_what_lies_below() {
+    for_each_engine(|store, engine| async move {
+        let batch: Vec<_> = (0..5)
+            .map(|i| recipient(&format!("b{i}@example.com"), "B", &[]))
+            .collect();
+        store.upsert_recipients(&batch).await.unwrap();
+        let campaign = campaign(&store, "c-bound", None).await;
+        store
+            .freeze_audience(&campaign, &SqlFilter::all())
+            .await
+            .unwrap();
+        let ids = |claimed: &[ClaimedDelivery]| -> Vec<i64> {
+            claimed.iter().map(|d| d.delivery_id).collect()
+        };
+        let first = ids(&store.claim(&claim(campaign.id, "w1", 2)).await.unwrap());
+        store.release_claims("w1", &first[..1]).await.unwrap();
+
+        let above = Claim {
+            after_id: first[1],
+            ..claim(campaign.id, "w1", 2)
+        };
+        let second = ids(&store.claim(&above).await.unwrap());
+        assert!(
+            second.iter().all(|id| *id > first[1]),
+            "{engine}: {second:?} lie above {}",
+            first[1]
+        );
+        assert_eq!(second.len(), 2, "{engine}");
+
+        let third = ids(&store.claim(&Claim { limit: 10, ..above }).await.unwrap());
+        assert_eq!(
+            third.len(),
+            2,
+            "{engine}: the last one above the bound, then the released one below it"
+        );
+        assert!(third.contains(&first[0]), "{engine}: {third:?}");
+        let counts = store.ledger_counts(campaign.id).await.unwrap();
+        assert_eq!(counts.pending, 0, "{engine}: {counts:?}");
     })
     .await;
 }

@@ -27,46 +27,75 @@ pub enum BatchEnd {
 
 /// The `DeliverBatch` job: claim, render, send and record until nothing is left.
 ///
-/// The next batch is claimed and rendered while the current one is being sent, so the
-/// SMTP sessions do not wait for the database: a job holds at most two batches.
+/// While a batch is being sent, the outcomes of the one before are recorded and then
+/// the next batch is claimed and rendered, so the SMTP sessions do not wait for the
+/// database. A job holds at most two batches that are claimed but not recorded: the
+/// next one is claimed only once the previous one is recorded.
 pub async fn deliver_campaign(
     dispatcher: &Arc<Dispatcher>,
     campaign_id: i64,
 ) -> Result<BatchEnd, DispatchError> {
     let runtime = runtime_for(dispatcher, campaign_id).await?;
-    let mut stored_links = HashSet::new();
-    let mut next = prepare_batch(dispatcher, &runtime, &mut stored_links).await?;
+    let mut memory = JobMemory::default();
+    let mut next = prepare_batch(dispatcher, &runtime, &mut memory).await?;
+    let mut unrecorded = Vec::new();
     loop {
         let batch = match next {
             Next::Batch(batch) => batch,
-            Next::Empty => return finish(dispatcher, campaign_id).await,
-            Next::Stopped(status) => return Ok(BatchEnd::Stopped(status)),
-        };
-        let (outcomes, upcoming) = tokio::join!(
-            send_batch(dispatcher, &runtime, batch),
-            prepare_batch(dispatcher, &runtime, &mut stored_links),
-        );
-        let recorded = dispatcher
-            .store
-            .record_outcomes(&dispatcher.settings.worker_name, &outcomes)
-            .await;
-        next = match (recorded, upcoming) {
-            (Ok(()), Ok(upcoming)) => upcoming,
-            (Err(error), upcoming) => {
-                if let Ok(Next::Batch(unsent)) = upcoming {
-                    release(dispatcher, &unsent).await;
-                }
-                return Err(error.into());
+            Next::Empty => {
+                record(dispatcher, &unrecorded).await?;
+                return finish(dispatcher, campaign_id).await;
             }
-            (Ok(()), Err(error)) => return Err(error),
+            Next::Stopped(status) => {
+                record(dispatcher, &unrecorded).await?;
+                return Ok(BatchEnd::Stopped(status));
+            }
+        };
+        let previous = std::mem::take(&mut unrecorded);
+        let (outcomes, upcoming) = tokio::join!(send_batch(dispatcher, &runtime, batch), async {
+            record(dispatcher, &previous).await?;
+            prepare_batch(dispatcher, &runtime, &mut memory).await
+        },);
+        next = match upcoming {
+            Ok(upcoming) => upcoming,
+            Err(error) => {
+                // What was just sent is recorded if the store lets us; else its leases
+                // expire and it is reported as unknown.
+                if let Err(also) = record(dispatcher, &outcomes).await {
+                    tracing::error!(error = %also, "cannot record outcomes after a failure");
+                }
+                return Err(error);
+            }
         };
         if too_many_render_failures(dispatcher, &runtime, &outcomes) {
             if let Next::Batch(unsent) = &next {
                 release(dispatcher, unsent).await;
             }
+            record(dispatcher, &outcomes).await?;
             return pause_for_render_failures(dispatcher, campaign_id).await;
         }
+        unrecorded = outcomes;
     }
+}
+
+async fn record(
+    dispatcher: &Dispatcher,
+    outcomes: &[DeliveryOutcome],
+) -> Result<(), DispatchError> {
+    dispatcher
+        .store
+        .record_outcomes(&dispatcher.settings.worker_name, outcomes)
+        .await?;
+    Ok(())
+}
+
+/// What a job carries from one batch to the next.
+#[derive(Default)]
+struct JobMemory {
+    /// Tracked links already in the store.
+    stored_links: HashSet<i64>,
+    /// The highest delivery id claimed so far: where the next claim starts looking.
+    claimed_up_to: i64,
 }
 
 /// What the next round of a job has to do.
@@ -82,7 +111,7 @@ enum Next {
 async fn prepare_batch(
     dispatcher: &Dispatcher,
     runtime: &CampaignRuntime,
-    stored_links: &mut HashSet<i64>,
+    memory: &mut JobMemory,
 ) -> Result<Next, DispatchError> {
     let store = &dispatcher.store;
     let status = store.campaign(runtime.id).await?.status()?;
@@ -90,14 +119,19 @@ async fn prepare_batch(
         return Ok(Next::Stopped(status));
     }
     store.expire_leases().await?;
-    let claimed = store.claim(&claim(dispatcher, runtime.id)).await?;
+    let claimed = store
+        .claim(&claim(dispatcher, runtime.id, memory.claimed_up_to))
+        .await?;
     if claimed.is_empty() {
         return Ok(Next::Empty);
     }
     let ids: Vec<i64> = claimed.iter().map(|d| d.delivery_id).collect();
+    memory.claimed_up_to = memory
+        .claimed_up_to
+        .max(ids.iter().copied().max().unwrap_or(0));
     let prepared = async {
         let prepared = prepare_claimed(dispatcher, runtime, claimed).await?;
-        store_new_links(dispatcher, runtime.id, &prepared, stored_links).await?;
+        store_new_links(dispatcher, runtime.id, &prepared, &mut memory.stored_links).await?;
         Ok(prepared)
     };
     match prepared.await {
@@ -162,12 +196,13 @@ fn too_many_render_failures(
         .is_some_and(|rate| rate > dispatcher.settings.max_render_failure_rate)
 }
 
-fn claim(dispatcher: &Dispatcher, campaign_id: i64) -> Claim {
+fn claim(dispatcher: &Dispatcher, campaign_id: i64, after_id: i64) -> Claim {
     Claim {
         campaign_id,
         worker: dispatcher.settings.worker_name.clone(),
         limit: dispatcher.settings.batch_size,
         lease_seconds: dispatcher.settings.lease.as_secs() as i64,
+        after_id,
     }
 }
 

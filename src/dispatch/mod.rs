@@ -8,6 +8,7 @@ mod control;
 mod deliver;
 mod error;
 mod jobs;
+mod pipelining;
 mod retry;
 mod runtime;
 mod smtp_stream;

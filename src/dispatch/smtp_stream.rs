@@ -1,14 +1,16 @@
 //! Sockets for SMTP sessions: TCP with TCP_NODELAY, optionally inside implicit TLS.
 //!
-//! lettre writes a message body and its final `.` in two writes; with Nagle's
-//! algorithm on, the terminator waits for the receiver's delayed ACK (~40 ms per
-//! message), so every socket handed to lettre has nodelay set.
+//! lettre writes a message body and its final `.` in two writes, each flushed; with
+//! Nagle's algorithm on, the terminator waits for the receiver's delayed ACK (~40 ms
+//! per message), so every socket handed to lettre has nodelay set. With nodelay, each
+//! flush is a packet of its own: [`Coalescing`] holds what is written until the client
+//! waits for a reply, so body and terminator leave together.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use lettre::transport::smtp::client::AsyncTokioStream;
 use rustls::pki_types::ServerName;
@@ -18,10 +20,82 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 /// Connects to the first address of `host` that answers, with nodelay set.
-pub async fn connect_tcp(host: &str, port: u16) -> io::Result<TcpStream> {
+pub async fn connect_tcp(host: &str, port: u16) -> io::Result<Coalescing<TcpStream>> {
     let stream = TcpStream::connect((host, port)).await?;
     stream.set_nodelay(true)?;
-    Ok(stream)
+    Ok(Coalescing::new(stream))
+}
+
+/// Bytes held before a write goes out even though no reply is awaited yet.
+const HOLD_AT_MOST: usize = 64 * 1024;
+
+/// A stream whose writes and flushes are held until the next read (or shutdown), then
+/// sent as one: an SMTP client always reads a reply after what it sent.
+#[derive(Debug)]
+pub struct Coalescing<S> {
+    inner: S,
+    held: Vec<u8>,
+}
+
+impl<S: AsyncWrite + Unpin> Coalescing<S> {
+    fn new(inner: S) -> Self {
+        Coalescing {
+            inner,
+            held: Vec::new(),
+        }
+    }
+
+    fn poll_send_held(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.held.is_empty() {
+            let written = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.held))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.held.drain(..written);
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+}
+
+impl AsyncTokioStream for Coalescing<TcpStream> {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Coalescing<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        ready!(self.poll_send_held(cx))?;
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Coalescing<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.held.len() >= HOLD_AT_MOST {
+            ready!(self.poll_send_held(cx))?;
+        }
+        self.held.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    /// Held until the next read: see the type.
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_send_held(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// TLS from the first byte (`smtps://`), verified against the webpki roots.
@@ -46,7 +120,11 @@ impl ImplicitTls {
         })
     }
 
-    pub async fn wrap(&self, tcp: TcpStream, host: &str) -> io::Result<Box<dyn AsyncTokioStream>> {
+    pub async fn wrap(
+        &self,
+        tcp: Coalescing<TcpStream>,
+        host: &str,
+    ) -> io::Result<Box<dyn AsyncTokioStream>> {
         let name = ServerName::try_from(host.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let stream = self.connector.connect(name, tcp).await?;
@@ -56,7 +134,7 @@ impl ImplicitTls {
 
 /// A TLS client stream in the shape lettre accepts for an existing connection.
 #[derive(Debug)]
-struct TlsSocket(TlsStream<TcpStream>);
+struct TlsSocket(TlsStream<Coalescing<TcpStream>>);
 
 impl AsyncTokioStream for TlsSocket {
     fn peer_addr(&self) -> io::Result<SocketAddr> {
@@ -89,5 +167,49 @@ impl AsyncWrite for TlsSocket {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_are_held_until_a_reply_is_awaited_then_leave_together() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let mut client = Coalescing::new(client);
+        client.write_all(b"body").await.unwrap();
+        client.flush().await.unwrap();
+        client.write_all(b"\r\n.\r\n").await.unwrap();
+        client.flush().await.unwrap();
+
+        let mut received = [0u8; 64];
+        let early = tokio::time::timeout(Duration::from_millis(50), server.read(&mut received));
+        assert!(
+            early.await.is_err(),
+            "nothing leaves before the client reads"
+        );
+
+        server.write_all(b"250 ok\r\n").await.unwrap();
+        let mut reply = [0u8; 8];
+        client.read_exact(&mut reply).await.unwrap();
+        assert_eq!(&reply, b"250 ok\r\n");
+        let n = server.read(&mut received).await.unwrap();
+        assert_eq!(&received[..n], b"body\r\n.\r\n", "one piece");
+    }
+
+    #[tokio::test]
+    async fn shutdown_sends_what_is_held() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let mut client = Coalescing::new(client);
+        client.write_all(b"QUIT\r\n").await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut received = Vec::new();
+        server.read_to_end(&mut received).await.unwrap();
+        assert_eq!(received, b"QUIT\r\n");
     }
 }

@@ -15,6 +15,12 @@ pub struct Claim {
     pub worker: String,
     pub limit: i64,
     pub lease_seconds: i64,
+    /// Pending deliveries are looked for above this id first (a job passes the highest
+    /// id it claimed; 0 for none). PostgreSQL keeps the index entries of claimed rows
+    /// until vacuum, so a claim from the campaign's first id steps over all of them.
+    /// When too few are found there, the claim looks again from the start, so a
+    /// delivery released or re-queued below the bound is still found.
+    pub after_id: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -119,7 +125,8 @@ pub struct DeliveryReport {
 // Both claims take due retries first, then pending deliveries, each branch read in
 // index order (SQLite's `deliveries_claim` ends with the rowid; PostgreSQL's has `id`
 // as its last column since migration 0005), so a claim costs the same whatever the
-// number of pending deliveries.
+// number of pending deliveries. Pending deliveries never have a `next_attempt_at`; the
+// pending branch says so, which lets `id > $6` bound the index scan.
 const CLAIM_SQLITE: &str = "
     UPDATE deliveries
     SET status = 'sending', lease_until = $3 + $4, worker = $2,
@@ -132,7 +139,8 @@ const CLAIM_SQLITE: &str = "
         UNION ALL
         SELECT id FROM (
             SELECT id FROM deliveries
-            WHERE campaign_id = $1 AND status = 'pending'
+            WHERE campaign_id = $1 AND status = 'pending' AND next_attempt_at IS NULL
+              AND id > $6
             ORDER BY next_attempt_at, id LIMIT $5)
         LIMIT $5)
     RETURNING id";
@@ -150,7 +158,8 @@ const CLAIM_POSTGRES: &str = "
         UNION ALL
         SELECT id FROM (
             SELECT id FROM deliveries
-            WHERE campaign_id = $1 AND status = 'pending'
+            WHERE campaign_id = $1 AND status = 'pending' AND next_attempt_at IS NULL
+              AND id > $6
             ORDER BY next_attempt_at, id LIMIT $5
             FOR UPDATE SKIP LOCKED) fresh
         LIMIT $5) c
@@ -205,24 +214,37 @@ struct OutcomeRow<'a> {
 impl Store {
     /// Leases claimable deliveries to a worker and returns them with their recipients.
     pub async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let mut ids = self.claim_ids(claim, claim.limit, claim.after_id).await?;
+        let short = claim.limit - ids.len() as i64;
+        if short > 0 && claim.after_id > 0 {
+            ids.extend(self.claim_ids(claim, short, 0).await?);
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.claimed_deliveries(&ids).await
+    }
+
+    async fn claim_ids(
+        &self,
+        claim: &Claim,
+        limit: i64,
+        after_id: i64,
+    ) -> Result<Vec<i64>, StoreError> {
         let sql = match self.engine() {
             Engine::Sqlite => CLAIM_SQLITE,
             Engine::Postgres => CLAIM_POSTGRES,
         };
-        let now = crate::time::now();
         let ids: Vec<(i64,)> = on_pool!(self, pool => sqlx::query_as(sql)
             .bind(claim.campaign_id)
             .bind(&claim.worker)
-            .bind(now)
+            .bind(crate::time::now())
             .bind(claim.lease_seconds)
-            .bind(claim.limit)
+            .bind(limit)
+            .bind(after_id)
             .fetch_all(pool)
             .await)?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<i64> = ids.into_iter().map(|(id,)| id).collect();
-        self.claimed_deliveries(&ids).await
+        Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
     async fn claimed_deliveries(&self, ids: &[i64]) -> Result<Vec<ClaimedDelivery>, StoreError> {

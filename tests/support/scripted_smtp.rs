@@ -1,5 +1,6 @@
 //! An SMTP server on a tokio listener, built on mailin's protocol state machine, that
-//! can misbehave after the final dot the way real servers and networks do.
+//! can misbehave after the final dot the way real servers and networks do. Like most
+//! real servers it offers PIPELINING (RFC 2920), which mailin itself does not.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,8 @@ struct Log {
     sessions: usize,
     received: Vec<Received>,
     rcpt_seen: Vec<String>,
+    /// Transactions whose MAIL FROM arrived together with the commands after it.
+    pipelined: usize,
 }
 
 pub struct ScriptedServer {
@@ -83,6 +86,11 @@ impl ScriptedServer {
     /// How many SMTP sessions clients opened.
     pub fn sessions(&self) -> usize {
         self.log.lock().unwrap().sessions
+    }
+
+    /// Mail transactions the client sent pipelined.
+    pub fn pipelined(&self) -> usize {
+        self.log.lock().unwrap().pipelined
     }
 
     /// Recipients of accepted-or-ambiguous messages, one entry per message.
@@ -147,6 +155,7 @@ impl Handler for SessionHandler {
 
 impl Connection {
     async fn run(self, socket: tokio::net::TcpStream, peer: SocketAddr) {
+        let log = self.log.clone();
         let verdict = Arc::new(Mutex::new(None));
         let handler = SessionHandler {
             conn: self,
@@ -169,6 +178,9 @@ impl Connection {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
+            if starts_with(&line, "MAIL FROM:") && !reader.buffer().is_empty() {
+                log.lock().unwrap().pipelined += 1;
+            }
             let reply = session.process(&line);
             let after_dot = verdict.lock().unwrap().take();
             match after_dot {
@@ -181,9 +193,11 @@ impl Connection {
             if reply.action == mailin::Action::NoReply {
                 continue;
             }
-            if write_response(&mut write, &reply).await.is_err()
-                || reply.action == mailin::Action::Close
-            {
+            let mut bytes = reply.buffer().unwrap_or_default();
+            if starts_with(&line, "EHLO") && reply.code == 250 {
+                bytes = offer_pipelining(&bytes);
+            }
+            if write.write_all(&bytes).await.is_err() || reply.action == mailin::Action::Close {
                 return;
             }
         }
@@ -196,6 +210,24 @@ async fn write_response(
 ) -> std::io::Result<()> {
     let bytes = reply.buffer()?;
     write.write_all(&bytes).await
+}
+
+fn starts_with(line: &[u8], command: &str) -> bool {
+    line.len() >= command.len() && line[..command.len()].eq_ignore_ascii_case(command.as_bytes())
+}
+
+/// mailin's EHLO reply with PIPELINING as its second line.
+fn offer_pipelining(reply: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(reply);
+    let Some((first, rest)) = text.split_once("\r\n") else {
+        return reply.to_vec();
+    };
+    let name = first.get(4..).unwrap_or_default();
+    if rest.is_empty() {
+        format!("250-{name}\r\n250 PIPELINING\r\n").into_bytes()
+    } else {
+        format!("250-{name}\r\n250-PIPELINING\r\n{rest}").into_bytes()
+    }
 }
 
 pub fn accept_all() -> RcptPolicy {

@@ -1,0 +1,146 @@
+//! One message over an open SMTP session, with command pipelining (RFC 2920) when the
+//! server offers it: MAIL, RCPT and DATA go out in one write and their replies are read
+//! together, so a message costs two round trips instead of four. lettre speaks the rest
+//! of the protocol; it does not pipeline, and does not report PIPELINING in its
+//! `ServerInfo`, so the EHLO reply is asked for once more when a session opens.
+
+use std::fmt::{self, Display};
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::Error;
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
+
+/// Whether the server lists PIPELINING in its EHLO reply. EHLO may be repeated at any
+/// point outside a mail transaction (RFC 5321 4.1.4); call it before AUTH.
+pub async fn offers_pipelining(
+    connection: &mut AsyncSmtpConnection,
+    hello: &ClientId,
+) -> Result<bool, Error> {
+    let reply = connection.command(Ehlo::new(hello.clone())).await?;
+    Ok(lists_pipelining(&reply))
+}
+
+fn lists_pipelining(reply: &Response) -> bool {
+    reply
+        .message()
+        .skip(1)
+        .any(|line| line.split_whitespace().next() == Some("PIPELINING"))
+}
+
+/// Sends one message. Without pipelining this is lettre's own `send`. With it, a
+/// failure leaves the session out of step (replies may still be on their way, the
+/// server may be waiting for a body), so the caller must drop the session, not reuse
+/// it or send QUIT on it.
+pub async fn send(
+    connection: &mut AsyncSmtpConnection,
+    pipelining: bool,
+    envelope: &Envelope,
+    raw: &[u8],
+) -> Result<Response, Error> {
+    // lettre adds SMTPUTF8 and 8BITMIME parameters when they are needed; rendered
+    // messages and addresses are ASCII, so only the rare other case takes its path.
+    if !pipelining || !is_ascii(envelope) || !raw.is_ascii() {
+        return connection.send(envelope, raw).await;
+    }
+    let commands = Transaction {
+        mail: Mail::new(envelope.from().cloned(), Vec::new()),
+        rcpts: envelope
+            .to()
+            .iter()
+            .map(|to| Rcpt::new(to.clone(), Vec::new()))
+            .collect(),
+    };
+    // The first reply is MAIL's; one per recipient and DATA's follow. All are read,
+    // and the first refusal is the outcome.
+    let mut refused = match connection.command(commands).await {
+        Err(error) if is_lost(&error) => return Err(error),
+        result => result.err(),
+    };
+    for _ in 0..=envelope.to().len() {
+        if let Err(error) = connection.read_response().await {
+            let lost = is_lost(&error);
+            refused.get_or_insert(error);
+            if lost {
+                break;
+            }
+        }
+    }
+    match refused {
+        Some(error) => Err(error),
+        None => connection.message(raw).await,
+    }
+}
+
+fn is_ascii(envelope: &Envelope) -> bool {
+    let ascii = |address: &lettre::Address| AsRef::<str>::as_ref(address).is_ascii();
+    envelope.from().is_none_or(ascii) && envelope.to().iter().all(ascii)
+}
+
+/// Not a reply but a broken connection or an unreadable answer: nothing more will come.
+fn is_lost(error: &Error) -> bool {
+    !error.is_permanent() && !error.is_transient()
+}
+
+/// MAIL FROM, every RCPT TO and DATA as one piece of text: lettre writes a command in
+/// one write.
+struct Transaction {
+    mail: Mail,
+    rcpts: Vec<Rcpt>,
+}
+
+impl Display for Transaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.mail)?;
+        for rcpt in &self.rcpts {
+            write!(f, "{rcpt}")?;
+        }
+        write!(f, "{Data}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lettre::Address;
+
+    fn ehlo_reply(lines: &[&str]) -> Response {
+        let (last, first) = lines.split_last().expect("a line");
+        let mut text: String = first.iter().map(|l| format!("250-{l}\r\n")).collect();
+        text.push_str(&format!("250 {last}\r\n"));
+        text.parse().expect("an EHLO reply")
+    }
+
+    #[test]
+    fn pipelining_is_read_from_the_ehlo_reply() {
+        assert!(lists_pipelining(&ehlo_reply(&[
+            "mx.example.com",
+            "8BITMIME",
+            "PIPELINING"
+        ])));
+        assert!(!lists_pipelining(&ehlo_reply(&[
+            "mx.example.com",
+            "8BITMIME",
+            "SIZE 1000"
+        ])));
+        // The greeting line names the server; a server named PIPELINING offers nothing.
+        assert!(!lists_pipelining(&ehlo_reply(&["PIPELINING"])));
+    }
+
+    #[test]
+    fn the_transaction_is_three_commands_in_order() {
+        let from: Address = "news@shop.example.com".parse().unwrap();
+        let to: Address = "ann@example.com".parse().unwrap();
+        let text = Transaction {
+            mail: Mail::new(Some(from), Vec::new()),
+            rcpts: vec![Rcpt::new(to, Vec::new())],
+        }
+        .to_string();
+        assert_eq!(
+            text,
+            "MAIL FROM:<news@shop.example.com>\r\nRCPT TO:<ann@example.com>\r\nDATA\r\n"
+        );
+    }
+}
