@@ -118,7 +118,9 @@ async fn prepare_batch(
     if status != CampaignStatus::Running {
         return Ok(Next::Stopped(status));
     }
-    store.expire_leases().await?;
+    if dispatcher.lease_check_due() {
+        store.expire_leases().await?;
+    }
     let claimed = store
         .claim(&claim(dispatcher, runtime.id, memory.claimed_up_to))
         .await?;

@@ -43,6 +43,9 @@ use crate::links::KeyRing;
 use crate::render::DkimSettings;
 use crate::store::Store;
 
+/// How often a worker process looks for expired leases while it delivers.
+const LEASE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How a worker process delivers.
 #[derive(Clone)]
 pub struct DispatchSettings {
@@ -98,6 +101,8 @@ pub struct Dispatcher {
     pub settings: DispatchSettings,
     pub queue: JobQueue,
     runtimes: Mutex<HashMap<i64, Arc<CampaignRuntime>>>,
+    /// When this process last turned expired leases into `unknown`.
+    leases_checked: Mutex<Option<std::time::Instant>>,
 }
 
 impl Dispatcher {
@@ -109,7 +114,19 @@ impl Dispatcher {
             settings,
             queue,
             runtimes: Mutex::new(HashMap::new()),
+            leases_checked: Mutex::new(None),
         })
+    }
+
+    /// True at most once per [`LEASE_CHECK_INTERVAL`]: every job would otherwise look
+    /// for expired leases before each batch.
+    fn lease_check_due(&self) -> bool {
+        let mut checked = self.leases_checked.lock().expect("lease check lock");
+        let due = checked.is_none_or(|at| at.elapsed() >= LEASE_CHECK_INTERVAL);
+        if due {
+            *checked = Some(std::time::Instant::now());
+        }
+        due
     }
 
     fn cached_runtime(&self, campaign_id: i64) -> Option<Arc<CampaignRuntime>> {

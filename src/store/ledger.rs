@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Db, Engine, Recipient, Store, StoreError, built, on_pool};
+use super::{Db, Recipient, Store, StoreError, built, on_pool};
 use crate::domain::DeliveryStatus;
 
 use super::audience::ineligible_reason_for;
@@ -145,26 +145,58 @@ const CLAIM_SQLITE: &str = "
         LIMIT $5)
     RETURNING id";
 
+// PostgreSQL claims and returns the claimed rows with their recipients in one
+// statement (`claimed_select`): the data-modifying CTE hands on the rows it updated.
 const CLAIM_POSTGRES: &str = "
-    UPDATE deliveries d
-    SET status = 'sending', lease_until = $3 + $4, worker = $2,
-        attempts = d.attempts + 1, updated_at = $3
-    FROM (
-        SELECT id FROM (
-            SELECT id FROM deliveries
-            WHERE campaign_id = $1 AND status = 'deferred' AND next_attempt_at <= $3
-            ORDER BY next_attempt_at, id LIMIT $5
-            FOR UPDATE SKIP LOCKED) due
-        UNION ALL
-        SELECT id FROM (
-            SELECT id FROM deliveries
-            WHERE campaign_id = $1 AND status = 'pending' AND next_attempt_at IS NULL
-              AND id > $6
-            ORDER BY next_attempt_at, id LIMIT $5
-            FOR UPDATE SKIP LOCKED) fresh
-        LIMIT $5) c
-    WHERE d.id = c.id
-    RETURNING d.id";
+    WITH d AS (
+        UPDATE deliveries d
+        SET status = 'sending', lease_until = $3 + $4, worker = $2,
+            attempts = d.attempts + 1, updated_at = $3
+        FROM (
+            SELECT id FROM (
+                SELECT id FROM deliveries
+                WHERE campaign_id = $1 AND status = 'deferred' AND next_attempt_at <= $3
+                ORDER BY next_attempt_at, id LIMIT $5
+                FOR UPDATE SKIP LOCKED) due
+            UNION ALL
+            SELECT id FROM (
+                SELECT id FROM deliveries
+                WHERE campaign_id = $1 AND status = 'pending' AND next_attempt_at IS NULL
+                  AND id > $6
+                ORDER BY next_attempt_at, id LIMIT $5
+                FOR UPDATE SKIP LOCKED) fresh
+            LIMIT $5) picked
+        WHERE d.id = picked.id
+        RETURNING d.id, d.attempts, d.created_at, d.recipient_id, d.campaign_id)";
+
+/// The claimed deliveries `d` (from `rows`, chosen by `filter`) with their recipients
+/// and eligibility, in id order.
+fn claimed_select(rows: &str, filter: &str) -> String {
+    format!(
+        "SELECT d.id AS delivery_id, d.attempts, d.created_at AS queued_at, {} AS ineligible,
+                r.id, r.email, r.first_name, r.last_name, r.country, r.city, r.attributes,
+                r.locale, r.timezone, r.status, r.created_at
+         FROM {rows}
+         JOIN recipients r ON r.id = d.recipient_id
+         JOIN campaigns c ON c.id = d.campaign_id
+         {filter}
+         ORDER BY d.id",
+        ineligible_reason_for("c.topic_id", "c.kind")
+    )
+}
+
+/// The claim statements' parameters, $1 to $6.
+macro_rules! bind_claim {
+    ($query:expr, $claim:expr, $limit:expr, $after_id:expr) => {
+        $query
+            .bind($claim.campaign_id)
+            .bind(&$claim.worker)
+            .bind(crate::time::now())
+            .bind($claim.lease_seconds)
+            .bind($limit)
+            .bind($after_id)
+    };
+}
 
 // One statement per batch of outcomes; the guards are those of a single-row update:
 // only rows this worker holds, and only while sending (or expired to unknown meanwhile).
@@ -185,20 +217,9 @@ const RECORD_OUTCOMES_SQLITE: &str = "
     WHERE deliveries.id = v.id AND deliveries.worker = $2
       AND +deliveries.status IN ('sending', 'unknown')";
 
-// PostgreSQL: its statistics see few `sending` rows, so it would reach the rows through
-// the `status` index, whose `sending` range fills with dead entries as a campaign runs
-// (5-16 ms per batch, growing), and nest the batch inside that scan. So the rows are
-// found by primary key ($4), `status || ''` keeps the index out, and `record_outcomes`
-// turns nested loops off: the batch is hashed.
-const RECORD_OUTCOMES_POSTGRES: &str = "
-    UPDATE deliveries d
-    SET status = v.status, message_id = COALESCE(v.message_id, d.message_id),
-        last_error = v.last_error, next_attempt_at = v.next_attempt_at,
-        sent_at = v.sent_at, lease_until = NULL, updated_at = $3
-    FROM jsonb_to_recordset($1::jsonb) AS v(id bigint, status text, message_id text,
-         last_error text, next_attempt_at bigint, sent_at bigint)
-    WHERE d.id = ANY($4) AND d.id = v.id AND d.worker = $2
-      AND (d.status || '') IN ('sending', 'unknown')";
+// PostgreSQL: the same statement inside a function (migration 0007), so that nested
+// loops are off for it without a transaction of four round trips; its comment says why.
+const RECORD_OUTCOMES_POSTGRES: &str = "SELECT mailcast_record_outcomes($1::jsonb, $2, $3, $4)";
 
 /// One row of [`Store::record_outcomes`]' JSON parameter.
 #[derive(Serialize)]
@@ -214,55 +235,42 @@ struct OutcomeRow<'a> {
 impl Store {
     /// Leases claimable deliveries to a worker and returns them with their recipients.
     pub async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let mut ids = self.claim_ids(claim, claim.limit, claim.after_id).await?;
-        let short = claim.limit - ids.len() as i64;
+        let mut claimed = self.claim_up_to(claim, claim.limit, claim.after_id).await?;
+        let short = claim.limit - claimed.len() as i64;
         if short > 0 && claim.after_id > 0 {
-            ids.extend(self.claim_ids(claim, short, 0).await?);
+            claimed.extend(self.claim_up_to(claim, short, 0).await?);
         }
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.claimed_deliveries(&ids).await
+        Ok(claimed)
     }
 
-    async fn claim_ids(
+    async fn claim_up_to(
         &self,
         claim: &Claim,
         limit: i64,
         after_id: i64,
-    ) -> Result<Vec<i64>, StoreError> {
-        let sql = match self.engine() {
-            Engine::Sqlite => CLAIM_SQLITE,
-            Engine::Postgres => CLAIM_POSTGRES,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let rows: Vec<ClaimedRow> = match &self.db {
+            Db::Sqlite(pool) => {
+                let ids: Vec<i64> =
+                    bind_claim!(sqlx::query_scalar(CLAIM_SQLITE), claim, limit, after_id)
+                        .fetch_all(pool)
+                        .await?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let filter = format!("WHERE d.id IN ({})", self.json_ints(1));
+                sqlx::query_as(built(&claimed_select("deliveries d", &filter)))
+                    .bind(serde_json::to_string(&ids).expect("ids serialise"))
+                    .fetch_all(pool)
+                    .await?
+            }
+            Db::Postgres(pool) => {
+                let sql = format!("{CLAIM_POSTGRES} {}", claimed_select("d", ""));
+                bind_claim!(sqlx::query_as(built(&sql)), claim, limit, after_id)
+                    .fetch_all(pool)
+                    .await?
+            }
         };
-        let ids: Vec<(i64,)> = on_pool!(self, pool => sqlx::query_as(sql)
-            .bind(claim.campaign_id)
-            .bind(&claim.worker)
-            .bind(crate::time::now())
-            .bind(claim.lease_seconds)
-            .bind(limit)
-            .bind(after_id)
-            .fetch_all(pool)
-            .await)?;
-        Ok(ids.into_iter().map(|(id,)| id).collect())
-    }
-
-    async fn claimed_deliveries(&self, ids: &[i64]) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let id_list = self.json_ints(1);
-        let sql = format!(
-            "SELECT d.id AS delivery_id, d.attempts, d.created_at AS queued_at, {} AS ineligible,
-                    r.id, r.email, r.first_name, r.last_name, r.country, r.city, r.attributes,
-                    r.locale, r.timezone, r.status, r.created_at
-             FROM deliveries d
-             JOIN recipients r ON r.id = d.recipient_id
-             JOIN campaigns c ON c.id = d.campaign_id
-             WHERE d.id IN ({id_list})
-             ORDER BY d.id",
-            ineligible_reason_for("c.topic_id", "c.kind")
-        );
-        let json = serde_json::to_string(ids).expect("ids serialise");
-        let rows: Vec<ClaimedRow> = on_pool!(self, pool =>
-            sqlx::query_as(built(&sql)).bind(&json).fetch_all(pool).await)?;
         Ok(rows
             .into_iter()
             .map(|row| ClaimedDelivery {
@@ -297,19 +305,14 @@ impl Store {
                     .await?;
             }
             Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query("SET LOCAL enable_nestloop = off")
-                    .execute(&mut *tx)
-                    .await?;
                 let ids: Vec<i64> = outcomes.iter().map(DeliveryOutcome::delivery_id).collect();
                 sqlx::query(RECORD_OUTCOMES_POSTGRES)
                     .bind(&json)
                     .bind(worker)
                     .bind(now)
                     .bind(&ids)
-                    .execute(&mut *tx)
+                    .execute(pool)
                     .await?;
-                tx.commit().await?;
             }
         }
         Ok(())
