@@ -68,9 +68,10 @@ pub async fn send(
             }
         }
     }
-    match refused {
-        Some(error) => Err(error),
-        None => connection.message(raw).await,
+    match (refused, std::str::from_utf8(raw)) {
+        (Some(error), _) => Err(error),
+        (None, Ok(text)) => connection.command(Payload(text)).await,
+        (None, Err(_)) => connection.message(raw).await,
     }
 }
 
@@ -82,6 +83,28 @@ fn is_ascii(envelope: &Envelope) -> bool {
 /// Not a reply but a broken connection or an unreadable answer: nothing more will come.
 fn is_lost(error: &Error) -> bool {
     !error.is_permanent() && !error.is_transient()
+}
+
+/// DATA's payload: the message with every line's leading `.` doubled (as lettre's own
+/// encoder does, which copies byte by byte), then the lone `.` that ends it. Sent as a
+/// "command", so that lettre writes it in one piece and reads the reply.
+struct Payload<'a>(&'a str);
+
+impl Display for Payload<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0;
+        if text.starts_with('.') {
+            f.write_str(".")?;
+        }
+        let mut from = 0;
+        for at in memchr::memmem::find_iter(text.as_bytes(), b"\r\n.") {
+            f.write_str(&text[from..at + 2])?;
+            f.write_str(".")?;
+            from = at + 2;
+        }
+        f.write_str(&text[from..])?;
+        f.write_str("\r\n.\r\n")
+    }
 }
 
 /// MAIL FROM, every RCPT TO and DATA as one piece of text: lettre writes a command in
@@ -127,6 +150,13 @@ mod tests {
         ])));
         // The greeting line names the server; a server named PIPELINING offers nothing.
         assert!(!lists_pipelining(&ehlo_reply(&["PIPELINING"])));
+    }
+
+    #[test]
+    fn the_payload_doubles_leading_dots_and_ends_with_a_lone_dot() {
+        let payload = Payload(".a\r\n.b\r\n\r\n.\r\nx.y\n.z\r\n..").to_string();
+        assert_eq!(payload, "..a\r\n..b\r\n\r\n..\r\nx.y\n.z\r\n...\r\n.\r\n");
+        assert_eq!(Payload("").to_string(), "\r\n.\r\n");
     }
 
     #[test]
