@@ -96,3 +96,32 @@ fn campaign_stats_lives_under_campaign_and_names_an_unknown_campaign() {
         "the old top-level command is hidden: {top}"
     );
 }
+
+#[test]
+fn a_bad_reply_to_address_is_named_and_no_campaign_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/weekly-picks");
+    let (code, _, stderr) = mailcast(&["template", "load", template], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    let create = |reply_to: &str| {
+        mailcast(
+            &[
+                "campaign",
+                "create",
+                "spring",
+                "--template",
+                "weekly-picks",
+                "--from-email",
+                "news@shop.example.com",
+                "--reply-to",
+                reply_to,
+            ],
+            dir.path(),
+        )
+    };
+    let (code, _, stderr) = create("not an address");
+    assert_ne!(code, 0);
+    assert_one_line_error(&stderr, "--reply-to");
+    let (code, stdout, stderr) = create("help@shop.example.com");
+    assert_eq!(code, 0, "the name 'spring' is still free: {stdout}{stderr}");
+}

@@ -54,10 +54,8 @@ pub struct CreateArgs {
     /// Topic recipients must be subscribed to.
     #[arg(long)]
     pub topic: Option<String>,
-    #[arg(long)]
-    pub from_email: String,
-    #[arg(long, default_value = "")]
-    pub from_name: String,
+    #[command(flatten)]
+    pub sender: super::SenderArgs,
     /// RFC 3339 time to start sending.
     #[arg(long)]
     pub send_at: Option<String>,
@@ -145,7 +143,10 @@ async fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    EmailAddress::parse(&args.from_email).context("--from-email")?;
+    EmailAddress::parse(&args.sender.from_email).context("--from-email")?;
+    if let Some(reply_to) = &args.sender.reply_to {
+        EmailAddress::parse(reply_to).context("--reply-to")?;
+    }
     let send_at = args
         .send_at
         .as_deref()
@@ -161,9 +162,9 @@ async fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
         template_id,
         segment_id,
         topic: args.topic,
-        from_name: args.from_name,
-        from_email: args.from_email,
-        reply_to: None,
+        from_name: args.sender.from_name,
+        from_email: args.sender.from_email,
+        reply_to: args.sender.reply_to,
         send_at,
         settings: CampaignSettings::default(),
     };

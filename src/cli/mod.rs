@@ -31,6 +31,18 @@ pub struct BaseUrlArg {
     )]
     pub base_url: String,
 }
+
+/// Who a message is from; `mailcast send` and `campaign create` take the same flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SenderArgs {
+    #[arg(long)]
+    pub from_email: String,
+    #[arg(long, default_value = "")]
+    pub from_name: String,
+    /// Where replies go, when not to the sender.
+    #[arg(long)]
+    pub reply_to: Option<String>,
+}
 pub use worker::{TransportArgs, WorkerArgs};
 
 #[derive(Debug, Parser)]

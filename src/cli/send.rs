@@ -24,12 +24,8 @@ pub struct SendArgs {
     /// The recipient's address (the recipient must exist).
     #[arg(long)]
     pub to: String,
-    #[arg(long)]
-    pub from_email: String,
-    #[arg(long, default_value = "")]
-    pub from_name: String,
-    #[arg(long)]
-    pub reply_to: Option<String>,
+    #[command(flatten)]
+    pub sender: super::SenderArgs,
     /// `transactional` ignores marketing opt-outs (never suppressions); `marketing`
     /// needs an unsubscribe link and the recipient's consent.
     #[arg(long, default_value = "transactional")]
@@ -92,9 +88,9 @@ fn triggered_send(args: &SendArgs) -> anyhow::Result<TriggeredSend> {
     Ok(TriggeredSend {
         template: args.template.clone(),
         email: args.to.clone(),
-        from_email: args.from_email.clone(),
-        from_name: args.from_name.clone(),
-        reply_to: args.reply_to.clone(),
+        from_email: args.sender.from_email.clone(),
+        from_name: args.sender.from_name.clone(),
+        reply_to: args.sender.reply_to.clone(),
         kind: args.kind,
         topic: args.topic.clone(),
         utm: Default::default(),
@@ -106,8 +102,8 @@ fn triggered_send(args: &SendArgs) -> anyhow::Result<TriggeredSend> {
 fn request_hash(args: &SendArgs) -> String {
     let canonical = serde_json::json!({
         "template": args.template, "to": args.to.trim().to_lowercase(),
-        "from_email": args.from_email, "from_name": args.from_name,
-        "reply_to": args.reply_to, "kind": args.kind.as_str(), "topic": args.topic,
+        "from_email": args.sender.from_email, "from_name": args.sender.from_name,
+        "reply_to": args.sender.reply_to, "kind": args.kind.as_str(), "topic": args.topic,
         "data": args.data.as_deref().and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok()),
     });
     hex::encode(Sha256::digest(canonical.to_string()))
