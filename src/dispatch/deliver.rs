@@ -52,10 +52,10 @@ pub async fn deliver_campaign(
             }
         };
         let previous = std::mem::take(&mut unrecorded);
-        let (outcomes, upcoming) = tokio::join!(send_batch(dispatcher, &runtime, batch), async {
-            record(dispatcher, &previous).await?;
-            prepare_batch(dispatcher, &runtime, &mut memory).await
-        },);
+        let (outcomes, upcoming) = tokio::join!(
+            send_batch(dispatcher, &runtime, batch),
+            record_then_prepare(dispatcher, &runtime, &previous, &mut memory),
+        );
         next = match upcoming {
             Ok(upcoming) => upcoming,
             Err(error) => {
@@ -76,6 +76,17 @@ pub async fn deliver_campaign(
         }
         unrecorded = outcomes;
     }
+}
+
+/// Records the last batch's outcomes, then claims and renders the next batch.
+async fn record_then_prepare(
+    dispatcher: &Dispatcher,
+    runtime: &CampaignRuntime,
+    previous: &[DeliveryOutcome],
+    memory: &mut JobMemory,
+) -> Result<Next, DispatchError> {
+    record(dispatcher, previous).await?;
+    prepare_batch(dispatcher, runtime, memory).await
 }
 
 async fn record(

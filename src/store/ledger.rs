@@ -148,7 +148,7 @@ const CLAIM_SQLITE: &str = "
 // PostgreSQL claims and returns the claimed rows with their recipients in one
 // statement (`claimed_select`): the data-modifying CTE hands on the rows it updated.
 const CLAIM_POSTGRES: &str = "
-    WITH d AS (
+    WITH claimed AS (
         UPDATE deliveries d
         SET status = 'sending', lease_until = $3 + $4, worker = $2,
             attempts = d.attempts + 1, updated_at = $3
@@ -265,7 +265,7 @@ impl Store {
                     .await?
             }
             Db::Postgres(pool) => {
-                let sql = format!("{CLAIM_POSTGRES} {}", claimed_select("d", ""));
+                let sql = format!("{CLAIM_POSTGRES} {}", claimed_select("claimed d", ""));
                 bind_claim!(sqlx::query_as(built(&sql)), claim, limit, after_id)
                     .fetch_all(pool)
                     .await?
