@@ -10,7 +10,7 @@ use mailcast::domain::{DeliveryStatus, EmailAddress};
 use mailcast::store::Store;
 use mailin::Response;
 use support::campaign::{HTML, WorkerOptions, create_campaign, run_to_done};
-use support::scripted_smtp::{AfterDot, ScriptedServer, accept_all, always_accept_dot};
+use support::scripted_smtp::{AfterDot, ScriptedServer, accept_all, always_accept_dot, refuse};
 use support::{for_each_engine, recipient};
 
 async fn three_readers(store: &Store) {
@@ -62,10 +62,7 @@ async fn a_4xx_reply_defers_and_the_retry_delivers_the_message_once() {
 async fn a_bad_mailbox_fails_the_delivery_suppresses_the_address_and_a_later_campaign_skips_it() {
     for_each_engine(|store, engine| async move {
         three_readers(&store).await;
-        let rcpt = Arc::new(|to: &str, _seen: usize| {
-            (to == "cat@example.com")
-                .then(|| Response::custom(550, "5.1.1 no such user here".into()))
-        });
+        let rcpt = refuse("cat@example.com", 550, "5.1.1 no such user here");
         let server = ScriptedServer::start(rcpt, always_accept_dot()).await;
         let first = create_campaign(&store, "first", "news", HTML).await;
         let counts = run_to_done(&store, first, &server.url(), &WorkerOptions::default()).await;

@@ -8,8 +8,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use mailcast::config::{SmtpUrl, TransportConfig};
 use mailcast::dispatch::{Outgoing, SendResult, Transport};
-use mailin::Response;
-use support::scripted_smtp::{AfterDot, DotPolicy, ScriptedServer, accept_all, always_accept_dot};
+use support::scripted_smtp::{
+    AfterDot, DotPolicy, ScriptedServer, accept_all, always_accept_dot, refuse,
+};
 
 async fn transport(server: &ScriptedServer, concurrency: usize) -> Transport {
     let url = SmtpUrl::parse(&server.url()).expect("test server URL");
@@ -65,9 +66,7 @@ async fn two_hundred_messages_over_two_connections_use_two_sessions() {
 
 #[tokio::test]
 async fn a_session_that_got_a_5xx_is_not_reused() {
-    let rcpt = Arc::new(|to: &str, _seen: usize| {
-        (to == "gone@example.com").then(|| Response::custom(550, "5.1.1 no such user".into()))
-    });
+    let rcpt = refuse("gone@example.com", 550, "5.1.1 no such user");
     let server = ScriptedServer::start(rcpt, always_accept_dot()).await;
     let transport = transport(&server, 1).await;
 
@@ -110,9 +109,7 @@ async fn a_session_that_got_a_5xx_is_not_reused() {
 
 #[tokio::test]
 async fn a_4xx_to_a_pipelined_recipient_defers_and_sends_no_body() {
-    let rcpt = Arc::new(|to: &str, _seen: usize| {
-        (to == "busy@example.com").then(|| Response::custom(451, "4.7.1 try again later".into()))
-    });
+    let rcpt = refuse("busy@example.com", 451, "4.7.1 try again later");
     let server = ScriptedServer::start(rcpt, always_accept_dot()).await;
     let transport = transport(&server, 1).await;
 

@@ -28,6 +28,22 @@ async fn campaign(store: &Store, name: &str, topic: Option<&str>) -> Campaign {
 }
 
 /// Receipts: transactional, sent from the orders address.
+/// `count` recipients `{prefix}{i}@example.com` (first name the prefix in capitals)
+/// and a campaign `name` addressed to all of them, its audience frozen.
+async fn frozen_campaign(store: &Store, name: &str, prefix: &str, count: usize) -> Campaign {
+    let first_name = prefix.to_uppercase();
+    let batch: Vec<_> = (0..count)
+        .map(|i| recipient(&format!("{prefix}{i}@example.com"), &first_name, &[]))
+        .collect();
+    store.upsert_recipients(&batch).await.unwrap();
+    let campaign = campaign(store, name, None).await;
+    store
+        .freeze_audience(&campaign, &SqlFilter::all())
+        .await
+        .unwrap();
+    campaign
+}
+
 async fn transactional(store: &Store, name: &str, topic: Option<&str>) -> Campaign {
     campaign_of_kind(store, name, CampaignKind::Transactional, topic).await
 }
@@ -252,15 +268,7 @@ async fn a_segment_filter_with_bound_parameters_narrows_the_audience() {
 #[tokio::test]
 async fn concurrent_claims_never_lease_one_delivery_twice() {
     for_each_engine(|store, engine| async move {
-        let batch: Vec<_> = (0..300)
-            .map(|i| recipient(&format!("r{i}@example.com"), "R", &[]))
-            .collect();
-        store.upsert_recipients(&batch).await.unwrap();
-        let campaign = campaign(&store, "c3", None).await;
-        store
-            .freeze_audience(&campaign, &SqlFilter::all())
-            .await
-            .unwrap();
+        let campaign = frozen_campaign(&store, "c3", "r", 300).await;
 
         let claimers = (0..4).map(|w| {
             let store = store.clone();
@@ -295,15 +303,7 @@ async fn concurrent_claims_never_lease_one_delivery_twice() {
 #[tokio::test]
 async fn outcomes_are_recorded_and_expired_leases_become_unknown_not_pending() {
     for_each_engine(|store, engine| async move {
-        let batch: Vec<_> = (0..5)
-            .map(|i| recipient(&format!("o{i}@example.com"), "O", &[]))
-            .collect();
-        store.upsert_recipients(&batch).await.unwrap();
-        let campaign = campaign(&store, "c4", None).await;
-        store
-            .freeze_audience(&campaign, &SqlFilter::all())
-            .await
-            .unwrap();
+        let campaign = frozen_campaign(&store, "c4", "o", 5).await;
         let claimed = store.claim(&claim(campaign.id, "w1", 4)).await.unwrap();
         assert_eq!(claimed.len(), 4, "{engine}");
         let id = |i: usize| claimed[i].delivery_id;
@@ -377,15 +377,7 @@ async fn outcomes_are_recorded_and_expired_leases_become_unknown_not_pending() {
 #[tokio::test]
 async fn a_claim_starts_above_its_bound_and_still_finds_what_lies_below() {
     for_each_engine(|store, engine| async move {
-        let batch: Vec<_> = (0..5)
-            .map(|i| recipient(&format!("b{i}@example.com"), "B", &[]))
-            .collect();
-        store.upsert_recipients(&batch).await.unwrap();
-        let campaign = campaign(&store, "c-bound", None).await;
-        store
-            .freeze_audience(&campaign, &SqlFilter::all())
-            .await
-            .unwrap();
+        let campaign = frozen_campaign(&store, "c-bound", "b", 5).await;
         let ids = |claimed: &[ClaimedDelivery]| -> Vec<i64> {
             claimed.iter().map(|d| d.delivery_id).collect()
         };
@@ -420,15 +412,7 @@ async fn a_claim_starts_above_its_bound_and_still_finds_what_lies_below() {
 #[tokio::test]
 async fn released_claims_are_claimable_again_as_they_were() {
     for_each_engine(|store, engine| async move {
-        let batch: Vec<_> = (0..4)
-            .map(|i| recipient(&format!("r{i}@example.com"), "R", &[]))
-            .collect();
-        store.upsert_recipients(&batch).await.unwrap();
-        let campaign = campaign(&store, "c-release", None).await;
-        store
-            .freeze_audience(&campaign, &SqlFilter::all())
-            .await
-            .unwrap();
+        let campaign = frozen_campaign(&store, "c-release", "r", 4).await;
         let first = store.claim(&claim(campaign.id, "w1", 2)).await.unwrap();
         store
             .record_outcomes(

@@ -1,12 +1,12 @@
 //! `mailcast send`: a triggered message to one recipient, from a shell or a script.
 //! The same idempotency key within 24 hours never sends twice.
 
-use super::BaseUrlArg;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
+use super::{BaseUrlArg, SenderArgs};
 use crate::dispatch::{JobQueue, KeyedOutcome, KeyedSend, TriggeredSend, check_send, send_once};
 use crate::domain::CampaignKind;
 use crate::links::KeyRing;
@@ -25,7 +25,7 @@ pub struct SendArgs {
     #[arg(long)]
     pub to: String,
     #[command(flatten)]
-    pub sender: super::SenderArgs,
+    pub sender: SenderArgs,
     /// `transactional` ignores marketing opt-outs (never suppressions); `marketing`
     /// needs an unsubscribe link and the recipient's consent.
     #[arg(long, default_value = "transactional")]

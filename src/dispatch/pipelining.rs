@@ -42,9 +42,10 @@ pub async fn send(
 ) -> Result<Response, Error> {
     // lettre adds SMTPUTF8 and 8BITMIME parameters when they are needed; rendered
     // messages and addresses are ASCII, so only the rare other case takes its path.
-    if !pipelining || !is_ascii(envelope) || !raw.is_ascii() {
-        return connection.send(envelope, raw).await;
-    }
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) if pipelining && text.is_ascii() && is_ascii(envelope) => text,
+        _ => return connection.send(envelope, raw).await,
+    };
     let commands = Transaction {
         mail: Mail::new(envelope.from().cloned(), Vec::new()),
         rcpts: envelope
@@ -68,10 +69,9 @@ pub async fn send(
             }
         }
     }
-    match (refused, std::str::from_utf8(raw)) {
-        (Some(error), _) => Err(error),
-        (None, Ok(text)) => connection.command(Payload(text)).await,
-        (None, Err(_)) => connection.message(raw).await,
+    match refused {
+        Some(error) => Err(error),
+        None => connection.command(Payload(text)).await,
     }
 }
 

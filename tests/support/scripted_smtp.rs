@@ -234,6 +234,11 @@ pub fn accept_all() -> RcptPolicy {
     Arc::new(|_, _| None)
 }
 
+/// Every RCPT TO `address` gets `code text`; the others 250.
+pub fn refuse(address: &'static str, code: u16, text: &'static str) -> RcptPolicy {
+    Arc::new(move |to, _| (to == address).then(|| Response::custom(code, text.into())))
+}
+
 pub fn always_accept_dot() -> DotPolicy {
     Arc::new(|_, _| AfterDot::Accept)
 }
