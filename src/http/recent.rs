@@ -138,20 +138,7 @@ impl SentTimes {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn click(recipient_id: i64, link_id: i64, at: i64) -> NewTrackingEvent {
-        NewTrackingEvent {
-            kind: TrackingKind::Click,
-            campaign_id: 1,
-            recipient_id,
-            link_id: Some(link_id),
-            occurred_at: at,
-            ip: None,
-            user_agent: None,
-            verdict: Verdict::Human,
-            reason: None,
-        }
-    }
+    use crate::http::verdict::tests::click;
 
     #[test]
     fn remembers_recent_clicks_by_message_and_forgets_old_ones() {

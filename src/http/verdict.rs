@@ -265,7 +265,7 @@ fn is_human_click(event: &NewTrackingEvent) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn facts(agent: &str) -> RequestFacts {
@@ -321,7 +321,7 @@ mod tests {
         assert!(reason.unwrap().contains("honeypot"));
     }
 
-    fn click(recipient_id: i64, link_id: i64, at: i64) -> NewTrackingEvent {
+    pub(in crate::http) fn click(recipient_id: i64, link_id: i64, at: i64) -> NewTrackingEvent {
         NewTrackingEvent {
             kind: TrackingKind::Click,
             campaign_id: 1,

@@ -35,6 +35,24 @@ impl Store {
         Ok(store)
     }
 
+    /// The same database through `max_connections` connections of its own, opened on
+    /// the calling runtime, which then drives their I/O (PostgreSQL). SQLite
+    /// connections run on threads of their own whichever runtime asks, so SQLite shares
+    /// the pool.
+    pub async fn with_own_pool(&self, max_connections: u32) -> Result<Store, StoreError> {
+        let db = match &self.db {
+            Db::Sqlite(pool) => Db::Sqlite(pool.clone()),
+            Db::Postgres(pool) => Db::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_with(pool.connect_options().as_ref().clone())
+                    .await?,
+            ),
+        };
+        Ok(Store { db })
+    }
+
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.db {
             Db::Sqlite(pool) => {
