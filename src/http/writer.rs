@@ -97,9 +97,8 @@ impl WriterHandle {
 }
 
 /// Starts the writer on a thread of its own with its own runtime and, on PostgreSQL,
-/// its own connections. Sharing the server's runtime, each of a batch's round trips
-/// waited behind every ready request handler: under load a 1000-row INSERT took
-/// ~57 ms, most of it in the run queue, and capped clicks at ~24,000/s.
+/// its own connections, so that a batch's round trips do not wait behind the request
+/// handlers ready on the server's runtime.
 pub(crate) fn spawn(
     store: Store,
     settings: WriterSettings,
@@ -227,7 +226,8 @@ impl Collector {
                     continue;
                 }
             };
-            let events = self.fill(first, &mut rx).await;
+            let (max, max_delay) = (self.settings.max_batch, self.settings.max_delay);
+            let events = fill(first, &mut rx, max, max_delay).await;
             let sent_at = self.sent_times(&events).await;
             if batches.send(Batch { events, sent_at }).await.is_err() {
                 tracing::error!("event storer stopped; tracking events lost");
@@ -235,35 +235,6 @@ impl Collector {
             }
         }
         tracing::debug!("event collector drained and stopped");
-    }
-
-    /// A batch starting with `first`: until it is full, the queue is closed, or
-    /// `max_delay` has passed. Between looks at the queue it sleeps for [`FILL_TICK`]
-    /// instead of waiting on it: a waiting receiver is woken by every event, a
-    /// cross-thread wake-up per click.
-    async fn fill(
-        &self,
-        first: NewTrackingEvent,
-        rx: &mut mpsc::Receiver<NewTrackingEvent>,
-    ) -> Vec<NewTrackingEvent> {
-        let max = self.settings.max_batch.max(1);
-        let deadline = Instant::now() + self.settings.max_delay;
-        let mut batch = Vec::with_capacity(max.min(1024));
-        batch.push(first);
-        loop {
-            while batch.len() < max {
-                match rx.try_recv() {
-                    Ok(event) => batch.push(event),
-                    Err(mpsc::error::TryRecvError::Disconnected) => return batch,
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                }
-            }
-            let now = Instant::now();
-            if batch.len() >= max || now >= deadline {
-                return batch;
-            }
-            tokio::time::sleep_until(deadline.min(now + FILL_TICK)).await;
-        }
     }
 
     /// The send times of the messages of the batch's human clicks: from memory, the
@@ -298,6 +269,31 @@ impl Collector {
                 }
             }
         }
+    }
+}
+
+/// A batch starting with `first`: until it holds `max` items, the queue is closed and
+/// empty, or `max_delay` has passed. Between looks at the queue it sleeps for
+/// [`FILL_TICK`] instead of waiting on it: a waiting receiver is woken by every event,
+/// a cross-thread wake-up per click.
+async fn fill<T>(first: T, rx: &mut mpsc::Receiver<T>, max: usize, max_delay: Duration) -> Vec<T> {
+    let max = max.max(1);
+    let deadline = Instant::now() + max_delay;
+    let mut batch = Vec::with_capacity(max.min(1024));
+    batch.push(first);
+    loop {
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(mpsc::error::TryRecvError::Disconnected) => return batch,
+                Err(mpsc::error::TryRecvError::Empty) => break,
+            }
+        }
+        let now = Instant::now();
+        if batch.len() >= max || now >= deadline {
+            return batch;
+        }
+        tokio::time::sleep_until(deadline.min(now + FILL_TICK)).await;
     }
 }
 
@@ -355,5 +351,53 @@ impl Storer {
             "batch stored"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_stops_at_its_size_and_leaves_the_rest_queued() {
+        let (tx, mut rx) = mpsc::channel(16);
+        for i in 1..=5 {
+            tx.send(i).await.unwrap();
+        }
+        let batch = fill(0, &mut rx, 3, Duration::from_secs(1)).await;
+        assert_eq!(batch, vec![0, 1, 2]);
+        assert_eq!(rx.try_recv().unwrap(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_batch_waits_for_company_until_its_delay() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let started = Instant::now();
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            tx.send(1).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            tx.send(2).await.unwrap();
+        });
+        let batch = fill(0, &mut rx, 10, Duration::from_millis(100)).await;
+        assert_eq!(batch, vec![0, 1]);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        assert!(
+            waited < Duration::from_millis(100) + FILL_TICK,
+            "{waited:?}"
+        );
+        late.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_queue_ends_the_batch_at_once() {
+        let (tx, mut rx) = mpsc::channel(16);
+        tx.send(1).await.unwrap();
+        drop(tx);
+        let started = Instant::now();
+        let batch = fill(0, &mut rx, 10, Duration::from_secs(60)).await;
+        assert_eq!(batch, vec![0, 1]);
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 }
