@@ -47,7 +47,7 @@ impl Default for WriterSettings {
     fn default() -> Self {
         WriterSettings {
             capacity: 65_536,
-            max_batch: crate::store::MAX_ROWS_PER_INSERT,
+            max_batch: 4 * crate::store::MAX_ROWS_PER_INSERT,
             max_delay: Duration::from_millis(100),
             shutdown_retry: Duration::from_secs(30),
             timing: TimingRules::default(),

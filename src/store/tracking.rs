@@ -106,8 +106,9 @@ const COLUMNS: usize = 9;
 pub const MAX_ROWS_PER_INSERT: usize = 1000;
 
 impl Store {
-    /// Appends events, one multi-row INSERT per [`MAX_ROWS_PER_INSERT`] rows, in one
-    /// transaction. Returns how many rows were written.
+    /// Appends events in one transaction: on SQLite one multi-row INSERT per
+    /// [`MAX_ROWS_PER_INSERT`] rows, on PostgreSQL one INSERT of arrays. Returns how
+    /// many rows were written.
     pub async fn insert_tracking_events(
         &self,
         events: &[NewTrackingEvent],
@@ -136,15 +137,13 @@ impl Store {
                 tx.commit().await?;
             }
             Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                for chunk in events.chunks(MAX_ROWS_PER_INSERT) {
-                    written += columns(chunk)
-                        .bind(sqlx::query(INSERT_POSTGRES))
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                }
-                tx.commit().await?;
+                // One statement whatever the number of rows: atomic without a
+                // transaction around it.
+                written = columns(events)
+                    .bind(sqlx::query(INSERT_POSTGRES))
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
             }
         }
         Ok(written)
