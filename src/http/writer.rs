@@ -1,12 +1,14 @@
 //! The batched event writer. Handlers hand events to a bounded queue (waiting when it
-//! is full: under load requests slow down, events are never dropped). Two tasks work
-//! on it as a pipeline, so the store is busy with one batch while the next is formed:
+//! is full: under load requests slow down, events are never dropped). On a thread and
+//! runtime of its own (see [`spawn`]), two futures work on it as a pipeline, so the
+//! store is busy with one batch while the next is formed:
 //!
 //! 1. the collector takes a batch off the queue (when it is full or `max_delay` after
 //!    its first event) and looks up the send times its clicks need, keeping those
 //!    known in memory;
 //! 2. the storer applies the timing rules, using the clicks of the last seconds that it
-//!    keeps in memory (no query), and stores the batch with one multi-row INSERT.
+//!    keeps in memory (no query), and stores the batch (one INSERT on PostgreSQL, one
+//!    per 1,000 rows on SQLite).
 //!
 //! Shutting down closes the queue and writes everything still in it.
 //!

@@ -43,9 +43,7 @@ impl Store {
         let db = match &self.db {
             Db::Sqlite(pool) => Db::Sqlite(pool.clone()),
             Db::Postgres(pool) => Db::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(max_connections)
-                    .acquire_timeout(CONNECT_TIMEOUT)
+                postgres_pool(max_connections)
                     .connect_with(pool.connect_options().as_ref().clone())
                     .await?,
             ),
@@ -88,12 +86,16 @@ pub fn is_postgres_url(url: &str) -> bool {
 }
 
 async fn connect_postgres(url: &str) -> Result<sqlx::PgPool, StoreError> {
-    PgPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(CONNECT_TIMEOUT)
+    postgres_pool(16)
         .connect(url)
         .await
         .map_err(|e| connect_error(url, e))
+}
+
+fn postgres_pool(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(CONNECT_TIMEOUT)
 }
 
 async fn connect_sqlite(url: &str) -> Result<sqlx::SqlitePool, StoreError> {

@@ -113,9 +113,9 @@ impl Store {
         &self,
         events: &[NewTrackingEvent],
     ) -> Result<u64, StoreError> {
-        let mut written = 0;
         match &self.db {
             Db::Sqlite(pool) => {
+                let mut written = 0;
                 let mut tx = pool.begin().await?;
                 for chunk in events.chunks(MAX_ROWS_PER_INSERT) {
                     let sql = insert_sql(chunk.len());
@@ -135,18 +135,16 @@ impl Store {
                     written += query.execute(&mut *tx).await?.rows_affected();
                 }
                 tx.commit().await?;
+                Ok(written)
             }
-            Db::Postgres(pool) => {
-                // One statement whatever the number of rows: atomic without a
-                // transaction around it.
-                written = columns(events)
-                    .bind(sqlx::query(INSERT_POSTGRES))
-                    .execute(pool)
-                    .await?
-                    .rows_affected();
-            }
+            // One statement whatever the number of rows: atomic without a transaction
+            // around it.
+            Db::Postgres(pool) => Ok(columns(events)
+                .bind(sqlx::query(INSERT_POSTGRES))
+                .execute(pool)
+                .await?
+                .rows_affected()),
         }
-        Ok(written)
     }
 
     /// A campaign's stored link target and the campaign's settings (UTM parameters).
