@@ -69,6 +69,13 @@ pub enum RenderError {
         location: Option<Location>,
         message: String,
     },
+    /// Rendering this message crossed a limit (output, time, loop elements): fails this
+    /// delivery only, like any other render failure.
+    #[error("{part} template stopped rendering: it crossed the {limit}")]
+    Limit {
+        part: Part,
+        limit: super::limits::Limit,
+    },
     /// A marketing campaign must let every recipient unsubscribe.
     #[error(
         "marketing template has no unsubscribe link in its {part}: add \
@@ -112,6 +119,7 @@ impl RenderError {
         !matches!(
             self,
             RenderError::Render { .. }
+                | RenderError::Limit { .. }
                 | RenderError::HeaderInjection { .. }
                 | RenderError::InvalidAddress { field: "To", .. }
         )

@@ -14,7 +14,9 @@
 
 mod context;
 mod css;
+mod dkim;
 mod error;
+mod limits;
 mod links;
 mod load;
 mod mime;
@@ -25,9 +27,10 @@ mod template;
 mod text;
 
 pub use context::format_price;
+pub use dkim::{DkimAlgorithm, DkimSettings};
 pub use error::{Location, Part, RenderError};
+pub use limits::{Limit, MAX_BYTES_VAR, MAX_RANGE_VAR, RenderLimits, TIMEOUT_MS_VAR};
 pub use load::{PreviewFiles, load_all, load_template_dir, write_preview};
-pub use mime::{DkimAlgorithm, DkimSettings};
 pub use safety::{is_crlf_only, normalize_crlf};
 
 use crate::links::{KeyRing, Token, honeypot_token};
@@ -141,12 +144,15 @@ pub struct CampaignRenderer {
     envelope: mime::Envelope,
     from: String,
     products: context::ProductCache,
+    limits: RenderLimits,
 }
 
 impl CampaignRenderer {
     /// Compiles the campaign's templates once. Refuses a template that does not compile,
     /// a marketing template without `{{ unsubscribe_url }}`, and bad sender settings.
+    /// Each message is bounded by [`RenderLimits::from_env`].
     pub fn new(spec: RenderSpec) -> Result<Self, RenderError> {
+        let limits = RenderLimits::from_env()?;
         let base_url = spec.links.base_url.trim();
         if !base_url.starts_with("http://") && !base_url.starts_with("https://") {
             return Err(RenderError::Settings(format!(
@@ -174,16 +180,23 @@ impl CampaignRenderer {
             from: envelope.from.to_string(),
             envelope,
             products: context::ProductCache::default(),
+            limits,
         })
     }
 
-    /// Signs every message with DKIM from now on.
+    /// Bounds every message by `limits` from now on.
+    pub fn with_limits(mut self, limits: RenderLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> RenderLimits {
+        self.limits
+    }
+
+    /// Signs every message with DKIM from now on, over the bytes that are sent.
     pub fn with_dkim(mut self, dkim: &DkimSettings) -> Result<Self, RenderError> {
-        let config = dkim.config(
-            self.envelope.reply_to.is_some(),
-            self.envelope.list_id.is_some(),
-        )?;
-        self.envelope.dkim = Some(config);
+        self.envelope.dkim = Some(dkim.signer()?);
         Ok(self)
     }
 
@@ -237,10 +250,13 @@ impl CampaignRenderer {
         urls: &context::Urls,
     ) -> Result<Body, RenderError> {
         let mut context = context::build(ctx, urls, &self.products);
-        let subject = self.compiled.render(Part::Subject, &context)?;
+        let mut budget = limits::Budget::start(self.limits);
+        let subject = self.compiled.render(Part::Subject, &context, &mut budget)?;
         safety::check_header("Subject", &subject)?;
         if self.compiled.has_preheader {
-            let preheader = self.compiled.render(Part::Preheader, &context)?;
+            let preheader = self
+                .compiled
+                .render(Part::Preheader, &context, &mut budget)?;
             context.insert("preheader", &collapse_whitespace(&preheader));
         }
         let signer = Signer {
@@ -249,10 +265,10 @@ impl CampaignRenderer {
             recipient_id: ctx.recipient.id,
         };
         let mut used = UsedLinks::default();
-        let html = self.compiled.render(Part::Html, &context)?;
+        let html = self.compiled.render(Part::Html, &context, &mut budget)?;
         let html = self.plan.resolve_html(&html, &signer, &mut used);
         let text = if self.compiled.has_text {
-            let text = self.compiled.render(Part::Text, &context)?;
+            let text = self.compiled.render(Part::Text, &context, &mut budget)?;
             self.plan.resolve_text(&text, &signer, &mut used)
         } else {
             text::from_html(&html)?

@@ -12,6 +12,9 @@ pub(crate) const LINK_END: char = '\u{2}';
 /// Tera's HTML escaping (`& < > " '`), minus C0 control characters other than tab, CR
 /// and LF: they are invalid in HTML and two of them delimit tracked links.
 pub(crate) fn escape_html(input: &str, out: &mut dyn Write) -> std::io::Result<()> {
+    // Values escaped into a `{% set %}` capture never reach the limited writer: the
+    // message's time is checked here too.
+    super::limits::check_time()?;
     if !input.bytes().any(is_stray_control) {
         return tera::escape_html(input, out);
     }

@@ -4,6 +4,7 @@
 use tera::{Kwargs, State, Tera, TeraResult, Value};
 
 use super::error::{Part, from_tera};
+use super::limits::{Budget, LimitedWriter};
 use super::links::LinkPlan;
 use super::{RenderError, css, mjml, safety};
 use crate::store::Template;
@@ -78,8 +79,14 @@ impl Compiled {
         })
     }
 
-    /// Renders one part; errors name the line, column and failing expression.
-    pub fn render(&self, part: Part, context: &tera::Context) -> Result<String, RenderError> {
+    /// Renders one part, spending from the message's `budget`; errors name the line,
+    /// column and failing expression, or the limit crossed.
+    pub fn render(
+        &self,
+        part: Part,
+        context: &tera::Context,
+        budget: &mut Budget,
+    ) -> Result<String, RenderError> {
         let source = self
             .sources
             .iter()
@@ -87,9 +94,14 @@ impl Compiled {
             .map_or("", |(_, s)| s.as_str());
         // Sized up front: growing a 10 kB body by doubling costs several copies.
         let mut out = Vec::with_capacity(source.len() + source.len() / 4 + 1024);
-        self.tera
-            .render_to(name(part), context, &mut out)
-            .map_err(|e| from_tera(part, source, &e, false))?;
+        let (result, crossed) = budget.spend(|| {
+            self.tera
+                .render_to(name(part), context, LimitedWriter(&mut out))
+        });
+        if let Some(limit) = crossed {
+            return Err(RenderError::Limit { part, limit });
+        }
+        result.map_err(|e| from_tera(part, source, &e, false))?;
         String::from_utf8(out).map_err(|e| RenderError::Render {
             part,
             location: None,
@@ -112,6 +124,8 @@ fn new_tera() -> Tera {
     tera.autoescape_on([".html"]);
     tera.set_escape_fn(safety::escape_html);
     tera.register_filter("default", default_filter);
+    // Replaces Tera's own, which bounds each call but not a loop of calls.
+    tera.register_function("range", super::limits::range);
     tera
 }
 

@@ -50,6 +50,9 @@ pub struct Campaign {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub settings: Json<CampaignSettings>,
+    /// Why the campaign paused itself (a relay refused the sender, too many render
+    /// failures); None when a person paused it or it is not paused.
+    pub pause_reason: Option<String>,
 }
 
 impl Campaign {
@@ -61,7 +64,7 @@ impl Campaign {
 }
 
 const COLUMNS: &str = "id, name, kind, status, template_id, segment_id, topic_id, from_name,
-    from_email, reply_to, send_at, started_at, finished_at, settings";
+    from_email, reply_to, send_at, started_at, finished_at, settings, pause_reason";
 
 impl Store {
     pub async fn create_campaign(&self, campaign: &NewCampaign) -> Result<i64, StoreError> {
@@ -125,7 +128,9 @@ impl Store {
         let now = crate::time::now();
         let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let stamp = match to {
-            CampaignStatus::Running => ", started_at = COALESCE(started_at, $3)",
+            CampaignStatus::Running => {
+                ", started_at = COALESCE(started_at, $3), pause_reason = NULL"
+            }
             CampaignStatus::Done | CampaignStatus::Cancelled | CampaignStatus::Expired => {
                 ", finished_at = $3"
             }
@@ -141,6 +146,16 @@ impl Store {
             .bind(id).bind(to.as_str()).bind(now).bind(&json)
             .execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(result == 1)
+    }
+
+    /// Pauses a running campaign and says why; false when it was not running.
+    pub async fn pause_campaign_because(&self, id: i64, reason: &str) -> Result<bool, StoreError> {
+        let sql = "UPDATE campaigns SET status = 'paused', pause_reason = $2, updated_at = $3
+                   WHERE id = $1 AND status = 'running'";
+        let paused = on_pool!(self, pool => sqlx::query(sql)
+            .bind(id).bind(reason).bind(crate::time::now())
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(paused == 1)
     }
 
     /// A sub-select yielding the strings of the JSON array bound at `$n`.
@@ -179,5 +194,28 @@ impl Store {
             .await
             .map(|r| r.rows_affected()))?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// Points the campaign at template version `template_id` while it is in one of
+    /// `from`; false when it was in none of them.
+    pub async fn set_campaign_template(
+        &self,
+        campaign_id: i64,
+        template_id: i64,
+        from: &[CampaignStatus],
+    ) -> Result<bool, StoreError> {
+        let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let sql = format!(
+            "UPDATE campaigns SET template_id = $2, updated_at = $3
+             WHERE id = $1 AND status IN ({})",
+            self.json_strings(4)
+        );
+        let json = serde_json::to_string(&allowed).expect("strings serialise");
+        let changed = on_pool!(self, pool => sqlx::query(built(&sql))
+            .bind(campaign_id).bind(template_id).bind(crate::time::now()).bind(&json)
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(changed == 1)
     }
 }

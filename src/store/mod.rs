@@ -13,6 +13,7 @@ mod error;
 mod events;
 mod filter;
 mod idempotency;
+mod keys;
 mod ledger;
 mod preferences;
 mod privacy;
@@ -45,7 +46,8 @@ pub use recipients::{NewRecipient, Recipient, UpsertCounts};
 pub use segment_audience::SegmentCount;
 pub use segments::Segment;
 pub use stats::{CampaignStats, Engagement, LinkStats, SegmentStats};
-pub use templates::{NewTemplate, Template};
+pub use suppressions::{BOUNCE_REASON, RefusedMailbox, Suppression};
+pub use templates::{NewTemplate, StoredTemplate, Template, TemplateVersion};
 pub use tracking::{
     MAX_ROWS_PER_INSERT, NewTrackingEvent, StoredClick, TrackingEvent, TrackingKind, Verdict,
 };
