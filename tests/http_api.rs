@@ -17,7 +17,7 @@ use mailcast::dispatch::{
 };
 use mailcast::domain::{CampaignKind, CampaignStatus, EmailAddress};
 use mailcast::links::Token;
-use mailcast::store::{CampaignSettings, NewCampaign, NewTemplate, Store, TrackingKind};
+use mailcast::store::{CampaignSettings, Db, NewCampaign, NewTemplate, Store, TrackingKind};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::for_each_engine;
@@ -662,6 +662,149 @@ async fn an_erased_recipient_is_forgotten_and_not_mailed_after_a_reimport() {
         );
         assert_eq!(eml_count(outbox.path()), 1, "{engine}");
         server.stop().await;
+    })
+    .await;
+}
+
+/// Every column, in every table, that can hold a recipient's id or personal data:
+/// `recipient_id`, `ip`, `user_agent`, `data` and campaign `settings` (a triggered
+/// send's data). Read from the schema, so tables added later are checked too.
+async fn personal_columns(store: &Store) -> Vec<(String, String)> {
+    const NAMES: &str = "('recipient_id', 'ip', 'user_agent', 'data', 'settings')";
+    match store.db() {
+        Db::Sqlite(pool) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
+             WHERE m.type = 'table' AND p.name IN {NAMES}"
+        )))
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+        Db::Postgres(pool) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND column_name IN {NAMES}"
+        )))
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+    }
+}
+
+/// `table.column` for each column holding `id` or text containing any of `markers`.
+async fn columns_mentioning(store: &Store, id: i64, markers: &[&str]) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (table, column) in personal_columns(store).await {
+        for marker in markers.iter().map(|m| format!("%{m}%")) {
+            let sql = format!(
+                "SELECT COUNT(*) FROM \"{table}\"
+                 WHERE CAST(\"{column}\" AS TEXT) = $1 AND '{column}' = 'recipient_id'
+                    OR CAST(\"{column}\" AS TEXT) LIKE $2"
+            );
+            let (n,): (i64,) = match store.db() {
+                Db::Sqlite(pool) => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(id.to_string())
+                    .bind(&marker)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap(),
+                Db::Postgres(pool) => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(id.to_string())
+                    .bind(&marker)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap(),
+            };
+            if n > 0 {
+                found.insert(format!("{table}.{column}"));
+            }
+        }
+    }
+    found
+}
+
+/// GETs every link as `agent`: they answer as before (a pixel, a redirect).
+async fn hit(server: &TestServer, links: &[String], agent: &str, engine: &str) {
+    for link in links {
+        let response = server
+            .client
+            .get(link)
+            .header("user-agent", agent)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().as_u16() < 400, "{engine}: {link}");
+    }
+}
+
+#[tokio::test]
+async fn erasure_leaves_nothing_personal_even_when_old_links_are_used_afterwards() {
+    const AGENT: &str = "Mozilla/5.0 (AdasOwnLaptop)";
+    const ORDER: &str = "ORDER-AL-1815";
+    for_each_engine(|store, engine| async move {
+        let seeded = seed(&store).await;
+        let (server, key) = started(&store).await;
+        let api = Api {
+            server: &server,
+            key: key.clone(),
+        };
+        let outbox = tempfile::tempdir().unwrap();
+        let worker = spawn_worker(outbox_dispatcher(&store, outbox.path(), &server.base).await);
+        let response = server
+            .client
+            .post(server.url("/api/sends"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", "erasure-1")
+            .json(&json!({"template": "spring", "email": "ada@example.com",
+                          "from_email": "hello@shop.example.com", "data": {"order": ORDER}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202, "{engine}");
+        let send_id = response.json::<Value>().await.unwrap()["send_id"]
+            .as_i64()
+            .unwrap();
+        wait_for(&store, send_id, CampaignStatus::Done).await;
+        worker.shutdown().await.unwrap();
+
+        let keys = server_keys();
+        let old_links = [
+            server.token_url(&Token::open(seeded.campaign_id, seeded.ada), &keys),
+            server.token_url(&Token::open(send_id, seeded.ada), &keys),
+            server.token_url(
+                &Token::click(seeded.campaign_id, seeded.ada, seeded.sale_link),
+                &keys,
+            ),
+        ];
+        hit(&server, &old_links, AGENT, engine).await;
+        wait_for_events(&store, TrackingKind::Open, 2).await;
+        wait_for_events(&store, TrackingKind::Click, 1).await;
+        let before = columns_mentioning(&store, seeded.ada, &[AGENT, ORDER]).await;
+        for expected in [
+            "tracking_events.user_agent",
+            "tracking_events.recipient_id",
+            "deliveries.recipient_id",
+            "consents.recipient_id",
+            "campaigns.settings",
+        ] {
+            assert!(
+                before.contains(expected),
+                "{engine}: {expected} not in {before:?}"
+            );
+        }
+
+        let (status, body) = api
+            .call(Method::DELETE, "/api/recipients/ada@example.com", None)
+            .await;
+        assert_eq!(status, 200, "{engine}: {body}");
+        hit(&server, &old_links, AGENT, engine).await;
+        server.stop().await; // every queued event is written (or dropped) by now
+        let after = columns_mentioning(&store, seeded.ada, &[AGENT, ORDER]).await;
+        assert!(after.is_empty(), "{engine}: still about Ada: {after:?}");
+        let send = store.campaign(send_id).await.unwrap();
+        assert!(
+            send.settings.data.is_empty(),
+            "{engine}: {:?}",
+            send.settings
+        );
     })
     .await;
 }

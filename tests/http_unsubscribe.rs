@@ -451,3 +451,46 @@ async fn unsubscribe_during_campaign_stops_pending_message() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_erased_recipients_id_is_never_reused_and_their_old_links_act_on_nobody() {
+    for_each_engine(|store, engine| async move {
+        let seeded = seed(&store).await;
+        let server = TestServer::start(&store).await;
+        assert!(seeded.grace > seeded.ada, "{engine}: Grace is the newest");
+        let old_unsubscribe = unsubscribe_path(&seeded, seeded.grace);
+        let old_view = format!(
+            "/v/{}",
+            Token::view(seeded.campaign_id, seeded.grace).sign(&server_keys())
+        );
+        let grace = EmailAddress::parse("grace@example.org").unwrap();
+        assert!(store.erase_recipient(&grace).await.unwrap(), "{engine}");
+        store
+            .upsert_recipients(&[recipient("newcomer@example.net", "Nia", &["news"])])
+            .await
+            .unwrap();
+        let newcomer = person(&store, "newcomer@example.net").await;
+        assert!(
+            newcomer.id > seeded.grace,
+            "{engine}: the newcomer got id {} after erased id {}",
+            newcomer.id,
+            seeded.grace
+        );
+
+        assert_eq!(server.get(&old_unsubscribe).await.status(), 404, "{engine}");
+        assert_eq!(server.get(&old_view).await.status(), 404, "{engine}");
+        let response = post_form(&server, &old_unsubscribe, ONE_CLICK).await;
+        assert_eq!(response.status(), 404, "{engine}");
+        let newcomer = person(&store, "newcomer@example.net").await;
+        assert_eq!(newcomer.status, "active", "{engine}");
+        assert_eq!(
+            store.subscribed_topics(newcomer.id).await.unwrap(),
+            ["news"],
+            "{engine}"
+        );
+        server.stop().await;
+        let events = store.tracking_events(seeded.campaign_id).await.unwrap();
+        assert!(events.is_empty(), "{engine}: {events:?}");
+    })
+    .await;
+}

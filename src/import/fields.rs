@@ -214,6 +214,9 @@ pub(crate) fn json_object(record: &Record<'_>, column: &str) -> FieldResult<Map<
             })?
         }
     };
+    if let Some(path) = nul_path(&value) {
+        return Err(FieldError::new(column, nul_reason(&path)));
+    }
     match without_nulls(value) {
         Value::Object(object) => Ok(object),
         other => Err(FieldError::new(
@@ -301,6 +304,58 @@ pub(crate) fn list(record: &Record<'_>, column: &str) -> FieldResult<Vec<String>
     }
 }
 
+const NUL_REASON: &str = "contains a NUL character (U+0000), which cannot be stored";
+
+/// Refuses a row with a NUL character in any column name or value, naming the column
+/// (and, inside a JSON value, the path to the string holding it). PostgreSQL stores no
+/// NUL in text or JSON, so without this one such row would end the whole import.
+pub(crate) fn refuse_nul(record: &Record<'_>) -> FieldResult<()> {
+    for (name, cell) in record.cells() {
+        if name.contains('\0') {
+            let column = name.replace('\0', "\\u0000");
+            return Err(FieldError::new(
+                &column,
+                format!("the column name {NUL_REASON}"),
+            ));
+        }
+        let nul_at = match cell {
+            Cell::Text(text) => text.contains('\0').then(String::new),
+            Cell::Json(value) => nul_path(value),
+        };
+        if let Some(path) = nul_at {
+            return Err(FieldError::new(name, nul_reason(&path)));
+        }
+    }
+    Ok(())
+}
+
+fn nul_reason(path: &str) -> String {
+    if path.is_empty() {
+        NUL_REASON.to_string()
+    } else {
+        format!("{path}: {NUL_REASON}")
+    }
+}
+
+/// Where in `value` a string or object key holds a NUL: `""` for the value itself,
+/// `.a.b[2]` inside it; None when nowhere.
+pub(crate) fn nul_path(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => text.contains('\0').then(String::new),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item).map(|rest| format!("[{i}]{rest}"))),
+        Value::Object(object) => object.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                return Some(format!(".{}", key.replace('\0', "\\u0000")));
+            }
+            nul_path(item).map(|rest| format!(".{key}{rest}"))
+        }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,5 +413,13 @@ mod tests {
             without_nulls(value),
             serde_json::json!({"b": {"d": 1}, "e": [null]})
         );
+    }
+
+    #[test]
+    fn nul_characters_are_found_with_their_path() {
+        let value = serde_json::json!({"a": [1, {"b": "x\u{0}y"}]});
+        assert_eq!(nul_path(&value).as_deref(), Some(".a[1].b"));
+        assert_eq!(nul_path(&Value::from("\u{0}")).as_deref(), Some(""));
+        assert_eq!(nul_path(&serde_json::json!({"ok": ["fine"]})), None);
     }
 }

@@ -36,6 +36,7 @@ use std::path::Path;
 
 pub use cli::{ImportArgs, run};
 pub use error::{ImportError, RowError};
+pub(crate) use fields::nul_path;
 pub use report::ImportReport;
 
 use crate::store::Store;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::error::{FieldError, ImportError};
-use super::fields::FieldResult;
+use super::fields::{self, FieldResult};
 use super::progress::Progress;
 use super::reader::{Record, Rows, Step};
 use super::report::ImportReport;
@@ -162,7 +162,8 @@ async fn stream<K: Kind>(
         report.rows += 1;
         match step {
             Step::Bad(error) => report.reject(error),
-            Step::Row(record) => match K::parse(&record) {
+            Step::Row(record) => match fields::refuse_nul(&record).and_then(|()| K::parse(&record))
+            {
                 Ok(row) => batch.push(row),
                 Err(error) => report.reject(FieldError::at(error, record.line)),
             },

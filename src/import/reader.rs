@@ -276,6 +276,10 @@ fn check_header(path: &Path, header: &[String]) -> Result<(), ImportError> {
             let problem = format!("column {} has no name", i + 1);
             return Err(ImportError::header(path, problem));
         }
+        if name.contains('\0') {
+            let problem = format!("column {} has a NUL character (U+0000) in its name", i + 1);
+            return Err(ImportError::header(path, problem));
+        }
         if header[..i].contains(name) {
             let problem = format!("column '{name}' appears more than once");
             return Err(ImportError::header(path, problem));

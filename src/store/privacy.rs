@@ -126,9 +126,12 @@ impl Store {
         )
     }
 
-    /// Deletes the recipient and everything about them (consents, events, deliveries
-    /// and tracking events), keeping only the SHA-256 of the address on the suppression
-    /// list (its clear text removed). False when no such recipient exists.
+    /// Deletes the recipient and everything about them (consents, events, deliveries,
+    /// tracking events and the `data` of their triggered sends), keeping only the
+    /// SHA-256 of the address on the suppression list (its clear text removed). False
+    /// when no such recipient exists. Their id is never given to anyone else (SQLite
+    /// migration 0006; PostgreSQL identities never reuse), and events their old links
+    /// cause later are not stored (`insert_tracking_events`).
     pub async fn erase_recipient(&self, email: &EmailAddress) -> Result<bool, StoreError> {
         let Some(recipient) = self.recipient_by_email(email).await? else {
             return Ok(false);
@@ -136,6 +139,10 @@ impl Store {
         let suppress = "INSERT INTO suppressions (email_hash, email, reason, created_at)
                         VALUES ($1, NULL, 'erased on request', $2)
                         ON CONFLICT (email_hash) DO UPDATE SET email = NULL";
+        let forget_data = match self.engine() {
+            Engine::Sqlite => FORGET_SEND_DATA_SQLITE,
+            Engine::Postgres => FORGET_SEND_DATA_POSTGRES,
+        };
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             if self.engine() == Engine::Postgres {
@@ -144,13 +151,19 @@ impl Store {
                     .bind(LEDGER_LOCK)
                     .execute(&mut *tx)
                     .await?;
+                // Waits for event inserts in flight (they checked the recipient
+                // before this erasure began) and holds back new ones until the row is
+                // gone, so that none of this person's events outlives the erasure.
+                sqlx::query("LOCK TABLE tracking_events IN SHARE MODE")
+                    .execute(&mut *tx)
+                    .await?;
             }
             sqlx::query(suppress)
                 .bind(email.hash())
                 .bind(crate::time::now())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM tracking_events WHERE recipient_id = $1")
+            sqlx::query(forget_data)
                 .bind(recipient.id)
                 .execute(&mut *tx)
                 .await?;
@@ -165,8 +178,27 @@ impl Store {
                 .bind(recipient.id)
                 .execute(&mut *tx)
                 .await?;
+            // Event inserts store nothing for a recipient without a row.
+            sqlx::query("DELETE FROM tracking_events WHERE recipient_id = $1")
+                .bind(recipient.id)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
         });
         Ok(true)
     }
 }
+
+/// A triggered send is a campaign of one recipient whose settings hold that send's
+/// `data` (an order number, a name): personal data that goes with the recipient. Only
+/// triggered sends set `data`, so clearing it from every campaign the recipient has a
+/// delivery in touches nobody else's.
+const FORGET_SEND_DATA_SQLITE: &str = "
+    UPDATE campaigns SET settings = json_remove(settings, '$.data')
+    WHERE id IN (SELECT campaign_id FROM deliveries WHERE recipient_id = $1)
+      AND json_type(settings, '$.data') IS NOT NULL";
+
+const FORGET_SEND_DATA_POSTGRES: &str = "
+    UPDATE campaigns SET settings = settings - 'data'
+    WHERE id IN (SELECT campaign_id FROM deliveries WHERE recipient_id = $1)
+      AND settings -> 'data' IS NOT NULL";

@@ -107,21 +107,16 @@ fn take_consents(rows: &mut [Row], naming: Naming) -> Result<Vec<Option<Consent>
     }
 }
 
+const TOPICS_SHAPE: &str =
+    "must be an array of topic names or one string of names separated by ';'";
+const NUL: &str = "contains a NUL character (U+0000), which cannot be stored";
+
 fn consent(fields: &[(&str, Value)]) -> Result<Option<Consent>, (&'static str, String)> {
     let get = |name: &str| fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
-    let topics = match get("topics") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| match item.as_str().map(str::trim) {
-                Some(topic) if !topic.is_empty() => Ok(topic.to_string()),
-                _ => Err(("topics", "must be an array of topic names".to_string())),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(("topics", "must be an array of topic names".into())),
-    };
+    let topics = topics(get("topics")).map_err(|message| ("topics", message))?;
     let source = match get("consent_source") {
         None | Some(Value::Null) => "api".to_string(),
+        Some(Value::String(s)) if s.contains('\0') => return Err(("consent_source", NUL.into())),
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
         Some(_) => return Err(("consent_source", "must be a non-empty string".into())),
     };
@@ -142,6 +137,27 @@ fn consent(fields: &[(&str, Value)]) -> Result<Option<Consent>, (&'static str, S
         }
     };
     Ok((!topics.is_empty()).then_some(Consent { topics, source, at }))
+}
+
+/// Topic names as an array (`["news", "offers"]`) or, as in an import file, one
+/// string separated by `;` (`"news;offers"`).
+fn topics(value: Option<&Value>) -> Result<Vec<String>, String> {
+    let names: Vec<&str> = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::String(text)) => text.split(';').filter(|t| !t.trim().is_empty()).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item.as_str() {
+                Some(topic) if !topic.trim().is_empty() => Ok(topic),
+                _ => Err(TOPICS_SHAPE.to_string()),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(TOPICS_SHAPE.into()),
+    };
+    if names.iter().any(|name| name.contains('\0')) {
+        return Err(NUL.into());
+    }
+    Ok(names.iter().map(|name| name.trim().to_string()).collect())
 }
 
 fn parse_email(text: &str) -> Result<EmailAddress, HttpError> {
@@ -209,7 +225,7 @@ mod tests {
         );
 
         let mut bad = vec![row(
-            json!({"email": "a@example.com", "topics": "news", "consented_at": "soon"}),
+            json!({"email": "a@example.com", "topics": 5, "consented_at": "soon"}),
         )];
         match take_consents(&mut bad, Naming::List("recipients")).unwrap_err() {
             HttpError::Invalid { fields, .. } => {
@@ -217,5 +233,22 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn topics_are_an_array_or_a_semicolon_separated_string() {
+        let expected = vec!["news".to_string(), "offers".to_string()];
+        assert_eq!(
+            topics(Some(&json!(["news", "offers"]))),
+            Ok(expected.clone())
+        );
+        assert_eq!(topics(Some(&json!("news; offers;"))), Ok(expected));
+        assert_eq!(topics(None), Ok(vec![]));
+        assert!(
+            topics(Some(&json!("news\u{0}")))
+                .unwrap_err()
+                .contains("NUL")
+        );
+        assert!(topics(Some(&json!({"a": 1}))).is_err());
     }
 }
