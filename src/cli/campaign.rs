@@ -4,15 +4,18 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::dispatch::{
-    JobQueue, cancel_campaign, pause_campaign, requeue_deliveries, resume_campaign,
-    schedule_campaign,
+    JobQueue, Retemplated, cancel_campaign, pause_campaign, requeue_deliveries, resume_campaign,
+    retemplate_campaign, schedule_campaign,
 };
 use crate::domain::{CampaignKind, DeliveryStatus, EmailAddress};
-use crate::store::{Campaign, CampaignSettings, NewCampaign, Store};
+use crate::links::KeyRing;
+use crate::render::LinkSettings;
+use crate::store::{Campaign, CampaignSettings, NewCampaign, Store, Template};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TemplateCommand {
-    /// Store (or update) the template in DIR under the directory's name.
+    /// Store the template in DIR as the newest version of the directory's name.
+    /// Campaigns keep the version they were created with (see `campaign retemplate`).
     Load { dir: PathBuf },
 }
 
@@ -20,8 +23,12 @@ pub enum TemplateCommand {
 pub enum CampaignCommand {
     /// Create a draft campaign.
     Create(CreateArgs),
-    /// Schedule a draft: it starts at its send time (now when none).
+    /// Schedule a draft: it starts at its send time (now when none), rendering the
+    /// template version it was created with (checked now).
     Schedule { name: String },
+    /// Move a draft or scheduled campaign to the newest version of its template
+    /// (a scheduled one is checked again first).
+    Retemplate { name: String },
     /// Counts by delivery state, and who failed or is unknown, with reasons.
     Status { name: String },
     /// Results: deliveries, human and machine opens and clicks, top links.
@@ -72,20 +79,33 @@ pub enum KindArg {
 pub async fn run_template(store: &Store, command: TemplateCommand) -> anyhow::Result<ExitCode> {
     let TemplateCommand::Load { dir } = command;
     let template = crate::render::load_template_dir(&dir)?;
-    let id = store.upsert_template(&template).await?;
-    println!("template '{}' stored (id {id})", template.name);
+    let stored = store.store_template(&template).await?;
+    let (name, version) = (&template.name, stored.version);
+    if !stored.is_new {
+        println!(
+            "template '{name}' unchanged: version {version} (id {})",
+            stored.id
+        );
+    } else {
+        println!(
+            "template '{name}' stored as version {version} (id {})",
+            stored.id
+        );
+    }
+    if stored.is_new && version > 1 {
+        println!(
+            "campaigns keep the version they were created with; \
+             `mailcast campaign retemplate CAMPAIGN` moves one to version {version}"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn run(store: &Store, command: CampaignCommand) -> anyhow::Result<ExitCode> {
     match command {
         CampaignCommand::Create(args) => create(store, args).await,
-        CampaignCommand::Schedule { name } => {
-            let campaign = find(store, &name).await?;
-            schedule_campaign(store, &JobQueue::new(store), campaign.id).await?;
-            println!("campaign '{name}' scheduled; a running `mailcast worker` sends it");
-            Ok(ExitCode::SUCCESS)
-        }
+        CampaignCommand::Schedule { name } => schedule(store, &name).await,
+        CampaignCommand::Retemplate { name } => retemplate(store, &name).await,
         CampaignCommand::Status { name } => status(store, &name).await,
         CampaignCommand::Stats { name } => super::stats::run(store, &name).await,
         CampaignCommand::Pause { name } => {
@@ -113,6 +133,37 @@ pub async fn run(store: &Store, command: CampaignCommand) -> anyhow::Result<Exit
     }
 }
 
+async fn schedule(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
+    let campaign = find(store, name).await?;
+    schedule_campaign(store, &JobQueue::new(store), campaign.id).await?;
+    let current = store.template_version(campaign.template_id).await?;
+    let newest = store.newest_template_version(campaign.template_id).await?;
+    println!(
+        "campaign '{name}' scheduled with template version {}; a running `mailcast worker` sends it",
+        current.version
+    );
+    if newest.version > current.version {
+        println!(
+            "note: template version {} is newer; `mailcast campaign retemplate {name}` moves to it",
+            newest.version
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn retemplate(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
+    let campaign = find(store, name).await?;
+    match retemplate_campaign(store, &JobQueue::new(store), campaign.id).await? {
+        Retemplated::Unchanged { version } => {
+            println!("campaign '{name}' already renders the newest template version ({version})")
+        }
+        Retemplated::Moved { from, to } => {
+            println!("campaign '{name}' moved from template version {from} to {to}")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn requeue(store: &Store, name: &str, from: DeliveryStatus) -> anyhow::Result<ExitCode> {
     let id = find(store, name).await?.id;
     let count = requeue_deliveries(store, &JobQueue::new(store), id, from, CLI_SLOTS).await?;
@@ -128,11 +179,11 @@ async fn find(store: &Store, name: &str) -> anyhow::Result<Campaign> {
 }
 
 async fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
-    let template_id = store
+    let template = store
         .template_by_name(&args.template)
         .await?
-        .with_context(|| format!("no template named '{}'", args.template))?
-        .id;
+        .with_context(|| format!("no template named '{}'", args.template))?;
+    let template_id = template.id;
     let segment_id = match &args.segment {
         Some(name) => Some(
             store
@@ -168,15 +219,40 @@ async fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
         send_at,
         settings: CampaignSettings::default(),
     };
+    refuse_what_cannot_render(&campaign, template)?;
     let id = store.create_campaign(&campaign).await?;
-    println!("campaign '{}' created as a draft (id {id})", args.name);
+    let version = store.template_version(template_id).await?.version;
+    println!(
+        "campaign '{}' created as a draft (id {id}) with template '{}' version {version}",
+        args.name, args.template
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The template compiled as the worker will: a marketing template without an
+/// unsubscribe link, or one that does not compile, is refused here already.
+fn refuse_what_cannot_render(campaign: &NewCampaign, template: Template) -> anyhow::Result<()> {
+    let template_name = template.name.clone();
+    let links = LinkSettings::new("http://localhost".into(), KeyRing::development());
+    crate::dispatch::compiles(campaign, template, &links).map_err(|reason| {
+        anyhow::anyhow!(
+            "campaign '{}' refused: template '{template_name}': {reason}",
+            campaign.name
+        )
+    })
 }
 
 async fn status(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
     let campaign = find(store, name).await?;
     let counts = store.ledger_counts(campaign.id).await?;
-    println!("campaign '{}' is {}", campaign.name, campaign.status);
+    let template = store.template_version(campaign.template_id).await?;
+    println!(
+        "campaign '{}' is {} (template version {})",
+        campaign.name, campaign.status, template.version
+    );
+    if let Some(reason) = &campaign.pause_reason {
+        println!("  paused because {reason}");
+    }
     println!(
         "  audience {}: sent {}, pending {}, sending {}, deferred {}, failed {}, suppressed {}, unknown {}",
         counts.total(),

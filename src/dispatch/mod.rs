@@ -7,8 +7,10 @@
 mod control;
 mod deliver;
 mod error;
+mod heartbeat;
 mod jobs;
 mod pipelining;
+mod refusal;
 mod retry;
 mod runtime;
 mod smtp_stream;
@@ -32,10 +34,11 @@ pub use triggered::{
     CheckedSend, FieldProblems, IDEMPOTENCY_TTL_SECONDS, KeyedOutcome, KeyedSend, QueuedSend,
     TriggeredError, TriggeredSend, check_send, compiles, enqueue_send, send_once,
 };
-pub use validate::{VALIDATION_SAMPLE, validate_campaign};
+pub use validate::{Retemplated, VALIDATION_SAMPLE, retemplate_campaign, validate_campaign};
 pub use worker::{WorkerHandle, run_worker, spawn_worker, unique_worker_name};
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,7 +57,9 @@ pub struct DispatchSettings {
     pub worker_name: String,
     /// Deliveries claimed per round.
     pub batch_size: i64,
-    /// How long a claim holds before an unfinished delivery counts as `unknown`.
+    /// How long a claim holds without renewal: a live worker renews its leases every
+    /// third of this; a worker gone this long has its unfinished deliveries counted
+    /// as `unknown`.
     pub lease: Duration,
     /// `DeliverBatch` jobs this process runs at once.
     pub slots: usize,
@@ -103,6 +108,8 @@ pub struct Dispatcher {
     runtimes: Mutex<HashMap<i64, Arc<CampaignRuntime>>>,
     /// When this process last turned expired leases into `unknown`.
     leases_checked: Mutex<Option<std::time::Instant>>,
+    /// Set once the process is stopping: delivery jobs claim nothing more.
+    stopping: AtomicBool,
 }
 
 impl Dispatcher {
@@ -115,7 +122,18 @@ impl Dispatcher {
             queue,
             runtimes: Mutex::new(HashMap::new()),
             leases_checked: Mutex::new(None),
+            stopping: AtomicBool::new(false),
         })
+    }
+
+    /// From now on, delivery jobs send what they hold, hand back what they claimed
+    /// ahead, record, and end.
+    pub fn stop_delivering(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     /// True at most once per [`LEASE_CHECK_INTERVAL`]: every job would otherwise look

@@ -41,12 +41,40 @@ pub async fn schedule_campaign(
             reason: format!("is {}, only a draft can be scheduled", campaign.status),
         });
     }
+    push_start(queue, &campaign).await
+}
+
+/// Schedules a draft that has passed the check already (it was scheduled before with
+/// the same template version).
+pub(super) async fn reschedule_checked(
+    store: &Store,
+    queue: &JobQueue,
+    campaign_id: i64,
+) -> Result<(), DispatchError> {
+    store
+        .transition_campaign(
+            campaign_id,
+            &[CampaignStatus::Draft],
+            CampaignStatus::Scheduled,
+        )
+        .await?;
+    push_start(queue, &store.campaign(campaign_id).await?).await
+}
+
+/// Enqueues the campaign's start for `send_at` (now when unset or past). A second
+/// start job for one campaign is harmless: it finds the campaign running.
+async fn push_start(queue: &JobQueue, campaign: &Campaign) -> Result<(), DispatchError> {
     let wait = campaign
         .send_at
         .map(|at| (at - crate::time::now()).max(0) as u64)
         .unwrap_or(0);
     queue
-        .push_start(StartCampaign { campaign_id }, Duration::from_secs(wait))
+        .push_start(
+            StartCampaign {
+                campaign_id: campaign.id,
+            },
+            Duration::from_secs(wait),
+        )
         .await
 }
 
