@@ -8,6 +8,7 @@ mod recommend;
 mod send;
 mod serve;
 mod stats;
+mod suppression;
 mod worker;
 
 use std::process::ExitCode;
@@ -53,10 +54,12 @@ pub use worker::{TransportArgs, WorkerArgs};
 )]
 pub struct Cli {
     /// SQLite file (created when missing) or postgres:// URL.
+    // The value is not shown in --help: a PostgreSQL URL carries its password.
     #[arg(
         long,
         global = true,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "mailcast.db"
     )]
     pub database: String,
@@ -116,6 +119,11 @@ pub enum Command {
         /// The campaign's name.
         campaign: String,
     },
+    /// The suppression list: list it, show why an address is on it, take one off.
+    Suppression {
+        #[command(subcommand)]
+        command: suppression::SuppressionCommand,
+    },
     /// Evaluate and inspect product recommendations.
     Recommend {
         #[command(subcommand)]
@@ -137,6 +145,43 @@ pub enum FixturesCommand {
         #[arg(long)]
         now: Option<String>,
     },
+}
+
+impl Command {
+    /// Servers and workers: they run until stopped and write logs, not output.
+    pub fn is_long_running(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve(_) | Command::Run(_) | Command::Worker(_)
+        )
+    }
+}
+
+/// An error and its causes as one line, `outer: inner: innermost`. A cause whose text
+/// the line already holds is left out: many errors print their source themselves
+/// (`cannot listen on …: {source}`), and printing it again reads "X: X".
+pub fn error_message(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// True when the error comes from writing into a pipe nobody reads any more.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -187,6 +232,7 @@ async fn run_with_store(store: &Store, command: Command) -> anyhow::Result<ExitC
         Command::Send(args) => send::run(store, &args).await,
         Command::ApiKey { command } => serve::api_key(store, command).await,
         Command::Stats { campaign } => stats::run(store, &campaign).await,
+        Command::Suppression { command } => suppression::run(store, command).await,
         Command::Demo(_) | Command::Fixtures { .. } | Command::Recommend { .. } => {
             unreachable!("handled without a store")
         }
@@ -220,4 +266,36 @@ fn fixtures(command: FixturesCommand) -> anyhow::Result<ExitCode> {
         out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_message;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot listen on {addr}: {source}")]
+    struct Bind {
+        addr: String,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn an_error_that_prints_its_source_is_not_repeated() {
+        let io = std::io::Error::other("invalid socket address");
+        let error = anyhow::Error::new(Bind {
+            addr: "x:1".into(),
+            source: io,
+        })
+        .context("serve");
+        assert_eq!(
+            error_message(&error),
+            "serve: cannot listen on x:1: invalid socket address"
+        );
+    }
+
+    #[test]
+    fn causes_that_add_something_are_kept() {
+        let error = anyhow::anyhow!("disk full").context("cannot write m.eml");
+        assert_eq!(error_message(&error), "cannot write m.eml: disk full");
+    }
 }

@@ -7,7 +7,7 @@ use super::runtime::CampaignRuntime;
 use super::{DispatchError, Dispatcher, SendResult};
 use crate::domain::{CampaignStatus, EmailAddress};
 use crate::render::RenderedMessage;
-use crate::store::{Claim, ClaimedDelivery, DeliveryOutcome};
+use crate::store::{Claim, ClaimedDelivery, DeliveryOutcome, RefusedMailbox};
 
 /// How a render failure starts in the ledger's `last_error`.
 const RENDER_FAILURE: &str = "render: ";
@@ -23,6 +23,9 @@ pub enum BatchEnd {
     OthersInFlight,
     /// The campaign was paused or cancelled, or is not running.
     Stopped(CampaignStatus),
+    /// This process is stopping: what it held is sent and recorded or handed back, and
+    /// the campaign goes on in whichever worker takes the job next.
+    ShuttingDown,
 }
 
 /// The `DeliverBatch` job: claim, render, send and record until nothing is left.
@@ -30,7 +33,9 @@ pub enum BatchEnd {
 /// While a batch is being sent, the outcomes of the one before are recorded and then
 /// the next batch is claimed and rendered, so the SMTP sessions do not wait for the
 /// database. A job holds at most two batches that are claimed but not recorded: the
-/// next one is claimed only once the previous one is recorded.
+/// next one is claimed only once the previous one is recorded. When the process is
+/// stopping, the batch being sent is finished and recorded, the one claimed ahead is
+/// handed back, and nothing more is claimed.
 pub async fn deliver_campaign(
     dispatcher: &Arc<Dispatcher>,
     campaign_id: i64,
@@ -41,7 +46,16 @@ pub async fn deliver_campaign(
     let mut unrecorded = Vec::new();
     loop {
         let batch = match next {
+            Next::Batch(claimed_ahead) if dispatcher.is_stopping() => {
+                release(dispatcher, &claimed_ahead).await;
+                record(dispatcher, &unrecorded).await?;
+                return Ok(BatchEnd::ShuttingDown);
+            }
             Next::Batch(batch) => batch,
+            Next::ShuttingDown => {
+                record(dispatcher, &unrecorded).await?;
+                return Ok(BatchEnd::ShuttingDown);
+            }
             Next::Empty => {
                 record(dispatcher, &unrecorded).await?;
                 return finish(dispatcher, campaign_id).await;
@@ -67,12 +81,12 @@ pub async fn deliver_campaign(
                 return Err(error);
             }
         };
-        if too_many_render_failures(dispatcher, &runtime, &outcomes) {
+        if let Some(reason) = pause_reason(dispatcher, &runtime, &outcomes) {
             if let Next::Batch(unsent) = &next {
                 release(dispatcher, unsent).await;
             }
             record(dispatcher, &outcomes).await?;
-            return pause_for_render_failures(dispatcher, campaign_id).await;
+            return pause(dispatcher, campaign_id, &reason).await;
         }
         unrecorded = outcomes;
     }
@@ -116,6 +130,8 @@ enum Next {
     Empty,
     /// The campaign is not running any more.
     Stopped(CampaignStatus),
+    /// This process is stopping: nothing was claimed.
+    ShuttingDown,
 }
 
 /// Claims the next batch and renders it, unless the campaign has stopped running.
@@ -124,6 +140,9 @@ async fn prepare_batch(
     runtime: &CampaignRuntime,
     memory: &mut JobMemory,
 ) -> Result<Next, DispatchError> {
+    if dispatcher.is_stopping() {
+        return Ok(Next::ShuttingDown);
+    }
     let store = &dispatcher.store;
     let status = store.campaign(runtime.id).await?.status()?;
     if status != CampaignStatus::Running {
@@ -172,23 +191,40 @@ async fn release_ids(dispatcher: &Dispatcher, ids: &[i64]) {
     }
 }
 
-async fn pause_for_render_failures(
+/// Pauses the campaign, saying why: its deliveries not yet sent stay as they are, so
+/// `resume` sends them.
+async fn pause(
     dispatcher: &Dispatcher,
     campaign_id: i64,
+    reason: &str,
 ) -> Result<BatchEnd, DispatchError> {
     dispatcher
         .store
-        .transition_campaign(
-            campaign_id,
-            &[CampaignStatus::Running],
-            CampaignStatus::Paused,
-        )
+        .pause_campaign_because(campaign_id, reason)
         .await?;
-    tracing::error!(
-        campaign_id,
-        "too many messages fail to render: campaign paused"
-    );
+    tracing::error!(campaign_id, reason, "campaign paused");
     Ok(BatchEnd::Stopped(CampaignStatus::Paused))
+}
+
+/// Why the campaign must pause after these outcomes, if it must: a relay refused the
+/// sender or the message (every recipient would be refused alike), or too many
+/// messages fail to render.
+fn pause_reason(
+    dispatcher: &Dispatcher,
+    runtime: &CampaignRuntime,
+    outcomes: &[DeliveryOutcome],
+) -> Option<String> {
+    let refused = outcomes.iter().find_map(|o| match o {
+        DeliveryOutcome::Released { reason, .. } => Some(reason),
+        _ => None,
+    });
+    if let Some(reply) = refused {
+        return Some(format!(
+            "the SMTP server refused the sender or the message, not a recipient: {reply}"
+        ));
+    }
+    too_many_render_failures(dispatcher, runtime, outcomes)
+        .then(|| "too many messages fail to render".to_string())
 }
 
 fn too_many_render_failures(
@@ -412,13 +448,23 @@ async fn send(
             bad_mailbox,
         } => {
             if bad_mailbox {
-                suppress_bad_mailbox(dispatcher, &message.to, &reason).await;
+                let cause = RefusedMailbox {
+                    campaign_id: runtime.id,
+                    delivery_id,
+                    reply: &reason,
+                };
+                suppress_bad_mailbox(dispatcher, &message.to, cause).await;
             }
             DeliveryOutcome::Failed {
                 delivery_id,
                 reason,
             }
         }
+        // Not this recipient's doing: handed back, and the campaign pauses.
+        SendResult::Refused(reason) => DeliveryOutcome::Released {
+            delivery_id,
+            reason,
+        },
         SendResult::Unknown(reason) => DeliveryOutcome::Unknown {
             delivery_id,
             reason,
@@ -451,13 +497,13 @@ fn deferred(
     }
 }
 
-async fn suppress_bad_mailbox(dispatcher: &Dispatcher, to: &str, reason: &str) {
+async fn suppress_bad_mailbox(dispatcher: &Dispatcher, to: &str, cause: RefusedMailbox<'_>) {
     let Ok(address) = EmailAddress::parse(to) else {
         return;
     };
     if let Err(error) = dispatcher
         .store
-        .suppress(&address, &format!("bounce: {reason}"))
+        .suppress_refused_mailbox(&address, cause)
         .await
     {
         tracing::error!(%error, "cannot add a bounced address to the suppression list");

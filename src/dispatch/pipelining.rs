@@ -10,8 +10,27 @@ use lettre::address::Envelope;
 use lettre::transport::smtp::Error;
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::extension::{
+    ClientId, Extension, MailBodyParameter, MailParameter, ServerInfo,
+};
 use lettre::transport::smtp::response::Response;
+
+use super::refusal::Stage;
+
+/// Why a message was not accepted.
+#[derive(Debug)]
+pub enum Failure {
+    /// The reply to this stage's command was a refusal, or the connection failed there.
+    At(Stage, Error),
+    /// The server cannot take this message at all; nothing was sent.
+    Unsupported(&'static str),
+}
+
+impl Failure {
+    fn at(stage: Stage) -> impl Fn(Error) -> Failure {
+        move |error| Failure::At(stage, error)
+    }
+}
 
 /// Whether the server lists PIPELINING in its EHLO reply. EHLO may be repeated at any
 /// point outside a mail transaction (RFC 5321 4.1.4); call it before AUTH.
@@ -30,22 +49,32 @@ fn lists_pipelining(reply: &Response) -> bool {
         .any(|line| line.split_whitespace().next() == Some("PIPELINING"))
 }
 
-/// Sends one message. Without pipelining this is lettre's own `send`. With it, a
-/// failure leaves the session out of step (replies may still be on their way, the
-/// server may be waiting for a body), so the caller must drop the session, not reuse
-/// it or send QUIT on it.
+/// Sends one message, reporting which command a refusal answered (lettre's own `send`
+/// does not say). With pipelining, a failure leaves the session out of step (replies
+/// may still be on their way, the server may be waiting for a body), so the caller
+/// must drop the session, not reuse it or send QUIT on it.
 pub async fn send(
     connection: &mut AsyncSmtpConnection,
     pipelining: bool,
     envelope: &Envelope,
     raw: &[u8],
-) -> Result<Response, Error> {
-    // lettre adds SMTPUTF8 and 8BITMIME parameters when they are needed; rendered
-    // messages and addresses are ASCII, so only the rare other case takes its path.
-    let text = match std::str::from_utf8(raw) {
-        Ok(text) if pipelining && text.is_ascii() && is_ascii(envelope) => text,
-        _ => return connection.send(envelope, raw).await,
-    };
+) -> Result<Response, Failure> {
+    // SMTPUTF8 and 8BITMIME parameters are needed only for the rare message that is
+    // not ASCII; those go one command at a time.
+    match std::str::from_utf8(raw) {
+        Ok(text) if pipelining && text.is_ascii() && is_ascii(envelope) => {
+            send_pipelined(connection, envelope, text).await
+        }
+        _ => send_in_turn(connection, envelope, raw).await,
+    }
+}
+
+/// MAIL, RCPT and DATA in one write, their replies read together, then the message.
+async fn send_pipelined(
+    connection: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    text: &str,
+) -> Result<Response, Failure> {
     let commands = Transaction {
         mail: Mail::new(envelope.from().cloned(), Vec::new()),
         rcpts: envelope
@@ -57,22 +86,79 @@ pub async fn send(
     // The first reply is MAIL's; one per recipient and DATA's follow. All are read,
     // and the first refusal is the outcome.
     let mut refused = match connection.command(commands).await {
-        Err(error) if is_lost(&error) => return Err(error),
-        result => result.err(),
+        Err(error) if is_lost(&error) => return Err(Failure::At(Stage::Mail, error)),
+        result => result.err().map(Failure::at(Stage::Mail)),
     };
-    for _ in 0..=envelope.to().len() {
+    let later = std::iter::repeat_n(Stage::Rcpt, envelope.to().len()).chain([Stage::Data]);
+    for stage in later {
         if let Err(error) = connection.read_response().await {
             let lost = is_lost(&error);
-            refused.get_or_insert(error);
+            refused.get_or_insert(Failure::At(stage, error));
             if lost {
                 break;
             }
         }
     }
     match refused {
-        Some(error) => Err(error),
-        None => connection.command(Payload(text)).await,
+        Some(failure) => Err(failure),
+        None => connection
+            .command(Payload(text))
+            .await
+            .map_err(Failure::at(Stage::Message)),
     }
+}
+
+/// One command at a time, as lettre's `send` does, but knowing which one failed.
+async fn send_in_turn(
+    connection: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    raw: &[u8],
+) -> Result<Response, Failure> {
+    let options = mail_options(connection.server_info(), envelope, raw)?;
+    connection
+        .command(Mail::new(envelope.from().cloned(), options))
+        .await
+        .map_err(Failure::at(Stage::Mail))?;
+    for to in envelope.to() {
+        connection
+            .command(Rcpt::new(to.clone(), Vec::new()))
+            .await
+            .map_err(Failure::at(Stage::Rcpt))?;
+    }
+    connection
+        .command(Data)
+        .await
+        .map_err(Failure::at(Stage::Data))?;
+    connection
+        .message(raw)
+        .await
+        .map_err(Failure::at(Stage::Message))
+}
+
+/// MAIL FROM's parameters for what is not ASCII (RFC 6531, RFC 6152).
+fn mail_options(
+    server: &ServerInfo,
+    envelope: &Envelope,
+    raw: &[u8],
+) -> Result<Vec<MailParameter>, Failure> {
+    let mut options = Vec::new();
+    if !is_ascii(envelope) {
+        if !server.supports_feature(Extension::SmtpUtfEight) {
+            return Err(Failure::Unsupported(
+                "an address is not ASCII and the SMTP server does not offer SMTPUTF8",
+            ));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !raw.is_ascii() {
+        if !server.supports_feature(Extension::EightBitMime) {
+            return Err(Failure::Unsupported(
+                "the message is not ASCII and the SMTP server does not offer 8BITMIME",
+            ));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    Ok(options)
 }
 
 fn is_ascii(envelope: &Envelope) -> bool {

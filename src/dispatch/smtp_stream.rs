@@ -29,12 +29,23 @@ pub async fn connect_tcp(host: &str, port: u16) -> io::Result<Coalescing<TcpStre
 /// Bytes held before a write goes out even though no reply is awaited yet.
 const HOLD_AT_MOST: usize = 64 * 1024;
 
+/// Bytes a server may send between two of our writes. lettre reads a reply line until
+/// its end before it checks the line's length, so a server sending one endless line
+/// would be buffered whole (~900 MB were seen). Replies are short (RFC 5321: 512
+/// octets a line; a pipelined transaction awaits three replies) and a TLS handshake's
+/// server flight is a few KB; this counts what arrives on the socket, so it bounds
+/// TLS sessions too.
+pub const REPLY_BYTES_LIMIT: usize = 256 * 1024;
+
 /// A stream whose writes and flushes are held until the next read (or shutdown), then
-/// sent as one: an SMTP client always reads a reply after what it sent.
+/// sent as one: an SMTP client always reads a reply after what it sent. Reads fail
+/// once the server sent more than [`REPLY_BYTES_LIMIT`] since our last write.
 #[derive(Debug)]
 pub struct Coalescing<S> {
     inner: S,
     held: Vec<u8>,
+    /// Bytes read since our last write.
+    unanswered: usize,
 }
 
 impl<S: AsyncWrite + Unpin> Coalescing<S> {
@@ -42,6 +53,7 @@ impl<S: AsyncWrite + Unpin> Coalescing<S> {
         Coalescing {
             inner,
             held: Vec::new(),
+            unanswered: 0,
         }
     }
 
@@ -70,7 +82,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Coalescing<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         ready!(self.poll_send_held(cx))?;
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        self.unanswered += buf.filled().len() - before;
+        if self.unanswered > REPLY_BYTES_LIMIT {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the SMTP server sent more than {} KiB without waiting for a command \
+                     (an endless reply line?)",
+                    REPLY_BYTES_LIMIT / 1024
+                ),
+            )));
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -82,6 +107,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalescing<S> {
     ) -> Poll<io::Result<usize>> {
         if self.held.len() >= HOLD_AT_MOST {
             ready!(self.poll_send_held(cx))?;
+        }
+        if !buf.is_empty() {
+            self.unanswered = 0;
         }
         self.held.extend_from_slice(buf);
         Poll::Ready(Ok(buf.len()))
@@ -200,6 +228,32 @@ mod tests {
         assert_eq!(&reply, b"250 ok\r\n");
         let n = server.read(&mut received).await.unwrap();
         assert_eq!(&received[..n], b"body\r\n.\r\n", "one piece");
+    }
+
+    #[tokio::test]
+    async fn a_reply_longer_than_the_limit_is_an_error_and_a_write_resets_the_count() {
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        let mut client = Coalescing::new(client);
+        let serve = tokio::spawn(async move {
+            let chunk = vec![b'x'; 8 * 1024];
+            while server.write_all(&chunk).await.is_ok() {}
+        });
+        let mut read = 0;
+        let mut buffer = vec![0u8; 8 * 1024];
+        let error = loop {
+            match client.read(&mut buffer).await {
+                Ok(n) => read += n,
+                Err(error) => break error,
+            }
+        };
+        assert!(read <= REPLY_BYTES_LIMIT, "{read} bytes read");
+        assert!(error.to_string().contains("endless reply"), "{error}");
+        client.write_all(b"QUIT\r\n").await.unwrap();
+        client
+            .read(&mut buffer)
+            .await
+            .expect("a fresh allowance after a write");
+        serve.abort();
     }
 
     #[tokio::test]

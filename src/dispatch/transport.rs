@@ -19,7 +19,8 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 use tokio::sync::Semaphore;
 
-use super::pipelining;
+use super::pipelining::{self, Failure};
+use super::refusal::{self, About, Stage};
 use super::smtp_stream::{ImplicitTls, connect_tcp};
 use super::throttle::{Throttle, ThrottleSettings};
 use crate::config::{SmtpTls, SmtpUrl, TransportConfig};
@@ -39,8 +40,12 @@ pub enum SendResult {
     Accepted,
     /// A 4xx reply or a failure to connect: nothing was handed over, try later.
     Deferred(String),
-    /// A 5xx reply. `bad_mailbox` for 5.1.x (the address does not exist).
+    /// A 5xx reply about this recipient. `bad_mailbox` when it refused the mailbox in
+    /// reply to RCPT TO (`refusal` has the rule).
     Rejected { reason: String, bad_mailbox: bool },
+    /// A 5xx reply about the sender or the message (MAIL FROM refused, 5.1.8, 5.7.x,
+    /// content refused after DATA): every recipient would be refused alike.
+    Refused(String),
     /// The message may or may not have been taken: never re-send on our own.
     Unknown(String),
 }
@@ -223,7 +228,7 @@ impl Transport {
             }
             // The session is dropped: lettre has aborted it, or pipelined replies are
             // still owed.
-            Ok(Err(error)) => classify(&error),
+            Ok(Err(failure)) => classify(&failure),
             // Dropping the session closes it: it is out of step with the server.
             Err(_) => SendResult::Unknown(format!(
                 "no answer from the SMTP server within {}s",
@@ -344,7 +349,7 @@ impl Relay {
 /// message as before; anything else means the relay is unreachable for now.
 fn setup_failure(error: &lettre::transport::smtp::Error) -> SendResult {
     if error.is_permanent() {
-        return classify(error);
+        return classify_at(Stage::Session, error);
     }
     let text = error.to_string();
     if text.starts_with(CONNECTION_ERROR) {
@@ -385,25 +390,41 @@ fn accepted(response: &Response) -> SendResult {
     }
 }
 
-/// Maps a lettre error onto the ledger's outcomes, by enhanced status code first.
-fn classify(error: &lettre::transport::smtp::Error) -> SendResult {
+/// Maps a failed send onto the ledger's outcomes.
+fn classify(failure: &Failure) -> SendResult {
+    match failure {
+        Failure::At(stage, error) => classify_at(*stage, error),
+        Failure::Unsupported(reason) => SendResult::Rejected {
+            reason: reason.to_string(),
+            bad_mailbox: false,
+        },
+    }
+}
+
+/// A 5xx is about the mailbox, the recipient or the sender by the command it answered
+/// and its enhanced status code (`refusal`); a 4xx defers. A lost connection or an
+/// unreadable reply defers while the message body was not yet sent, and is unknown
+/// after it.
+fn classify_at(stage: Stage, error: &lettre::transport::smtp::Error) -> SendResult {
     let text = error.to_string();
     if error.is_permanent() {
-        let bad_mailbox = enhanced_code(&text).is_some_and(|code| code.starts_with("5.1."));
-        return SendResult::Rejected {
-            reason: text,
-            bad_mailbox,
+        let reason = format!("{text} (reply to {})", stage.command());
+        return match refusal::about(stage, enhanced_code(&text).as_deref()) {
+            About::Mailbox => SendResult::Rejected {
+                reason,
+                bad_mailbox: true,
+            },
+            About::Recipient => SendResult::Rejected {
+                reason,
+                bad_mailbox: false,
+            },
+            About::Sender => SendResult::Refused(reason),
         };
     }
-    if error.is_transient() || is_connect_failure(error) {
+    if error.is_transient() || !stage.handed_over() {
         return SendResult::Deferred(text);
     }
     SendResult::Unknown(text)
-}
-
-/// A failure before any session existed: nothing can have been delivered.
-fn is_connect_failure(error: &lettre::transport::smtp::Error) -> bool {
-    error.to_string().starts_with(CONNECTION_ERROR)
 }
 
 /// The first RFC 3463 enhanced status code (`5.1.1`) in a reply text.
@@ -429,13 +450,39 @@ async fn write_file(dir: &std::path::Path, stem: &str, raw: &[u8]) -> SendResult
     };
     match written.await {
         Ok(()) => SendResult::Accepted,
-        Err(e) => SendResult::Deferred(format!("cannot write {}: {e}", path.display())),
+        Err(e) => {
+            // A full disk (ENOSPC) leaves a partial temporary file: remove it, so that
+            // failed writes do not fill the outbox with debris.
+            let _ = tokio::fs::remove_file(&temp).await;
+            SendResult::Deferred(format!("cannot write {}: {e}", path.display()))
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A disk that is full: the temporary file is a link to /dev/full, where every
+    /// write fails with ENOSPC (no tmpfs to fill, no root needed).
+    #[tokio::test]
+    async fn a_failed_outbox_write_leaves_no_temporary_file() {
+        let full = std::path::Path::new("/dev/full");
+        if !full.exists() {
+            eprintln!("/dev/full is missing: test skipped");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let temp = dir.path().join(".m1.eml.tmp");
+        std::os::unix::fs::symlink(full, &temp).unwrap();
+        let result = write_file(dir.path(), "m1", b"Subject: hi\r\n\r\nbody\r\n").await;
+        assert!(
+            matches!(&result, SendResult::Deferred(reason) if reason.contains("No space left")),
+            "{result:?}"
+        );
+        assert!(!temp.exists() && temp.symlink_metadata().is_err(), "temporary file left behind");
+        assert!(!dir.path().join("m1.eml").exists());
+    }
 
     #[test]
     fn finds_enhanced_status_codes_in_reply_text() {

@@ -67,6 +67,12 @@ pub enum DeliveryOutcome {
         delivery_id: i64,
         reason: String,
     },
+    /// Handed back unsent, as it was before the claim (no attempt counted): the reply
+    /// was about the sender or the message, not this recipient, and the campaign pauses.
+    Released {
+        delivery_id: i64,
+        reason: String,
+    },
 }
 
 impl DeliveryOutcome {
@@ -81,6 +87,7 @@ impl DeliveryOutcome {
             DeliveryOutcome::Failed { .. } => DeliveryStatus::Failed,
             DeliveryOutcome::Suppressed { .. } => DeliveryStatus::Suppressed,
             DeliveryOutcome::Unknown { .. } => DeliveryStatus::Unknown,
+            DeliveryOutcome::Released { .. } => DeliveryStatus::Pending,
         }
     }
 }
@@ -283,12 +290,18 @@ impl Store {
             .collect())
     }
 
-    /// Records outcomes of deliveries this worker holds, in one statement.
+    /// Records outcomes of deliveries this worker holds, in one statement (released
+    /// deliveries in a second one).
     pub async fn record_outcomes(
         &self,
         worker: &str,
         outcomes: &[DeliveryOutcome],
     ) -> Result<(), StoreError> {
+        let (released, outcomes): (Vec<&DeliveryOutcome>, Vec<&DeliveryOutcome>) = outcomes
+            .iter()
+            .partition(|o| matches!(o, DeliveryOutcome::Released { .. }));
+        let released: Vec<i64> = released.iter().map(|o| o.delivery_id()).collect();
+        self.release_claims(worker, &released).await?;
         if outcomes.is_empty() {
             return Ok(());
         }
@@ -305,7 +318,7 @@ impl Store {
                     .await?;
             }
             Db::Postgres(pool) => {
-                let ids: Vec<i64> = outcomes.iter().map(DeliveryOutcome::delivery_id).collect();
+                let ids: Vec<i64> = outcomes.iter().map(|o| o.delivery_id()).collect();
                 sqlx::query(RECORD_OUTCOMES_POSTGRES)
                     .bind(&json)
                     .bind(worker)
@@ -340,6 +353,22 @@ impl Store {
             .await
             .map(|r| r.rows_affected()))?;
         Ok(released)
+    }
+
+    /// Extends every lease `worker` holds to `lease_seconds` from now, in one statement:
+    /// a live worker's deliveries never expire, however long a slow relay takes.
+    /// Returns how many were extended.
+    pub async fn renew_leases(&self, worker: &str, lease_seconds: i64) -> Result<u64, StoreError> {
+        let sql = "UPDATE deliveries SET lease_until = $2 + $3
+                   WHERE status = 'sending' AND worker = $1";
+        let renewed = on_pool!(self, pool => sqlx::query(sql)
+            .bind(worker)
+            .bind(crate::time::now())
+            .bind(lease_seconds)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(renewed)
     }
 
     /// Deliveries whose lease ran out while `sending` may or may not have reached the
@@ -444,6 +473,10 @@ fn outcome_columns(outcome: &DeliveryOutcome) -> (i64, Option<&str>, Option<&str
             reason,
         }
         | DeliveryOutcome::Unknown {
+            delivery_id,
+            reason,
+        }
+        | DeliveryOutcome::Released {
             delivery_id,
             reason,
         } => (*delivery_id, None, Some(reason), None),

@@ -20,12 +20,25 @@ pub enum AfterDot {
     Drop,
     /// Never reply; keep the connection open.
     Hang,
+    /// 250 after this long: a slow relay.
+    Delay(std::time::Duration),
 }
 
 /// Decides, per message (with its number among all messages so far), what to do.
 pub type DotPolicy = Arc<dyn Fn(&Received, usize) -> AfterDot + Send + Sync>;
 /// Decides the reply to RCPT TO (None: 250), given how often that address was seen.
 pub type RcptPolicy = Arc<dyn Fn(&str, usize) -> Option<Response> + Send + Sync>;
+/// Decides the reply to MAIL FROM, given the sender (None: 250).
+pub type MailPolicy = Arc<dyn Fn(&str) -> Option<MailReply> + Send + Sync>;
+
+/// A reply to MAIL FROM other than 250.
+#[derive(Debug, Clone, Copy)]
+pub enum MailReply {
+    /// `code text`, as a relay refusing the sender answers.
+    Refuse(u16, &'static str),
+    /// `250 ` and then bytes without a line end, until the client hangs up.
+    Endless,
+}
 
 #[derive(Default)]
 struct Log {
@@ -35,6 +48,8 @@ struct Log {
     rcpt_seen: Vec<String>,
     /// Transactions whose MAIL FROM arrived together with the commands after it.
     pipelined: usize,
+    /// Bytes of endless replies written before their clients hung up, one per session.
+    endless_written: Vec<usize>,
 }
 
 pub struct ScriptedServer {
@@ -45,8 +60,17 @@ pub struct ScriptedServer {
 
 impl ScriptedServer {
     pub async fn start(rcpt: RcptPolicy, dot: DotPolicy) -> ScriptedServer {
+        ScriptedServer::start_with_mail(accept_mail(), rcpt, dot).await
+    }
+
+    /// Also answers MAIL FROM as `mail` says.
+    pub async fn start_with_mail(
+        mail: MailPolicy,
+        rcpt: RcptPolicy,
+        dot: DotPolicy,
+    ) -> ScriptedServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        ScriptedServer::serve(listener, rcpt, dot)
+        ScriptedServer::serve(listener, mail, rcpt, dot)
     }
 
     /// Serves on an address chosen earlier (to simulate a server coming back).
@@ -54,10 +78,15 @@ impl ScriptedServer {
         let listener = TcpListener::bind(addr)
             .await
             .expect("bind the same address");
-        ScriptedServer::serve(listener, rcpt, dot)
+        ScriptedServer::serve(listener, accept_mail(), rcpt, dot)
     }
 
-    fn serve(listener: TcpListener, rcpt: RcptPolicy, dot: DotPolicy) -> ScriptedServer {
+    fn serve(
+        listener: TcpListener,
+        mail: MailPolicy,
+        rcpt: RcptPolicy,
+        dot: DotPolicy,
+    ) -> ScriptedServer {
         let addr = listener.local_addr().expect("local addr");
         let log = Arc::new(Mutex::new(Log::default()));
         let shared = log.clone();
@@ -66,6 +95,7 @@ impl ScriptedServer {
                 shared.lock().unwrap().sessions += 1;
                 let connection = Connection {
                     log: shared.clone(),
+                    mail: mail.clone(),
                     rcpt: rcpt.clone(),
                     dot: dot.clone(),
                 };
@@ -93,6 +123,12 @@ impl ScriptedServer {
         self.log.lock().unwrap().pipelined
     }
 
+    /// Bytes of endless replies each client read (or the kernel buffered) before it
+    /// hung up; one entry per session that got one and hung up.
+    pub fn endless_written(&self) -> Vec<usize> {
+        self.log.lock().unwrap().endless_written.clone()
+    }
+
     /// Recipients of accepted-or-ambiguous messages, one entry per message.
     pub fn recipients(&self) -> Vec<String> {
         self.received().iter().flat_map(|m| m.to.clone()).collect()
@@ -106,6 +142,7 @@ impl ScriptedServer {
 #[derive(Clone)]
 struct Connection {
     log: Arc<Mutex<Log>>,
+    mail: MailPolicy,
     rcpt: RcptPolicy,
     dot: DotPolicy,
 }
@@ -119,6 +156,13 @@ struct SessionHandler {
 }
 
 impl Handler for SessionHandler {
+    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, from: &str) -> Response {
+        match (self.conn.mail)(from) {
+            Some(MailReply::Refuse(code, text)) => Response::custom(code, text.into()),
+            _ => response::OK,
+        }
+    }
+
     fn rcpt(&mut self, to: &str) -> Response {
         let mut log = self.conn.log.lock().unwrap();
         let seen = log.rcpt_seen.iter().filter(|a| a.as_str() == to).count();
@@ -156,6 +200,7 @@ impl Handler for SessionHandler {
 impl Connection {
     async fn run(self, socket: tokio::net::TcpStream, peer: SocketAddr) {
         let log = self.log.clone();
+        let mail = self.mail.clone();
         let verdict = Arc::new(Mutex::new(None));
         let handler = SessionHandler {
             conn: self,
@@ -181,6 +226,16 @@ impl Connection {
             if starts_with(&line, "MAIL FROM:") && !reader.buffer().is_empty() {
                 log.lock().unwrap().pipelined += 1;
             }
+            if starts_with(&line, "MAIL FROM:")
+                && matches!(
+                    mail(&String::from_utf8_lossy(&line)),
+                    Some(MailReply::Endless)
+                )
+            {
+                let written = write_endless(&mut write).await;
+                log.lock().unwrap().endless_written.push(written);
+                return;
+            }
             let reply = session.process(&line);
             let after_dot = verdict.lock().unwrap().take();
             match after_dot {
@@ -188,6 +243,7 @@ impl Connection {
                 Some(AfterDot::Hang) => {
                     std::future::pending::<()>().await;
                 }
+                Some(AfterDot::Delay(delay)) => tokio::time::sleep(delay).await,
                 _ => {}
             }
             if reply.action == mailin::Action::NoReply {
@@ -212,6 +268,20 @@ async fn write_response(
     write.write_all(&bytes).await
 }
 
+/// `250 ` and then `x` without end; returns how many bytes went out before the client
+/// hung up.
+async fn write_endless(write: &mut tokio::net::tcp::OwnedWriteHalf) -> usize {
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut written = 0;
+    if write.write_all(b"250 ").await.is_err() {
+        return written;
+    }
+    while write.write_all(&chunk).await.is_ok() {
+        written += chunk.len();
+    }
+    written
+}
+
 fn starts_with(line: &[u8], command: &str) -> bool {
     line.len() >= command.len() && line[..command.len()].eq_ignore_ascii_case(command.as_bytes())
 }
@@ -230,6 +300,15 @@ fn offer_pipelining(reply: &[u8]) -> Vec<u8> {
     }
 }
 
+pub fn accept_mail() -> MailPolicy {
+    Arc::new(|_| None)
+}
+
+/// Every MAIL FROM gets `reply`.
+pub fn answer_mail(reply: MailReply) -> MailPolicy {
+    Arc::new(move |_| Some(reply))
+}
+
 pub fn accept_all() -> RcptPolicy {
     Arc::new(|_, _| None)
 }
@@ -241,4 +320,9 @@ pub fn refuse(address: &'static str, code: u16, text: &'static str) -> RcptPolic
 
 pub fn always_accept_dot() -> DotPolicy {
     Arc::new(|_, _| AfterDot::Accept)
+}
+
+/// Accepts every message `delay` after its final dot.
+pub fn accept_after(delay: std::time::Duration) -> DotPolicy {
+    Arc::new(move |_, _| AfterDot::Delay(delay))
 }

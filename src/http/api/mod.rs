@@ -11,6 +11,7 @@ mod recipients;
 mod rows;
 mod segments;
 mod sends;
+mod suppressions;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -72,6 +73,9 @@ fn table() -> Vec<ApiRoute> {
         ApiRoute::new(M::GET, "/api/campaigns/{id}/stats", campaigns::stats),
         ApiRoute::new(M::POST, "/api/sends", sends::send),
         ApiRoute::new(M::GET, "/api/sends/{id}", sends::get),
+        ApiRoute::new(M::GET, "/api/suppressions", suppressions::list),
+        ApiRoute::new(M::GET, "/api/suppressions/{email}", suppressions::get),
+        ApiRoute::new(M::DELETE, "/api/suppressions/{email}", suppressions::remove),
     ]
 }
 
@@ -109,8 +113,7 @@ async fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(bearer_credentials)
         .ok_or_else(|| {
             HttpError::Unauthorized(
                 "no API key: send `Authorization: Bearer <key>` (create one with `mailcast api-key create NAME`)".into(),
@@ -126,6 +129,13 @@ async fn authenticate(
     Ok(next.run(request).await)
 }
 
+/// The credentials of `Bearer <key>`; the scheme name is case-insensitive (RFC 7235).
+fn bearer_credentials(header: &str) -> Option<&str> {
+    let (scheme, credentials) = header.trim_start().split_once(' ')?;
+    let credentials = credentials.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
+}
+
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
@@ -138,5 +148,20 @@ async fn no_such_route(method: Method, uri: axum::http::Uri) -> HttpError {
         ))
     } else {
         HttpError::BadLink
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_credentials;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer mc_1", "bearer mc_1", "BEARER  mc_1 ", "BeArEr mc_1"] {
+            assert_eq!(bearer_credentials(header), Some("mc_1"), "{header}");
+        }
+        assert_eq!(bearer_credentials("Basic mc_1"), None);
+        assert_eq!(bearer_credentials("Bearer "), None);
+        assert_eq!(bearer_credentials("Bearermc_1"), None);
     }
 }
