@@ -36,7 +36,7 @@ pub async fn run(store: &Store, args: &PreviewArgs) -> anyhow::Result<ExitCode> 
         .recipient_by_email(&email)
         .await?
         .with_context(|| format!("no recipient {email}"))?;
-    let keyring = KeyRing::from_env_or_dev().context("link signing keys")?;
+    let keyring = KeyRing::load(store).await.context("link signing keys")?;
     let runtime =
         CampaignRuntime::load(store, &args.public.base_url, &keyring, None, campaign.id).await?;
     let context = runtime

@@ -50,7 +50,7 @@ pub async fn run(store: &Store, args: &SendArgs) -> anyhow::Result<ExitCode> {
         !key.is_empty() && key.len() <= 255,
         "--idempotency-key must have 1 to 255 characters"
     );
-    let keyring = KeyRing::from_env_or_dev().context("link signing keys")?;
+    let keyring = KeyRing::load(store).await.context("link signing keys")?;
     let links = LinkSettings::new(args.public.base_url.clone(), keyring);
     let checked = check_send(store, &links, send).await?;
     let hash = request_hash(args);

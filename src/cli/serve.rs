@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::WorkerArgs;
-use crate::http::{HttpSettings, bind, generate_api_key, hash_api_key, serve as serve_http};
+use crate::http::{
+    HttpLimits, HttpSettings, bind, generate_api_key, hash_api_key, serve as serve_http,
+};
 use crate::links::KeyRing;
 use crate::store::Store;
 
@@ -19,9 +21,46 @@ pub struct HttpArgs {
     /// Take client addresses from X-Forwarded-For: only behind a proxy that sets it.
     #[arg(long, env = "MAILCAST_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
-    /// Largest API request body, in bytes.
-    #[arg(long, default_value_t = 1024 * 1024)]
+    /// Largest API request body, in bytes (batch imports go through the API).
+    #[arg(long, env = "MAILCAST_HTTP_BODY_LIMIT", default_value_t = HttpLimits::default().api_body_limit)]
     pub body_limit: usize,
+    /// Largest request body on the tracking, unsubscribe and operator routes, in bytes.
+    #[arg(long, env = "MAILCAST_HTTP_LINK_BODY_LIMIT", default_value_t = HttpLimits::default().link_body_limit)]
+    pub link_body_limit: usize,
+    /// Seconds a request's header may take to arrive, from its first byte.
+    #[arg(long, env = "MAILCAST_HTTP_HEADER_TIMEOUT", default_value_t = HttpLimits::default().header_timeout.as_secs_f64())]
+    pub header_timeout: f64,
+    /// Seconds a request's body may take to arrive, from the end of its header.
+    #[arg(long, env = "MAILCAST_HTTP_BODY_TIMEOUT", default_value_t = HttpLimits::default().body_timeout.as_secs_f64())]
+    pub body_timeout: f64,
+    /// Seconds a connection may wait for its next request, or stall a response, before
+    /// it is closed.
+    #[arg(long, env = "MAILCAST_HTTP_IDLE_TIMEOUT", default_value_t = HttpLimits::default().idle_timeout.as_secs_f64())]
+    pub idle_timeout: f64,
+    /// Connections open at once; more are answered 503 and closed.
+    #[arg(long, env = "MAILCAST_HTTP_MAX_CONNECTIONS", default_value_t = HttpLimits::default().max_connections)]
+    pub max_connections: usize,
+}
+
+impl HttpArgs {
+    pub fn limits(&self) -> anyhow::Result<HttpLimits> {
+        let seconds = |name: &str, value: f64| {
+            anyhow::ensure!(
+                value.is_finite() && value > 0.0 && value <= 86_400.0,
+                "--{name} must be above 0 and at most 86400 seconds, not {value}"
+            );
+            Ok(std::time::Duration::from_secs_f64(value))
+        };
+        anyhow::ensure!(self.max_connections > 0, "--max-connections must be at least 1");
+        Ok(HttpLimits {
+            header_timeout: seconds("header-timeout", self.header_timeout)?,
+            body_timeout: seconds("body-timeout", self.body_timeout)?,
+            idle_timeout: seconds("idle-timeout", self.idle_timeout)?,
+            max_connections: self.max_connections,
+            link_body_limit: self.link_body_limit,
+            api_body_limit: self.body_limit,
+        })
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -50,11 +89,10 @@ pub enum ApiKeyCommand {
     Revoke { name: String },
 }
 
-fn settings(base_url: &str, http: &HttpArgs) -> anyhow::Result<HttpSettings> {
-    let keyring = KeyRing::from_env_or_dev().context("link signing keys")?;
+fn settings(base_url: &str, http: &HttpArgs, keyring: KeyRing) -> anyhow::Result<HttpSettings> {
     let mut settings = HttpSettings::new(base_url.to_string(), keyring);
     settings.trust_forwarded_for = http.trust_forwarded_for;
-    settings.body_limit = http.body_limit;
+    settings.limits = http.limits()?;
     Ok(settings)
 }
 
@@ -76,7 +114,8 @@ async fn stop_signal() {
 }
 
 pub async fn serve(store: &Store, args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let settings = settings(&args.public.base_url, &args.http)?;
+    let keyring = KeyRing::load(store).await.context("link signing keys")?;
+    let settings = settings(&args.public.base_url, &args.http, keyring)?;
     let listener = bind(&args.http.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "HTTP server listening; Ctrl-C stops it");
     serve_http(listener, store.clone(), settings, stop_signal()).await?;
@@ -93,13 +132,15 @@ pub async fn run(store: &Store, args: &RunArgs) -> anyhow::Result<ExitCode> {
         settings.lease = std::time::Duration::from_secs(worker.lease_seconds.max(1));
     })
     .await?;
-    let settings = settings(&worker.transport.public.base_url, &args.http)?;
+    // The worker's ring: loaded once, so its warnings are said once.
+    let keyring = dispatcher.settings.keyring.clone();
+    let settings = settings(&worker.transport.public.base_url, &args.http, keyring)?;
     let listener = bind(&args.http.listen).await?;
     tracing::info!(
         worker = %dispatcher.settings.worker_name,
         transport = %dispatcher.transport.describe(),
         listen = %listener.local_addr()?,
-        "worker and HTTP server started; Ctrl-C stops both"
+        "worker and HTTP server started; Ctrl-C or SIGTERM stops both"
     );
     let worker = crate::dispatch::spawn_worker(dispatcher);
     let served = serve_http(listener, store.clone(), settings, stop_signal()).await;

@@ -20,6 +20,8 @@ pub struct TransportArgs {
     #[arg(
         long,
         env = "MAILCAST_SMTP_URL",
+        // Not shown in --help: the URL may carry the relay's password.
+        hide_env_values = true,
         value_delimiter = ',',
         conflicts_with = "outbox"
     )]
@@ -137,12 +139,7 @@ pub async fn dispatcher(
     let transport_impl = Transport::new(&config, transport.concurrency)
         .await?
         .with_throttle(transport.throttle()?);
-    let keyring = KeyRing::from_env_or_dev().context("link signing keys")?;
-    if keyring.is_development() {
-        tracing::warn!(
-            "MAILCAST_LINK_KEYS is unset: links are signed with the public development key"
-        );
-    }
+    let keyring = KeyRing::load(store).await.context("link signing keys")?;
     let mut settings = DispatchSettings::new(
         unique_worker_name(),
         transport.public.base_url.clone(),
@@ -163,7 +160,7 @@ pub async fn run(store: &Store, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(
         worker = %dispatcher.settings.worker_name,
         transport = %dispatcher.transport.describe(),
-        "worker started; Ctrl-C stops it"
+        "worker started; Ctrl-C or SIGTERM stops it"
     );
     crate::dispatch::run_worker(dispatcher, async {
         let _ = tokio::signal::ctrl_c().await;

@@ -37,6 +37,9 @@ pub enum HttpError {
     Conflict(String),
     #[error("request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// The request body stopped arriving (the body timeout).
+    #[error("{0}")]
+    TimedOut(String),
     #[error("{message}")]
     Invalid {
         message: String,
@@ -75,6 +78,7 @@ impl HttpError {
             HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             HttpError::Conflict(_) => StatusCode::CONFLICT,
             HttpError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             HttpError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Store(error) => store_status(error),

@@ -25,7 +25,9 @@
 //! ```
 
 mod api;
+mod connection;
 mod error;
+mod limits;
 mod metrics;
 mod observe;
 mod ops;
@@ -42,6 +44,7 @@ mod writer;
 
 pub use api::{OPENAPI, api_routes, generate_api_key, hash_api_key};
 pub use error::{FieldErrors, HttpError};
+pub use limits::{BodyTimedOut, HttpLimits};
 pub use server::{HttpServer, HttpSettings, ServeError, bind, serve};
 pub use statistics::campaign_statistics;
 pub use verdict::{HONEYPOT_LINK_ID, TimingRules, honeypot_token};

@@ -7,14 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use super::limits::{BodyRule, HttpLimits, with_body_rule};
 use super::metrics::Metrics;
 use super::state::AppState;
 use super::writer::{self, WriterSettings};
-use super::{api, observe, ops, tracking, unsubscribe, view};
+use super::{api, connection, observe, ops, tracking, unsubscribe, view};
 use crate::links::KeyRing;
 use crate::store::Store;
 
@@ -26,8 +26,8 @@ pub struct HttpSettings {
     pub keyring: KeyRing,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
-    /// Largest request body the API accepts, in bytes.
-    pub body_limit: usize,
+    /// Timeouts, the connection cap and body limits.
+    pub limits: HttpLimits,
     pub writer: WriterSettings,
 }
 
@@ -37,7 +37,7 @@ impl HttpSettings {
             base_url,
             keyring,
             trust_forwarded_for: false,
-            body_limit: 1024 * 1024,
+            limits: HttpLimits::default(),
             writer: WriterSettings::default(),
         }
     }
@@ -54,6 +54,13 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("cannot start the HTTP server: {0}")]
     Setup(String),
+    #[error(
+        "refusing to serve on {addr} with the public development link key in \
+         MAILCAST_LINK_KEYS: anyone could forge tracking and unsubscribe links; listen on a \
+         loopback address, or set keys of your own (or unset MAILCAST_LINK_KEYS to use a \
+         key generated for this database)"
+    )]
+    DevelopmentKey { addr: SocketAddr },
 }
 
 /// Binds `addr` (`127.0.0.1:8080`, `0.0.0.0:80`, port 0 for any free port).
@@ -73,8 +80,13 @@ pub async fn serve(
     settings: HttpSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let addr = listener.local_addr()?;
+    if settings.keyring.contains_development_key() && !addr.ip().is_loopback() {
+        return Err(ServeError::DevelopmentKey { addr });
+    }
     let metrics = Arc::new(Metrics::default());
     let (events, writer) = writer::spawn(store.clone(), settings.writer.clone(), metrics.clone());
+    let limits = settings.limits.clone();
     let app = match AppState::new(store, settings, events, metrics) {
         Ok(state) => router(state),
         Err(error) => {
@@ -82,27 +94,34 @@ pub async fn serve(
             return Err(ServeError::Setup(error.to_string()));
         }
     };
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    // `shutdown` is the hook for stopping (Ctrl-C, SIGTERM, a test's oneshot): once it
+    // completes no connection is accepted and each open one finishes its request.
+    connection::serve(listener, app, limits, shutdown).await;
     // Every connection is closed and every handler has returned: what they queued is
     // all there will be.
     writer.shutdown().await;
     tracing::info!("HTTP server stopped");
-    served.map_err(ServeError::Io)
+    Ok(())
 }
 
 pub(crate) fn router(state: AppState) -> Router {
-    let body_limit = state.settings.body_limit;
-    Router::new()
+    let limits = &state.settings.limits;
+    let links = Router::new()
         .merge(tracking::router())
         .merge(view::router())
         .merge(unsubscribe::router())
-        .merge(ops::router())
-        .merge(api::router(state.clone()).layer(DefaultBodyLimit::max(body_limit)))
+        .merge(ops::router());
+    let link_rule = BodyRule {
+        limit: limits.link_body_limit,
+        timeout: limits.body_timeout,
+    };
+    let api_rule = BodyRule {
+        limit: limits.api_body_limit,
+        timeout: limits.body_timeout,
+    };
+    Router::new()
+        .merge(with_body_rule(links, link_rule))
+        .merge(with_body_rule(api::router(state.clone()), api_rule))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::observe,

@@ -3,12 +3,15 @@
 
 use std::fmt;
 
+use crate::store::{Store, StoreError};
+
 /// The environment variable holding the key ring: `ID:HEXSECRET[,ID:HEXSECRET…]`,
 /// the signing key first, e.g. `MAILCAST_LINK_KEYS=2:9f…,1:3a…`.
 pub const KEYS_ENV: &str = "MAILCAST_LINK_KEYS";
 
-/// Used when [`KEYS_ENV`] is unset. It is public knowledge: anyone can forge links
-/// signed with it, so production must configure its own keys.
+/// The development key of tests and examples ([`KeyRing::development`]). It is public
+/// knowledge: anyone can forge links signed with it, so the HTTP server refuses it on
+/// any address but loopback.
 pub const INSECURE_DEVELOPMENT_KEY: &[u8] = b"mailcast-INSECURE-development-link-key-DO-NOT-USE";
 
 /// Id of [`INSECURE_DEVELOPMENT_KEY`]. Real keys should use other ids so that links
@@ -32,6 +35,34 @@ pub enum KeyRingError {
     TooShort { id: u8, len: usize },
     #[error("key id {0} is listed twice")]
     Duplicate(u8),
+}
+
+/// Id of the key generated for a database without configured keys.
+pub const GENERATED_KEY_ID: u8 = 1;
+
+/// Bytes of a generated secret.
+const GENERATED_SECRET_LEN: usize = 32;
+
+/// Why no key ring could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadKeysError {
+    #[error("{KEYS_ENV} is not a valid key ring")]
+    Configured(#[source] KeyRingError),
+    #[error("the link-signing keys stored in the database are not valid")]
+    Stored(#[source] KeyRingError),
+    #[error("cannot read or store the link-signing keys")]
+    Store(#[source] StoreError),
+}
+
+/// Said once per process, however many parts of it load the ring.
+fn warn_development_key_once() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "{KEYS_ENV} lists the public development key: anyone can forge tracking and \
+             unsubscribe links; mailcast serves it on loopback addresses only"
+        );
+    });
 }
 
 #[derive(Clone)]
@@ -85,19 +116,59 @@ impl KeyRing {
         Self::new(keys)
     }
 
-    /// Reads [`KEYS_ENV`]; when it is unset, falls back to the well-known development
-    /// key and says so loudly.
-    pub fn from_env_or_dev() -> Result<Self, KeyRingError> {
-        match std::env::var(KEYS_ENV) {
-            Ok(spec) if !spec.trim().is_empty() => Self::parse(&spec),
-            _ => {
-                tracing::warn!(
-                    "{KEYS_ENV} is not set: signing links with the INSECURE development key; \
-                     anyone can forge tracking and unsubscribe links"
-                );
-                Ok(Self::development())
+    /// The ring [`KEYS_ENV`] configures; when it is unset, the ring stored in the
+    /// database, generated on the first start (so a new install is secure with no
+    /// set-up, and every process sharing the database uses the same ring).
+    pub async fn load(store: &Store) -> Result<Self, LoadKeysError> {
+        let configured = std::env::var(KEYS_ENV).ok();
+        Self::configured_or_stored(configured.as_deref(), store).await
+    }
+
+    /// [`KeyRing::load`] with the configuration given instead of read.
+    pub async fn configured_or_stored(
+        spec: Option<&str>,
+        store: &Store,
+    ) -> Result<Self, LoadKeysError> {
+        match spec {
+            Some(spec) if !spec.trim().is_empty() => {
+                let ring = Self::parse(spec).map_err(LoadKeysError::Configured)?;
+                if ring.contains_development_key() {
+                    warn_development_key_once();
+                }
+                Ok(ring)
             }
+            _ => Self::stored(store).await,
         }
+    }
+
+    /// The ring stored in the database, generating and storing one key first when
+    /// there is none.
+    pub async fn stored(store: &Store) -> Result<Self, LoadKeysError> {
+        let mut stored = store.link_keys().await.map_err(LoadKeysError::Store)?;
+        if stored.is_empty() {
+            let secret: [u8; GENERATED_SECRET_LEN] = rand::random();
+            let added = store
+                .add_link_key_if_absent(i64::from(GENERATED_KEY_ID), &hex::encode(secret))
+                .await
+                .map_err(LoadKeysError::Store)?;
+            if added {
+                tracing::info!(
+                    "{KEYS_ENV} is not set: generated a link-signing key and stored it in the \
+                     database; every process using this database signs with it"
+                );
+            }
+            stored = store.link_keys().await.map_err(LoadKeysError::Store)?;
+        }
+        let keys = stored
+            .into_iter()
+            .map(|(id, secret)| {
+                let id = u8::try_from(id).map_err(|_| KeyRingError::BadId(id.to_string()))?;
+                let secret = hex::decode(secret).map_err(|_| KeyRingError::BadHex(id))?;
+                Ok((id, secret))
+            })
+            .collect::<Result<Vec<_>, KeyRingError>>()
+            .map_err(LoadKeysError::Stored)?;
+        Self::new(keys).map_err(LoadKeysError::Stored)
     }
 
     /// The well-known development ring: for tests and local runs only.
@@ -113,6 +184,14 @@ impl KeyRing {
     /// True when this ring signs with the development key.
     pub fn is_development(&self) -> bool {
         self.signing_id() == DEVELOPMENT_KEY_ID && self.keys[0].secret == INSECURE_DEVELOPMENT_KEY
+    }
+
+    /// True when any key of this ring is the public development key: links it
+    /// verifies can be forged by anyone.
+    pub fn contains_development_key(&self) -> bool {
+        self.keys
+            .iter()
+            .any(|k| k.secret == INSECURE_DEVELOPMENT_KEY)
     }
 
     pub fn signing_id(&self) -> u8 {

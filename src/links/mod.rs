@@ -5,7 +5,8 @@ mod keyring;
 mod token;
 
 pub use keyring::{
-    DEVELOPMENT_KEY_ID, INSECURE_DEVELOPMENT_KEY, KEYS_ENV, KeyRing, KeyRingError, MIN_SECRET_LEN,
+    DEVELOPMENT_KEY_ID, GENERATED_KEY_ID, INSECURE_DEVELOPMENT_KEY, KEYS_ENV, KeyRing,
+    KeyRingError, LoadKeysError, MIN_SECRET_LEN,
 };
 pub use token::{MAC_LEN, Token, TokenError, TokenKind};
 

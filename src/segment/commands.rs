@@ -4,8 +4,7 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 
-use super::error::SegmentError;
-use super::{Expr, compile, parse, stored_definitions};
+use super::{Expr, check_definition, compile_stored, parse};
 use crate::store::{SqlFilter, Store};
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -83,7 +82,7 @@ pub async fn run_to(
 /// Parses `text` and compiles it for the store.
 async fn prepare(store: &Store, text: &str, now: i64) -> anyhow::Result<(Expr, SqlFilter)> {
     let expr = expression(store, text).await?;
-    let filter = compile_expr(store, &expr, now, None).await?;
+    let filter = compile_stored(store, &expr, now).await?;
     Ok((expr, filter))
 }
 
@@ -97,26 +96,6 @@ async fn expression(store: &Store, text: &str) -> anyhow::Result<Expr> {
         }
         Err(e) => bail!("{}", e.render(text)),
     }
-}
-
-/// Compiles `expr` with references resolved from the store, `overlay` (name,
-/// expression) standing in for one stored segment.
-async fn compile_expr(
-    store: &Store,
-    expr: &Expr,
-    now: i64,
-    overlay: Option<(&str, &Expr)>,
-) -> Result<SqlFilter, SegmentError> {
-    let mut stored = stored_definitions(store, expr).await?;
-    if let Some((name, definition)) = overlay {
-        for (k, v) in stored_definitions(store, definition).await? {
-            stored.entry(k).or_insert(v);
-        }
-        stored.insert(name.to_string(), definition.to_string());
-    }
-    compile(expr, store.engine(), now, &|name: &str| {
-        stored.get(name).cloned()
-    })
 }
 
 async fn check(
@@ -149,9 +128,7 @@ async fn save(
         bail!("a segment name may not be empty or start or end with white space");
     }
     let expr = expression(store, text).await?;
-    // Checked as it will be stored, so a reference leading back to it is refused.
-    let reference = Expr::Segment(name.to_string());
-    compile_expr(store, &reference, now, Some((name, &expr)))
+    check_definition(store, name, &expr, now)
         .await
         .with_context(|| format!("cannot save segment \"{name}\""))?;
     let canonical = expr.to_string();

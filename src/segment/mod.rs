@@ -160,6 +160,24 @@ pub async fn compile_stored(
     compile(expr, store.engine(), now, &|name| stored.get(name).cloned())
 }
 
+/// Checks `definition` as the new expression of the stored segment `name`, before it
+/// is saved: it must compile, and the segments it refers to must exist and must not
+/// lead back to `name`. The one check of `mailcast segment save` and of
+/// `PUT /api/segments/{name}`; returns the filter `name` will have.
+pub async fn check_definition(
+    store: &Store,
+    name: &str,
+    definition: &Expr,
+    now: i64,
+) -> Result<SqlFilter, SegmentError> {
+    let mut stored = stored_definitions(store, definition).await?;
+    // Checked as it will be stored: `segment(name)` resolves to the new definition, so
+    // a reference leading back to it is a cycle.
+    stored.insert(name.to_string(), definition.to_string());
+    let reference = Expr::Segment(name.to_string());
+    compile(&reference, store.engine(), now, &|n| stored.get(n).cloned())
+}
+
 /// The expression text of every stored segment `expr` refers to, directly or through
 /// other segments. Names that are not stored are left out (compiling reports them).
 pub async fn stored_definitions(

@@ -114,6 +114,17 @@ async fn connect_sqlite(url: &str) -> Result<sqlx::SqlitePool, StoreError> {
 }
 
 fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    // SQLite opens "" as a temporary database that vanishes on exit: everything
+    // imported into it would be lost without a word.
+    if url.trim().is_empty() {
+        return Err(StoreError::Connect {
+            url: "\"\"".into(),
+            reason: "the database URL is empty (is DATABASE_URL set to nothing?): give a \
+                     SQLite file, sqlite://PATH or postgres://…, or unset DATABASE_URL to use \
+                     mailcast.db"
+                .into(),
+        });
+    }
     if url.starts_with("sqlite:") {
         return SqliteConnectOptions::from_str(url).map_err(|e| connect_error(url, e));
     }
@@ -134,13 +145,43 @@ fn connect_error(url: &str, error: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// The URL with any password replaced, for messages and logs.
+/// The URL with any password replaced, for messages and logs: the one place every
+/// error and log line that shows a database or SMTP URL goes through. Works on the
+/// text, so that a URL too broken to parse (the very one an error is about) is
+/// redacted as well; a password may hold `/` or `@`, so the user part ends at the
+/// last `@`.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let start = scheme_end + 3;
+    let rest = &url[start..];
+    let Some(at) = rest.rfind('@') else {
+        return url.to_string();
+    };
+    let Some(colon) = rest[..at].find(':') else {
+        return url.to_string();
+    };
+    format!("{}{}:***{}", &url[..start], &rest[..colon], &rest[at..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_redacted_even_from_urls_that_do_not_parse() {
+        let cases = [
+            ("postgres://bob:DbPass@127.0.0.1:1/x", "postgres://bob:***@127.0.0.1:1/x"),
+            ("postgres://bob:DbPass@[bad/x", "postgres://bob:***@[bad/x"),
+            ("smtp://alice:S3cret@exa mple.com", "smtp://alice:***@exa mple.com"),
+            ("smtp://alice:p/a@ss@host:25", "smtp://alice:***@host:25"),
+            ("smtp://alice@host", "smtp://alice@host"),
+            ("mailcast.db", "mailcast.db"),
+            ("sqlite://data/m.db", "sqlite://data/m.db"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown);
         }
-        _ => url.to_string(),
     }
 }

@@ -59,7 +59,18 @@ pub(crate) async fn put(
     if name.is_empty() || name.len() > 100 {
         return Err(HttpError::field("name", "must be 1 to 100 characters"));
     }
-    let filter = compile(&state, &body.expression).await?;
+    // The same check as `mailcast segment save`: references must exist and must not
+    // lead back to this segment.
+    let definition = crate::segment::parse(&body.expression)
+        .map_err(|e| HttpError::field("expression", e.to_string()))?;
+    let filter = crate::segment::check_definition(
+        &state.store,
+        &name,
+        &definition,
+        crate::time::now(),
+    )
+    .await
+    .map_err(|e| HttpError::field("expression", e.to_string()))?;
     let store = &state.store;
     store
         .upsert_segment(&name, &body.expression, &body.description)
