@@ -36,7 +36,9 @@ pub(crate) async fn serve(
     limits: HttpLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let capacity = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+    let capacity = limits
+        .max_connections
+        .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let permits = Arc::new(Semaphore::new(capacity));
     let (stop, stopping) = watch::channel(false);
     let limits = Arc::new(limits);
@@ -170,7 +172,9 @@ impl Clock {
     }
 
     fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
-        self.phase.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.phase
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn read(&self) {

@@ -77,7 +77,9 @@ async fn limit_body(State(rule): State<BodyRule>, request: Request, next: Next) 
     if announced.is_some_and(|length| length > rule.limit as u64) {
         return HttpError::TooLarge { limit: rule.limit }.into_response();
     }
-    if announced == Some(0) || (announced.is_none() && !request.headers().contains_key("transfer-encoding")) {
+    if announced == Some(0)
+        || (announced.is_none() && !request.headers().contains_key("transfer-encoding"))
+    {
         return next.run(request).await;
     }
     let request = request.map(|body| Body::new(Timed::new(body, rule.timeout)));
