@@ -735,3 +735,127 @@ fn a_sample_check_reports_every_failing_recipient() {
     assert_eq!(ids(renderer.sample_errors(&samples)), [2]);
     assert_eq!(ids(renderer_with_name.sample_errors(&samples)), [2, 3]);
 }
+
+mod limits {
+    use std::time::Duration;
+
+    use mailcast::render::{CampaignRenderer, Limit, RecipientContext, RenderError, RenderLimits};
+
+    use super::{context, inline_template, recipient, spec};
+
+    fn someone() -> RecipientContext {
+        context(recipient(1, Some("Ann"), serde_json::json!({})), &[])
+    }
+
+    fn limited(html: &str, limits: RenderLimits) -> CampaignRenderer {
+        let template = inline_template("Hi", html, None);
+        CampaignRenderer::new(spec(template))
+            .expect("compiles")
+            .with_limits(limits)
+    }
+
+    const UNSUBSCRIBE: &str = r#"<a href="{{ unsubscribe_url }}">u</a>"#;
+
+    #[test]
+    fn output_past_the_limit_is_a_render_failure_of_this_message() {
+        let html = format!(
+            "{{% for i in range(end=5000) %}}<p>line {{{{ i }}}}</p>{{% endfor %}}{UNSUBSCRIBE}"
+        );
+        let limits = RenderLimits {
+            max_output_bytes: 10_000,
+            ..RenderLimits::default()
+        };
+        let error = limited(&html, limits).render(&someone()).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                RenderError::Limit {
+                    limit: Limit::Output(10_000),
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(!error.is_campaign_error(), "fails this message only");
+        assert!(
+            error.to_string().contains("MAILCAST_RENDER_MAX_BYTES"),
+            "{error}"
+        );
+        let roomy = limited(&html, RenderLimits::default()).render(&someone());
+        assert!(roomy.is_ok(), "the same template within the default limit");
+    }
+
+    #[test]
+    fn a_slow_render_stops_at_the_time_limit() {
+        let html = format!(
+            "{{% for i in range(end=300) %}}{{% for j in range(end=300) %}}{{% for k in range(end=300) %}}{{{{ k }}}}{{% endfor %}}{{% endfor %}}{{% endfor %}}{UNSUBSCRIBE}"
+        );
+        let limits = RenderLimits {
+            max_output_bytes: usize::MAX,
+            max_time: Duration::from_millis(50),
+            max_range_items: usize::MAX,
+        };
+        let started = std::time::Instant::now();
+        let error = limited(&html, limits).render(&someone()).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                RenderError::Limit {
+                    limit: Limit::Time(_),
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            error.to_string().contains("MAILCAST_RENDER_TIMEOUT_MS"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn loops_that_write_nothing_stop_at_the_range_budget() {
+        let html = format!(
+            "{{% for i in range(end=100000) %}}{{% for j in range(end=100000) %}}{{% endfor %}}{{% endfor %}}{UNSUBSCRIBE}"
+        );
+        let started = std::time::Instant::now();
+        let error = limited(&html, RenderLimits::default())
+            .render(&someone())
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                RenderError::Limit {
+                    limit: Limit::Range(_),
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn the_budget_is_per_message_not_per_renderer() {
+        let html = format!("{{% for i in range(end=60) %}}.{{% endfor %}}{UNSUBSCRIBE}");
+        let limits = RenderLimits {
+            max_range_items: 100,
+            ..RenderLimits::default()
+        };
+        let renderer = limited(&html, limits);
+        for _ in 0..5 {
+            renderer
+                .render(&someone())
+                .expect("each message has its own budget");
+        }
+    }
+}

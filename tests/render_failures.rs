@@ -98,3 +98,123 @@ async fn a_running_campaign_pauses_itself_when_too_many_messages_fail_to_render(
     })
     .await;
 }
+
+/// Three nested loops of 100,000: 10^15 iterations, each writing a byte.
+const RUNAWAY: &str = r#"<p>{% for i in range(end=100000) %}{% for j in range(end=100000) %}{% for k in range(end=100000) %}x{% endfor %}{% endfor %}{% endfor %}</p>
+<a href="{{ unsubscribe_url }}">Unsubscribe</a>"#;
+
+/// Loops as often as the recipient's `n` says, three levels deep.
+const RUNS_AWAY_FOR_LARGE_N: &str = r#"<p>{% for i in range(end=recipient.attributes.n) %}{% for j in range(end=recipient.attributes.n) %}{% for k in range(end=recipient.attributes.n) %}x{% endfor %}{% endfor %}{% endfor %}</p>
+<a href="{{ unsubscribe_url }}">Unsubscribe</a>"#;
+
+/// The schedule check runs on a task of its own, so a check that never ends fails
+/// the test instead of hanging it.
+async fn schedule_within(
+    store: &Store,
+    campaign: i64,
+    limit: Duration,
+) -> Result<(), DispatchError> {
+    let store = store.clone();
+    let check =
+        tokio::spawn(
+            async move { schedule_campaign(&store, &JobQueue::new(&store), campaign).await },
+        );
+    tokio::time::timeout(limit, check)
+        .await
+        .expect("the schedule check finished in time")
+        .expect("the schedule check did not panic")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_template_is_refused_at_schedule_naming_the_limit() {
+    for_each_engine(|store, engine| async move {
+        people(&store, 3, 0).await;
+        let campaign = create_campaign(&store, "runaway", "news", RUNAWAY).await;
+        let started = std::time::Instant::now();
+        let error = schedule_within(&store, campaign, Duration::from_secs(20))
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{engine}: {:?}",
+            started.elapsed()
+        );
+        let DispatchError::Invalid { errors, .. } = &error else {
+            panic!("{engine}: expected a validation error, got {error}");
+        };
+        assert_eq!(
+            errors.len(),
+            1,
+            "{engine}: one sample proves it: {errors:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("loop limit") && message.contains(mailcast::render::MAX_RANGE_VAR),
+            "{engine}: {message}"
+        );
+        let status = store.campaign(campaign).await.unwrap().status().unwrap();
+        assert_eq!(status, CampaignStatus::Draft, "{engine}: still a draft");
+    })
+    .await;
+}
+
+/// Peak resident memory of this test process, from /proc.
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+#[tokio::test]
+async fn a_template_that_runs_away_behind_the_check_fails_each_message_and_pauses() {
+    for_each_engine(|store, engine| async move {
+        // The validation sample (lowest ids) loops twice per level; the rest would
+        // loop 10^15 times.
+        let mut batch = Vec::new();
+        for i in 0..65 {
+            let mut person = recipient(&format!("n{i:03}@example.com"), "N", &["news"]);
+            let n = if i < 25 { 2 } else { 100_000 };
+            person.attributes.insert("n".into(), serde_json::json!(n));
+            batch.push(person);
+        }
+        store.upsert_recipients(&batch).await.unwrap();
+        let campaign = create_campaign(&store, "behind", "news", RUNS_AWAY_FOR_LARGE_N).await;
+        let smtp = SmtpServer::start();
+        let dispatcher = dispatcher(&store, &smtp.url(), &WorkerOptions::default()).await;
+        schedule_campaign(&store, &dispatcher.queue, campaign)
+            .await
+            .unwrap();
+        let worker = mailcast::dispatch::spawn_worker(dispatcher);
+        wait_for_status(
+            &store,
+            campaign,
+            CampaignStatus::Paused,
+            Duration::from_secs(60),
+        )
+        .await;
+        worker.shutdown().await.unwrap();
+
+        let failed = store
+            .deliveries_in(campaign, &[DeliveryStatus::Failed])
+            .await
+            .unwrap();
+        assert!(!failed.is_empty(), "{engine}");
+        assert!(
+            failed.iter().all(|d| {
+                let reason = d.last_error.as_deref().unwrap();
+                reason.starts_with("render: ") && reason.contains("loop limit")
+            }),
+            "{engine}: {failed:?}"
+        );
+        let counts = store.ledger_counts(campaign).await.unwrap();
+        assert_eq!(
+            counts.sending, 0,
+            "{engine}: nothing left sending: {counts:?}"
+        );
+        assert_eq!(smtp.received().len() as i64, counts.sent, "{engine}");
+        let peak = peak_rss_bytes();
+        assert!(peak < 1 << 30, "{engine}: peak memory {peak} bytes");
+    })
+    .await;
+}
