@@ -15,5 +15,6 @@ pub mod links;
 pub mod recommend;
 pub mod render;
 pub mod segment;
+pub mod shutdown;
 pub mod store;
 pub mod time;

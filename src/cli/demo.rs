@@ -101,7 +101,10 @@ async fn send(store: &Store, args: &DemoArgs, campaign_id: i64) -> anyhow::Resul
     .await?;
     schedule_campaign(store, &dispatcher.queue, campaign_id).await?;
     let worker = spawn_worker(dispatcher);
-    let finished = wait_until_finished(store, campaign_id, Duration::from_secs(600)).await;
+    let finished = tokio::select! {
+        finished = wait_until_finished(store, campaign_id, Duration::from_secs(600)) => finished,
+        _ = crate::shutdown::shutdown_signal() => Ok(()),
+    };
     worker.shutdown().await?;
     finished?;
     Ok(store.ledger_counts(campaign_id).await?)

@@ -11,6 +11,7 @@ use crate::http::{
     HttpLimits, HttpSettings, bind, generate_api_key, hash_api_key, serve as serve_http,
 };
 use crate::links::KeyRing;
+use crate::shutdown::shutdown_signal;
 use crate::store::Store;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -96,29 +97,12 @@ fn settings(base_url: &str, http: &HttpArgs, keyring: KeyRing) -> anyhow::Result
     Ok(settings)
 }
 
-/// Ctrl-C or SIGTERM (what service managers send).
-async fn stop_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
-    tracing::info!("stopping: finishing requests in flight and storing queued events");
-}
-
 pub async fn serve(store: &Store, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let keyring = KeyRing::load(store).await.context("link signing keys")?;
     let settings = settings(&args.public.base_url, &args.http, keyring)?;
     let listener = bind(&args.http.listen).await?;
-    tracing::info!(listen = %listener.local_addr()?, "HTTP server listening; Ctrl-C stops it");
-    serve_http(listener, store.clone(), settings, stop_signal()).await?;
+    tracing::info!(listen = %listener.local_addr()?, "HTTP server listening; Ctrl-C or SIGTERM stops it");
+    serve_http(listener, store.clone(), settings, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -142,9 +126,10 @@ pub async fn run(store: &Store, args: &RunArgs) -> anyhow::Result<ExitCode> {
         listen = %listener.local_addr()?,
         "worker and HTTP server started; Ctrl-C or SIGTERM stops both"
     );
-    let worker = crate::dispatch::spawn_worker(dispatcher);
-    let served = serve_http(listener, store.clone(), settings, stop_signal()).await;
-    let stopped = worker.shutdown().await;
+    // Both listen for the signal from the start, so both stop at once.
+    let worker = crate::dispatch::run_worker(dispatcher, shutdown_signal());
+    let served = serve_http(listener, store.clone(), settings, shutdown_signal());
+    let (stopped, served) = tokio::join!(worker, served);
     served?;
     stopped?;
     Ok(ExitCode::SUCCESS)

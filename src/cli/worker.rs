@@ -112,7 +112,8 @@ pub struct WorkerArgs {
     /// the current one, so a crash leaves at most 2 × slots × batch-size `unknown`.
     #[arg(long, default_value_t = 100)]
     pub batch_size: i64,
-    /// Seconds a claim lasts; after a crash, its deliveries become `unknown` then.
+    /// Seconds a claim lasts unless renewed; a running worker renews its claims every
+    /// third of this, so only after a crash do its deliveries become `unknown`.
     #[arg(long, default_value_t = 300)]
     pub lease_seconds: u64,
 }
@@ -162,9 +163,6 @@ pub async fn run(store: &Store, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
         transport = %dispatcher.transport.describe(),
         "worker started; Ctrl-C or SIGTERM stops it"
     );
-    crate::dispatch::run_worker(dispatcher, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    crate::dispatch::run_worker(dispatcher, crate::shutdown::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ use apalis::prelude::*;
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 
+use super::heartbeat::Heartbeat;
 use super::{BatchEnd, DeliverBatch, DispatchError, Dispatcher, StartCampaign};
 use crate::store::Db;
 
@@ -74,12 +75,21 @@ async fn recover_running_campaigns(dispatcher: &Dispatcher) -> Result<(), Dispat
     Ok(())
 }
 
-/// Runs the worker until `shutdown` completes.
+/// Runs the worker until `shutdown` completes, then stops gracefully: delivery jobs
+/// claim nothing more, finish and record the batch they are sending, hand back the
+/// one they claimed ahead, and queue themselves again for the next worker. Leases are
+/// renewed until the last job has ended.
 pub async fn run_worker(
     dispatcher: Arc<Dispatcher>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DispatchError> {
     recover_running_campaigns(&dispatcher).await?;
+    let _heartbeat = Heartbeat::start(dispatcher.clone());
+    let stopping = dispatcher.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.stop_delivering();
+    };
     let interval = dispatcher.settings.poll_interval;
     let name = dispatcher.settings.worker_name.clone();
     let monitor = match dispatcher.store.db().clone() {
@@ -227,6 +237,8 @@ async fn handle_deliver(
         BatchEnd::RetryAt(at) => Duration::from_secs((at - crate::time::now()).max(1) as u64),
         // A killed worker's leases only expire with time: look again then.
         BatchEnd::OthersInFlight => dispatcher.settings.lease,
+        // Any worker still running (or this one, restarted) goes on at once.
+        BatchEnd::ShuttingDown => Duration::ZERO,
         BatchEnd::Finished | BatchEnd::Stopped(_) => return Ok(()),
     };
     dispatcher.queue.push_deliver(job, wait).await?;
