@@ -1,119 +1,18 @@
 //! The RFC 5322 message: multipart/alternative (text, then HTML), unsubscribe and list
 //! headers, optional DKIM signature.
 
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey,
-};
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};
 
 use super::RenderError;
+use super::dkim::Signer;
 use super::safety::check_header;
 
 const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe");
 const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
 const LIST_ID: HeaderName = HeaderName::new_from_ascii_str("List-Id");
-
-/// A DKIM key. `private_key` is a PKCS#1 PEM for RSA (`-----BEGIN RSA PRIVATE KEY-----`)
-/// or the base64 of the 32-byte seed for Ed25519.
-#[derive(Clone)]
-pub struct DkimSettings {
-    pub domain: String,
-    pub selector: String,
-    pub algorithm: DkimAlgorithm,
-    pub private_key: String,
-}
-
-impl std::fmt::Debug for DkimSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DkimSettings")
-            .field("domain", &self.domain)
-            .field("selector", &self.selector)
-            .field("algorithm", &self.algorithm)
-            .field("private_key", &"<redacted>")
-            .finish()
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DkimAlgorithm {
-    Rsa,
-    Ed25519,
-}
-
-/// Headers signed when present; List-Unsubscribe(-Post) must be covered for one-click
-/// unsubscribe to be honoured (RFC 8058).
-const SIGNED: [&str; 11] = [
-    "From",
-    "To",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "Reply-To",
-    "List-Unsubscribe",
-    "List-Unsubscribe-Post",
-    "List-Id",
-    "MIME-Version",
-    "Content-Type",
-];
-
-impl DkimSettings {
-    /// Reads a key file: an RSA PKCS#1 PEM, or the base64 seed of an Ed25519 key.
-    pub fn from_key_file(
-        domain: &str,
-        selector: &str,
-        path: impl AsRef<std::path::Path>,
-    ) -> Result<Self, RenderError> {
-        let path = path.as_ref();
-        let private_key = std::fs::read_to_string(path).map_err(|e| RenderError::io(path, e))?;
-        let algorithm = if private_key.contains("-----BEGIN") {
-            DkimAlgorithm::Rsa
-        } else {
-            DkimAlgorithm::Ed25519
-        };
-        let settings = Self {
-            domain: domain.to_string(),
-            selector: selector.to_string(),
-            algorithm,
-            private_key,
-        };
-        settings.config(false, false)?;
-        Ok(settings)
-    }
-
-    pub(crate) fn config(
-        &self,
-        reply_to: bool,
-        list_headers: bool,
-    ) -> Result<DkimConfig, RenderError> {
-        let algorithm = match self.algorithm {
-            DkimAlgorithm::Rsa => DkimSigningAlgorithm::Rsa,
-            DkimAlgorithm::Ed25519 => DkimSigningAlgorithm::Ed25519,
-        };
-        let key = DkimSigningKey::new(self.private_key.trim(), algorithm)
-            .map_err(|e| RenderError::Dkim(e.to_string()))?;
-        let headers = SIGNED
-            .iter()
-            .filter(|h| reply_to || **h != "Reply-To")
-            .filter(|h| list_headers || !h.starts_with("List-"))
-            .map(|h| HeaderName::new_from_ascii((*h).to_string()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| RenderError::Dkim(e.to_string()))?;
-        let relaxed = DkimCanonicalization {
-            header: DkimCanonicalizationType::Relaxed,
-            body: DkimCanonicalizationType::Relaxed,
-        };
-        Ok(DkimConfig::new(
-            self.selector.clone(),
-            self.domain.clone(),
-            key,
-            headers,
-            relaxed,
-        ))
-    }
-}
+const SUBJECT: HeaderName = HeaderName::new_from_ascii_str("Subject");
 
 /// Per-campaign header material.
 pub(crate) struct Envelope {
@@ -123,7 +22,7 @@ pub(crate) struct Envelope {
     pub list_id: Option<String>,
     /// Domain part of Message-IDs and of the unsubscribe mailbox.
     pub domain: String,
-    pub dkim: Option<DkimConfig>,
+    pub dkim: Option<Signer>,
 }
 
 impl Envelope {
@@ -208,7 +107,11 @@ pub(crate) fn build(envelope: &Envelope, parts: &Parts) -> Result<Vec<u8>, Rende
         .envelope(smtp_envelope)
         .from(envelope.from.clone())
         .to(Mailbox::new(None, parts.to.clone()))
-        .subject(parts.subject)
+        .raw_header(HeaderValue::dangerous_new_pre_encoded(
+            SUBJECT,
+            parts.subject.to_string(),
+            encode_subject(parts.subject),
+        ))
         .message_id(Some(parts.message_id.to_string()));
     if let Some(reply_to) = &envelope.reply_to {
         builder = builder.reply_to(reply_to.clone());
@@ -228,13 +131,96 @@ pub(crate) fn build(envelope: &Envelope, parts: &Parts) -> Result<Vec<u8>, Rende
     let body = MultiPart::alternative()
         .singlepart(part(ContentType::TEXT_PLAIN, parts.text))
         .singlepart(part(ContentType::TEXT_HTML, parts.html));
-    let mut message = builder
+    let message = builder
         .multipart(body)
-        .map_err(|e| RenderError::Mime(e.to_string()))?;
-    if let Some(dkim) = &envelope.dkim {
-        message.sign(dkim);
+        .map_err(|e| RenderError::Mime(e.to_string()))?
+        .formatted();
+    match &envelope.dkim {
+        Some(signer) => signer.sign(&message),
+        None => Ok(message),
     }
-    Ok(message.formatted())
+}
+
+/// Text of an RFC 2047 encoded-word, in bytes: 42 make 56 base64 characters, a word of
+/// 68, so `Subject: ` and a word fit in 78 columns.
+const ENCODED_TEXT_MAX: usize = 42;
+/// Longest word written as it is; a longer one is encoded, and so split.
+const PLAIN_WORD_MAX: usize = 68;
+/// RFC 5322's recommended line length, kept by every line of the Subject.
+const LINE: usize = 78;
+
+/// The Subject as header text: words of printable ASCII as they are, the rest as
+/// RFC 2047 encoded-words (UTF-8, base64), folded so no line passes 78 columns. A word
+/// that would read as an encoded-word (a first name `=?utf-8?b?…?=`) is encoded
+/// itself, so the receiver shows it as written. lettre writes such a word raw, and an
+/// overlong word unfolded (RFC 5322 allows 998 octets a line).
+pub(crate) fn encode_subject(subject: &str) -> String {
+    let mut out = String::with_capacity(subject.len() + subject.len() / 2);
+    let mut column = "Subject: ".len();
+    for (i, token) in subject_tokens(subject).iter().enumerate() {
+        if i > 0 {
+            if column + 1 + token.len() > LINE {
+                out.push_str("\r\n ");
+                column = 1;
+            } else {
+                out.push(' ');
+                column += 1;
+            }
+        }
+        out.push_str(token);
+        column += token.len();
+    }
+    out
+}
+
+/// Plain words and encoded-words, to be joined by single spaces. A space between a
+/// plain word and an encoded-word is kept by decoders, one between two encoded-words
+/// is dropped (RFC 2047 6.2), so consecutive words to encode are encoded together.
+fn subject_tokens(subject: &str) -> Vec<std::borrow::Cow<'_, str>> {
+    let words: Vec<&str> = subject.split(' ').collect();
+    if words.iter().any(|word| word.is_empty()) {
+        // Leading, trailing or repeated spaces: only encoded-words keep them exactly.
+        return encoded_words(subject).map(Into::into).collect();
+    }
+    let mut tokens = Vec::with_capacity(words.len());
+    let mut to_encode: Vec<&str> = Vec::new();
+    for word in words {
+        if is_plain_word(word) {
+            tokens.extend(encoded_words(&to_encode.join(" ")).map(Into::into));
+            to_encode.clear();
+            tokens.push(word.into());
+        } else {
+            to_encode.push(word);
+        }
+    }
+    tokens.extend(encoded_words(&to_encode.join(" ")).map(Into::into));
+    tokens
+}
+
+fn is_plain_word(word: &str) -> bool {
+    word.len() <= PLAIN_WORD_MAX
+        && word.bytes().all(|b| b.is_ascii_graphic())
+        && !word.contains("=?")
+}
+
+/// `text` as encoded-words of at most [`ENCODED_TEXT_MAX`] bytes each, split between
+/// characters (RFC 2047 5: a word holds whole characters).
+fn encoded_words(text: &str) -> impl Iterator<Item = String> + '_ {
+    use base64::Engine;
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = rest.len().min(ENCODED_TEXT_MAX);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (chunk, tail) = rest.split_at(end);
+        rest = tail;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(chunk);
+        Some(format!("=?utf-8?b?{encoded}?="))
+    })
 }
 
 /// Our own quoted-printable encoder: lettre's chooses an encoding, converts line endings

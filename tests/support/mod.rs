@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod campaign;
+pub mod dkimpy;
 pub mod scripted_smtp;
 pub mod smtp;
 
