@@ -254,3 +254,262 @@ async fn when_the_first_relay_is_down_the_next_one_delivers_without_deferring() 
     })
     .await;
 }
+
+const SENDER_DOMAIN_UNKNOWN: &str =
+    "5.1.8 <news@shop.example.com>: Sender address rejected: Domain not found";
+
+/// Waits until the campaign's ledger satisfies `done`.
+async fn eventually_counts(
+    store: &Store,
+    campaign: i64,
+    done: impl Fn(&mailcast::store::LedgerCounts) -> bool,
+) -> mailcast::store::LedgerCounts {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let counts = store.ledger_counts(campaign).await.unwrap();
+        if done(&counts) {
+            return counts;
+        }
+        assert!(std::time::Instant::now() < deadline, "{counts:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs the campaign against `server` until it pauses; returns the pause reason once
+/// every delivery is back to pending.
+async fn run_until_paused(store: &Store, campaign: i64, server: &ScriptedServer) -> String {
+    use mailcast::domain::CampaignStatus;
+    let options = WorkerOptions::default();
+    let worker = support::campaign::start(store, campaign, &server.url(), &options).await;
+    support::campaign::wait_for_status(
+        store,
+        campaign,
+        CampaignStatus::Paused,
+        Duration::from_secs(30),
+    )
+    .await;
+    eventually_counts(store, campaign, |c| c.pending == c.total()).await;
+    worker.shutdown().await.unwrap();
+    store
+        .campaign(campaign)
+        .await
+        .unwrap()
+        .pause_reason
+        .unwrap_or_default()
+}
+
+async fn nobody_suppressed(store: &Store, engine: &str) {
+    for address in ["ann@example.com", "ben@example.com", "cat@example.com"] {
+        let address = EmailAddress::parse(address).unwrap();
+        assert!(
+            !store.is_suppressed(&address).await.unwrap(),
+            "{engine}: {address} suppressed"
+        );
+    }
+    assert_eq!(store.suppressions(100, 0).await.unwrap(), [], "{engine}");
+}
+
+#[tokio::test]
+async fn a_sender_rejection_pauses_the_campaign_with_the_reason_suppresses_nobody_and_resume_sends_everyone()
+ {
+    use mailcast::dispatch::{resume_campaign, spawn_worker};
+    use support::scripted_smtp::{MailReply, answer_mail};
+
+    for_each_engine(|store, engine| async move {
+        three_readers(&store).await;
+        let refusing = ScriptedServer::start_with_mail(
+            answer_mail(MailReply::Refuse(553, SENDER_DOMAIN_UNKNOWN)),
+            accept_all(),
+            always_accept_dot(),
+        )
+        .await;
+        let campaign = create_campaign(&store, "refused sender", "news", HTML).await;
+
+        let reason = run_until_paused(&store, campaign, &refusing).await;
+        assert!(reason.contains("5.1.8"), "{engine}: {reason}");
+        assert!(reason.contains("MAIL FROM"), "{engine}: {reason}");
+        let counts = store.ledger_counts(campaign).await.unwrap();
+        assert_eq!(
+            (counts.pending, counts.failed),
+            (3, 0),
+            "{engine}: {counts:?}"
+        );
+        nobody_suppressed(&store, engine).await;
+        assert!(refusing.received().is_empty(), "{engine}");
+        refusing.stop();
+
+        let fixed = ScriptedServer::start(accept_all(), always_accept_dot()).await;
+        let dispatcher =
+            support::campaign::dispatcher(&store, &fixed.url(), &WorkerOptions::default()).await;
+        resume_campaign(&store, &dispatcher.queue, campaign, 2)
+            .await
+            .unwrap();
+        let worker = spawn_worker(dispatcher);
+        support::campaign::wait_for_status(
+            &store,
+            campaign,
+            mailcast::domain::CampaignStatus::Done,
+            Duration::from_secs(30),
+        )
+        .await;
+        worker.shutdown().await.unwrap();
+        assert_eq!(
+            store.ledger_counts(campaign).await.unwrap().sent,
+            3,
+            "{engine}"
+        );
+        assert_eq!(
+            sorted(fixed.recipients()),
+            ["ann@example.com", "ben@example.com", "cat@example.com"],
+            "{engine}"
+        );
+        let resumed = store.campaign(campaign).await.unwrap();
+        assert_eq!(resumed.pause_reason, None, "{engine}: cleared on resume");
+        fixed.stop();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_sender_code_in_reply_to_rcpt_pauses_and_suppresses_nobody() {
+    // Postfix with smtpd_delay_reject answers RCPT TO with the sender's problem.
+    for_each_engine(|store, engine| async move {
+        three_readers(&store).await;
+        let rcpt =
+            Arc::new(|_: &str, _: usize| Some(Response::custom(553, SENDER_DOMAIN_UNKNOWN.into())));
+        let server = ScriptedServer::start(rcpt, always_accept_dot()).await;
+        let campaign = create_campaign(&store, "delayed reject", "news", HTML).await;
+        let reason = run_until_paused(&store, campaign, &server).await;
+        assert!(reason.contains("5.1.8"), "{engine}: {reason}");
+        assert!(reason.contains("RCPT TO"), "{engine}: {reason}");
+        nobody_suppressed(&store, engine).await;
+        server.stop();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_bad_mailbox_at_rcpt_suppresses_only_that_address_naming_the_campaign_and_reply() {
+    for_each_engine(|store, engine| async move {
+        three_readers(&store).await;
+        let rcpt = refuse(
+            "cat@example.com",
+            550,
+            "5.1.1 <cat@example.com>: no such user here",
+        );
+        let server = ScriptedServer::start(rcpt, always_accept_dot()).await;
+        let campaign = create_campaign(&store, "first", "news", HTML).await;
+        let counts = run_to_done(&store, campaign, &server.url(), &WorkerOptions::default()).await;
+        assert_eq!((counts.sent, counts.failed), (2, 1), "{engine}: {counts:?}");
+
+        let all = store.suppressions(100, 0).await.unwrap();
+        assert_eq!(all.len(), 1, "{engine}: {all:?}");
+        let cat = EmailAddress::parse("cat@example.com").unwrap();
+        let suppression = store.suppression(&cat).await.unwrap().unwrap();
+        assert_eq!(suppression.campaign.as_deref(), Some("first"), "{engine}");
+        assert_eq!(suppression.campaign_id, Some(campaign), "{engine}");
+        assert!(suppression.delivery_id.is_some(), "{engine}");
+        let reply = suppression.smtp_reply.clone().unwrap_or_default();
+        assert!(
+            reply.contains("5.1.1") && reply.contains("no such user here"),
+            "{engine}: {reply}"
+        );
+        assert!(
+            suppression.reason.starts_with("bounce"),
+            "{engine}: {suppression:?}"
+        );
+        server.stop();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_removed_suppression_lets_the_address_be_mailed_again() {
+    for_each_engine(|store, engine| async move {
+        three_readers(&store).await;
+        let cat = EmailAddress::parse("cat@example.com").unwrap();
+        store.suppress(&cat, "bounce: test").await.unwrap();
+        let server = ScriptedServer::start(accept_all(), always_accept_dot()).await;
+        let before = create_campaign(&store, "before", "news", HTML).await;
+        let counts = run_to_done(&store, before, &server.url(), &WorkerOptions::default()).await;
+        assert_eq!(counts.total(), 2, "{engine}: cat is suppressed");
+
+        let removed = store.remove_suppression(&cat).await.unwrap();
+        assert_eq!(
+            removed.map(|s| s.reason).as_deref(),
+            Some("bounce: test"),
+            "{engine}"
+        );
+        assert_eq!(
+            store.remove_suppression(&cat).await.unwrap(),
+            None,
+            "{engine}"
+        );
+        let after = create_campaign(&store, "after", "news", HTML).await;
+        let counts = run_to_done(&store, after, &server.url(), &WorkerOptions::default()).await;
+        assert_eq!(counts.sent, 3, "{engine}: {counts:?}");
+        let to_cat = server
+            .recipients()
+            .iter()
+            .filter(|t| *t == "cat@example.com")
+            .count();
+        assert_eq!(to_cat, 1, "{engine}");
+        server.stop();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_endless_reply_line_is_cut_off_and_the_delivery_deferred() {
+    use support::scripted_smtp::{MailReply, answer_mail};
+
+    for_each_engine(|store, engine| async move {
+        three_readers(&store).await;
+        let endless = ScriptedServer::start_with_mail(
+            answer_mail(MailReply::Endless),
+            accept_all(),
+            always_accept_dot(),
+        )
+        .await;
+        let campaign = create_campaign(&store, "endless", "news", HTML).await;
+        let options = WorkerOptions {
+            // Without a bound the client reads until this runs out.
+            send_timeout: Duration::from_secs(5),
+            retry_first: Duration::from_secs(600),
+            ..WorkerOptions::default()
+        };
+        let worker = support::campaign::start(&store, campaign, &endless.url(), &options).await;
+        let counts = eventually_counts(&store, campaign, |c| c.deferred + c.unknown == 3).await;
+        worker.shutdown().await.unwrap();
+        assert_eq!(
+            counts.deferred, 3,
+            "{engine}: nothing was handed over: {counts:?}"
+        );
+        let deferred = store
+            .deliveries_in(campaign, &[DeliveryStatus::Deferred])
+            .await
+            .unwrap();
+        for delivery in &deferred {
+            let error = delivery.last_error.as_deref().unwrap_or_default();
+            assert!(error.contains("endless reply"), "{engine}: {error}");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while endless.endless_written().len() < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{engine}: the client never hung up"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // What went out before the hang-up: what the client read (at most 256 KiB)
+        // plus what the two kernels' socket buffers held.
+        for written in endless.endless_written() {
+            assert!(
+                written < 32 << 20,
+                "{engine}: {written} bytes of one reply line"
+            );
+        }
+        endless.stop();
+    })
+    .await;
+}
