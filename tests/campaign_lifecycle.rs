@@ -199,3 +199,243 @@ async fn a_live_worker_keeps_its_leases_however_slow_the_relay() {
     })
     .await;
 }
+
+mod template_versions {
+    use std::time::Duration;
+
+    use mailcast::dispatch::{DispatchError, Retemplated, retemplate_campaign, schedule_campaign};
+    use mailcast::domain::{CampaignKind, CampaignStatus};
+    use mailcast::store::{CampaignSettings, NewCampaign, NewTemplate, Store};
+
+    use super::support::campaign::{WorkerOptions, dispatcher, wait_for_status};
+    use super::support::smtp::SmtpServer;
+    use super::support::{for_each_engine, recipient};
+
+    fn version(body: &str) -> NewTemplate {
+        NewTemplate {
+            name: "weekly".into(),
+            subject: "Weekly".into(),
+            preheader: None,
+            html: format!(r#"<p>{body}</p><a href="{{{{ unsubscribe_url }}}}">Unsubscribe</a>"#),
+            text: None,
+        }
+    }
+
+    const RUNAWAY: &str =
+        "{% for i in range(end=100000) %}{% for j in range(end=100000) %}x{% endfor %}{% endfor %}";
+
+    async fn campaign_on(store: &Store, template_id: i64) -> i64 {
+        store
+            .create_campaign(&NewCampaign {
+                name: "weekly-1".into(),
+                kind: CampaignKind::Marketing,
+                template_id,
+                segment_id: None,
+                topic: Some("news".into()),
+                from_name: "Shop".into(),
+                from_email: "news@shop.example.com".into(),
+                reply_to: None,
+                send_at: None,
+                settings: CampaignSettings::default(),
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn three_people(store: &Store) {
+        let people: Vec<_> = (0..3)
+            .map(|i| recipient(&format!("v{i}@example.com"), "V", &["news"]))
+            .collect();
+        store.upsert_recipients(&people).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_campaign_sends_the_template_version_it_was_checked_with() {
+        for_each_engine(|store, engine| async move {
+            three_people(&store).await;
+            let first = store.store_template(&version("VERSION-ONE")).await.unwrap();
+            assert_eq!((first.version, first.is_new), (1, true), "{engine}");
+            let campaign = campaign_on(&store, first.id).await;
+            let smtp = SmtpServer::start();
+            let dispatcher = dispatcher(&store, &smtp.url(), &WorkerOptions::default()).await;
+            schedule_campaign(&store, &dispatcher.queue, campaign)
+                .await
+                .unwrap();
+
+            let second = store.store_template(&version("VERSION-TWO")).await.unwrap();
+            assert_eq!((second.version, second.is_new), (2, true), "{engine}");
+            let again = store.store_template(&version("VERSION-TWO")).await.unwrap();
+            assert_eq!((again.id, again.is_new), (second.id, false), "{engine}");
+
+            let worker = mailcast::dispatch::spawn_worker(dispatcher);
+            wait_for_status(
+                &store,
+                campaign,
+                CampaignStatus::Done,
+                Duration::from_secs(60),
+            )
+            .await;
+            worker.shutdown().await.unwrap();
+            let received = smtp.received();
+            assert_eq!(received.len(), 3, "{engine}");
+            for message in &received {
+                let text = message.text();
+                assert!(
+                    text.contains("VERSION-ONE") && !text.contains("VERSION-TWO"),
+                    "{engine}: {text}"
+                );
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn retemplate_moves_a_scheduled_campaign_to_a_newer_version_only_if_it_passes_the_check()
+    {
+        for_each_engine(|store, engine| async move {
+            three_people(&store).await;
+            let first = store.store_template(&version("VERSION-ONE")).await.unwrap();
+            let campaign = campaign_on(&store, first.id).await;
+            let smtp = SmtpServer::start();
+            let dispatcher = dispatcher(&store, &smtp.url(), &WorkerOptions::default()).await;
+            let queue = &dispatcher.queue;
+            schedule_campaign(&store, queue, campaign).await.unwrap();
+
+            let second = store.store_template(&version("VERSION-TWO")).await.unwrap();
+            let moved = retemplate_campaign(&store, queue, campaign).await.unwrap();
+            assert_eq!(moved, Retemplated::Moved { from: 1, to: 2 }, "{engine}");
+            let unchanged = retemplate_campaign(&store, queue, campaign).await.unwrap();
+            assert_eq!(unchanged, Retemplated::Unchanged { version: 2 }, "{engine}");
+
+            store.store_template(&version(RUNAWAY)).await.unwrap();
+            let error = retemplate_campaign(&store, queue, campaign)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(error, DispatchError::Invalid { .. })
+                    && error.to_string().contains("loop limit"),
+                "{engine}: {error}"
+            );
+            let kept = store.campaign(campaign).await.unwrap();
+            assert_eq!(kept.template_id, second.id, "{engine}: keeps version 2");
+            assert_eq!(
+                kept.status().unwrap(),
+                CampaignStatus::Scheduled,
+                "{engine}"
+            );
+
+            let worker = mailcast::dispatch::spawn_worker(dispatcher.clone());
+            wait_for_status(
+                &store,
+                campaign,
+                CampaignStatus::Done,
+                Duration::from_secs(60),
+            )
+            .await;
+            worker.shutdown().await.unwrap();
+            let received = smtp.received();
+            assert_eq!(received.len(), 3, "{engine}: nobody twice");
+            assert!(
+                received.iter().all(|m| m.text().contains("VERSION-TWO")),
+                "{engine}"
+            );
+        })
+        .await;
+    }
+}
+
+mod create_from_the_command_line {
+    use std::process::Command;
+
+    use super::support::TestDb;
+
+    fn mailcast(database: &str, args: &[&str]) -> (bool, String, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_mailcast"))
+            .arg("--database")
+            .arg(database)
+            .args(args)
+            .output()
+            .expect("run mailcast");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    fn template_dir(root: &std::path::Path, name: &str, html: &str) -> String {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("subject.txt"), "News").unwrap();
+        std::fs::write(dir.join("body.html"), html).unwrap();
+        dir.display().to_string()
+    }
+
+    fn create(
+        database: &str,
+        campaign: &str,
+        template: &str,
+        kind: &str,
+    ) -> (bool, String, String) {
+        mailcast(
+            database,
+            &[
+                "campaign",
+                "create",
+                campaign,
+                "--template",
+                template,
+                "--from-email",
+                "news@shop.example.com",
+                "--kind",
+                kind,
+            ],
+        )
+    }
+
+    fn refuses_a_marketing_template_without_an_unsubscribe_link(database: &str, engine: &str) {
+        let root = tempfile::tempdir().unwrap();
+        let dir = template_dir(root.path(), "nolink", "<p>Big sale</p>");
+        let (ok, stdout, stderr) = mailcast(database, &["template", "load", &dir]);
+        assert!(ok, "{engine}: {stderr}");
+        assert!(stdout.contains("version 1"), "{engine}: {stdout}");
+
+        let (ok, _, stderr) = create(database, "sale", "nolink", "marketing");
+        assert!(
+            !ok,
+            "{engine}: a marketing campaign without an unsubscribe link was created"
+        );
+        assert!(
+            stderr.contains("unsubscribe link") && stderr.contains("nolink"),
+            "{engine}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{engine}: {stderr}");
+        let (ok, stdout, _) = mailcast(database, &["campaign", "status", "sale"]);
+        assert!(!ok, "{engine}: the campaign was stored anyway: {stdout}");
+
+        let (ok, stdout, stderr) = create(database, "receipt", "nolink", "transactional");
+        assert!(ok, "{engine}: transactional campaigns are exempt: {stderr}");
+        assert!(stdout.contains("version 1"), "{engine}: {stdout}");
+
+        let html = r#"<p>Bigger sale</p><a href="{{ unsubscribe_url }}">Unsubscribe</a>"#;
+        template_dir(root.path(), "nolink", html);
+        let (ok, stdout, stderr) = mailcast(database, &["template", "load", &dir]);
+        assert!(
+            ok && stdout.contains("version 2"),
+            "{engine}: {stdout}{stderr}"
+        );
+        let (ok, _, stderr) = create(database, "sale", "nolink", "marketing");
+        assert!(ok, "{engine}: {stderr}");
+    }
+
+    #[tokio::test]
+    async fn campaign_create_refuses_a_marketing_template_without_an_unsubscribe_link() {
+        let sqlite = TestDb::sqlite().await;
+        refuses_a_marketing_template_without_an_unsubscribe_link(&sqlite.url, "sqlite");
+        sqlite.drop_database().await;
+        if let Some(postgres) = TestDb::postgres().await {
+            refuses_a_marketing_template_without_an_unsubscribe_link(&postgres.url, "postgres");
+            postgres.drop_database().await;
+        }
+    }
+}
