@@ -125,3 +125,228 @@ fn a_bad_reply_to_address_is_named_and_no_campaign_is_created() {
     let (code, stdout, stderr) = create("help@shop.example.com");
     assert_eq!(code, 0, "the name 'spring' is still free: {stdout}{stderr}");
 }
+
+/// `mailcast` with `env` set on top of a clean environment.
+fn mailcast_with(
+    args: &[&str],
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mailcast"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("MAILCAST_SMTP_URL")
+        .env_remove("MAILCAST_LINK_KEYS");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("run mailcast");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_does_not_show_secrets_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        (
+            "MAILCAST_SMTP_URL",
+            "smtp://alice:S3cretPass@mail.example.com",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://bob:DbPass@db.example.com/mailcast",
+        ),
+    ];
+    for args in [&["worker", "--help"][..], &["run", "--help"], &["--help"]] {
+        let (code, help, _) = mailcast_with(args, dir.path(), &env);
+        assert_eq!(code, 0);
+        assert!(help.contains("MAILCAST_SMTP_URL") || help.contains("DATABASE_URL"));
+        assert!(
+            !help.contains("S3cretPass") && !help.contains("DbPass"),
+            "{args:?} shows a password:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn errors_about_bad_urls_do_not_show_their_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = mailcast(
+        &["--database", "postgres://bob:DbPass@[bad/x", "migrate"],
+        dir.path(),
+    );
+    assert_ne!(code, 0);
+    assert_one_line_error(&stderr, "postgres://bob:***@");
+    assert!(!stderr.contains("DbPass"), "{stderr}");
+    let (code, _, stderr) = mailcast(
+        &["worker", "--smtp", "smtp://alice:S3cretPass@exa mple.com"],
+        dir.path(),
+    );
+    assert_ne!(code, 0);
+    assert_one_line_error(&stderr, "smtp://alice:***@");
+    assert!(!stderr.contains("S3cretPass"), "{stderr}");
+}
+
+#[test]
+fn an_empty_database_url_is_refused_instead_of_using_a_throwaway_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = mailcast_with(&["migrate"], dir.path(), &[("DATABASE_URL", "")]);
+    assert_ne!(code, 0, "{stderr}");
+    assert_one_line_error(&stderr, "the database URL is empty");
+}
+
+#[test]
+fn an_error_that_carries_its_cause_does_not_repeat_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = mailcast(&["serve", "--listen", "127.0.0.1:99999"], dir.path());
+    assert_ne!(code, 0);
+    assert_one_line_error(&stderr, "cannot listen on 127.0.0.1:99999");
+    let line = stderr.lines().find(|l| l.contains("error")).unwrap();
+    let parts: Vec<&str> = line.split(": ").map(str::trim).collect();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(
+            !parts[i + 1..].contains(part),
+            "'{part}' is said twice: {line}"
+        );
+    }
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailcast"))
+        .args(["migrate"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run mailcast");
+    // The reader goes away before mailcast writes, as `head` does after its lines.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace") && !stderr.contains("error"),
+        "{stderr}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        output.status.success() || output.status.signal() == Some(libc::SIGPIPE),
+        "{:?}",
+        output.status
+    );
+}
+
+/// The public development key, as `MAILCAST_LINK_KEYS` would list it.
+fn development_key_spec() -> String {
+    format!(
+        "{}:{}",
+        mailcast::links::DEVELOPMENT_KEY_ID,
+        hex::encode(mailcast::links::INSECURE_DEVELOPMENT_KEY)
+    )
+}
+
+#[test]
+fn serving_the_development_key_on_a_public_address_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = development_key_spec();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailcast"))
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env("MAILCAST_LINK_KEYS", &spec)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run mailcast");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("mailcast serve kept serving the development key on 0.0.0.0");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert_one_line_error(&stderr, "public development link key");
+    let warnings = stderr.matches("lists the public development key").count();
+    assert_eq!(warnings, 1, "warned once: {stderr}");
+}
+
+#[tokio::test]
+async fn two_processes_on_one_database_sign_with_the_same_generated_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let (code, stdout, stderr) = mailcast(args, dir.path());
+        assert_eq!(code, 0, "{args:?}: {stdout}{stderr}");
+        stdout
+    };
+    run(&["fixtures", "generate", "--recipients", "3", "--out", "fx"]);
+    run(&["import", "recipients", "fx/recipients.csv"]);
+    let template = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/weekly-picks");
+    run(&["template", "load", template]);
+    run(&[
+        "campaign",
+        "create",
+        "spring",
+        "--template",
+        "weekly-picks",
+        "--from-email",
+        "news@shop.example.com",
+    ]);
+    let csv = std::fs::read_to_string(dir.path().join("fx/recipients.csv")).unwrap();
+    let email = csv.lines().nth(1).unwrap().split(',').next().unwrap();
+    let tokens = |out: &str| {
+        run(&[
+            "preview",
+            "--campaign",
+            "spring",
+            "--recipient",
+            email,
+            "--out",
+            out,
+        ]);
+        let html = std::fs::read_dir(dir.path().join(out))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "html"))
+            .unwrap();
+        let html = std::fs::read_to_string(html).unwrap();
+        html.split("localhost:8080/")
+            .skip(1)
+            .map(|rest| {
+                rest.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || "/_-".contains(*c))
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let first = tokens("p1");
+    let second = tokens("p2");
+    assert!(!first.is_empty());
+    assert_eq!(first, second, "both processes signed with one ring");
+    let store = mailcast::store::Store::open(&dir.path().join("mailcast.db").display().to_string())
+        .await
+        .unwrap();
+    let ring = mailcast::links::KeyRing::stored(&store).await.unwrap();
+    let token = first[0].split('/').nth(1).unwrap();
+    assert!(
+        mailcast::links::Token::verify(&ring, token).is_ok(),
+        "{token}"
+    );
+    let development = mailcast::links::KeyRing::development();
+    assert!(mailcast::links::Token::verify(&development, token).is_err());
+    store.close().await;
+}
