@@ -37,8 +37,10 @@ pub struct TransportArgs {
     /// Messages per second at most, over all domains.
     #[arg(long)]
     pub rate: Option<f64>,
-    /// DKIM private key: an RSA PKCS#1 PEM file, or a file holding the base64 of an
-    /// Ed25519 seed. Signs From, Subject, Message-ID and the List-* headers.
+    /// DKIM private key: a PEM file, PKCS#8 (RSA or Ed25519, as `openssl genpkey` writes
+    /// it) or PKCS#1 (RSA), or a file holding the base64 of an Ed25519 seed. Signs From,
+    /// To, Subject, Date, Message-ID, Reply-To, the List-* headers, MIME-Version and
+    /// Content-Type.
     #[arg(long, env = "MAILCAST_DKIM_KEY", requires_all = ["dkim_selector", "dkim_domain"])]
     pub dkim_key: Option<PathBuf>,
     /// DKIM selector (the DNS record is SELECTOR._domainkey.DOMAIN).
