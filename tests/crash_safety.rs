@@ -1,5 +1,6 @@
-//! Worker processes killed with SIGKILL mid-campaign, and several workers sharing one
-//! campaign: nobody gets two messages, nobody is skipped silently.
+//! Worker processes killed with SIGKILL or stopped with SIGTERM mid-campaign, and
+//! several workers sharing one campaign: nobody gets two messages, nobody is skipped
+//! silently. The HTTP server stopped with SIGTERM finishes what it was answering.
 
 mod support;
 
@@ -11,6 +12,7 @@ use mailcast::dispatch::{JobQueue, schedule_campaign};
 use mailcast::domain::{CampaignStatus, DeliveryStatus};
 use mailcast::store::Store;
 use support::campaign::{HTML, create_campaign};
+use support::scripted_smtp::{ScriptedServer, accept_after, accept_all};
 use support::smtp::SmtpServer;
 use support::{TestDb, recipient};
 
@@ -198,4 +200,162 @@ async fn three_workers_on_postgresql_share_one_campaign() {
         "each did a real share: {by_worker:?}"
     );
     db.drop_database().await;
+}
+
+/// A worker on a slow relay: two connections, batches of 10, a lease of `lease` seconds.
+fn spawn_slow_worker(db_url: &str, smtp_url: &str, lease: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mailcast"))
+        .args(["--database", db_url, "worker", "--smtp", smtp_url])
+        .args(["--slots", "2", "--batch-size", "10", "--concurrency", "2"])
+        .args(["--lease-seconds", lease])
+        .env("RUST_LOG", "mailcast=debug,apalis=info")
+        .stdout(Stdio::null())
+        .stderr(worker_log())
+        .spawn()
+        .expect("start a worker process")
+}
+
+fn terminate(child: &Child) {
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid");
+    // SAFETY: sends a signal to a child process this test started and has not reaped.
+    let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(sent, 0, "SIGTERM sent");
+}
+
+/// Waits for the process to exit by itself, at most `limit`.
+async fn exit_status(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the process") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("still running {}s after SIGTERM", limit.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn messages_per_recipient(relay: &ScriptedServer) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for to in relay.recipients() {
+        *counts.entry(to).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn assert_each_once(relay: &ScriptedServer, emails: &[String], engine: &str) {
+    let counts = messages_per_recipient(relay);
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "{engine}: received twice: {twice:?}");
+    let missed: Vec<_> = emails.iter().filter(|e| !counts.contains_key(*e)).collect();
+    assert!(missed.is_empty(), "{engine}: never received: {missed:?}");
+}
+
+async fn killed_worker_leases_expire(db: TestDb, engine: &str) {
+    let store = db.store.clone();
+    audience(&store, 60).await;
+    let campaign = create_campaign(&store, "gone", "news", HTML).await;
+    let relay = ScriptedServer::start(accept_all(), accept_after(Duration::from_millis(300))).await;
+    schedule_campaign(&store, &JobQueue::new(&store), campaign)
+        .await
+        .unwrap();
+
+    let mut gone = spawn_slow_worker(&db.url, &relay.url(), "2");
+    wait_until("messages to arrive", Duration::from_secs(60), async || {
+        relay.received().len() >= 4
+    })
+    .await;
+    gone.kill().expect("SIGKILL");
+    gone.wait().unwrap();
+    let held = store.ledger_counts(campaign).await.unwrap().sending;
+    assert!(held > 0, "{engine}: the killed worker held deliveries");
+
+    // The second worker's own batches outlive the 2 s lease too (10 messages over two
+    // connections at 0.3 s each): it must renew them, yet let the killed one's expire.
+    let mut live = spawn_slow_worker(&db.url, &relay.url(), "2");
+    wait_until(
+        "the campaign to finish",
+        Duration::from_secs(120),
+        async || campaign_done(&store, campaign).await,
+    )
+    .await;
+    live.kill().unwrap();
+    live.wait().unwrap();
+
+    let counts = store.ledger_counts(campaign).await.unwrap();
+    assert!(
+        counts.unknown >= 1 && counts.unknown <= held,
+        "{engine}: only the killed worker's {held} leases may expire: {counts:?}"
+    );
+    assert_eq!(counts.sent + counts.unknown, 60, "{engine}: {counts:?}");
+    let received = messages_per_recipient(&relay);
+    assert!(received.values().all(|n| *n == 1), "{engine}: nobody twice");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_leases_expire_while_a_live_worker_keeps_its_own() {
+    killed_worker_leases_expire(TestDb::sqlite().await, "sqlite").await;
+    if let Some(db) = TestDb::postgres().await {
+        killed_worker_leases_expire(db, "postgres").await;
+    }
+}
+
+async fn terminated_and_restarted(db: TestDb, engine: &str) {
+    let store = db.store.clone();
+    let emails = audience(&store, 60).await;
+    let campaign = create_campaign(&store, "terminated", "news", HTML).await;
+    let relay = ScriptedServer::start(accept_all(), accept_after(Duration::from_millis(200))).await;
+    schedule_campaign(&store, &JobQueue::new(&store), campaign)
+        .await
+        .unwrap();
+
+    // A long lease: whatever a stopped worker left `sending` would stay so.
+    let mut worker = spawn_slow_worker(&db.url, &relay.url(), "600");
+    wait_until("messages to arrive", Duration::from_secs(60), async || {
+        relay.received().len() >= 5
+    })
+    .await;
+    terminate(&worker);
+    let status = exit_status(&mut worker, Duration::from_secs(20)).await;
+    assert!(status.success(), "{engine}: SIGTERM exit: {status}");
+    let counts = store.ledger_counts(campaign).await.unwrap();
+    assert_eq!(
+        (counts.sending, counts.unknown),
+        (0, 0),
+        "{engine}: everything recorded or handed back: {counts:?}"
+    );
+    assert!(
+        counts.pending > 0,
+        "{engine}: stopped mid-campaign: {counts:?}"
+    );
+
+    let mut restarted = spawn_slow_worker(&db.url, &relay.url(), "600");
+    wait_until(
+        "the campaign to finish",
+        Duration::from_secs(120),
+        async || campaign_done(&store, campaign).await,
+    )
+    .await;
+    terminate(&restarted);
+    let status = exit_status(&mut restarted, Duration::from_secs(20)).await;
+    assert!(
+        status.success(),
+        "{engine}: idle worker's SIGTERM exit: {status}"
+    );
+
+    assert_each_once(&relay, &emails, engine);
+    let counts = store.ledger_counts(campaign).await.unwrap();
+    assert_eq!(counts.sent, 60, "{engine}: {counts:?}");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_worker_cleanly_and_a_restart_mails_everyone_once() {
+    terminated_and_restarted(TestDb::sqlite().await, "sqlite").await;
+    if let Some(db) = TestDb::postgres().await {
+        terminated_and_restarted(db, "postgres").await;
+    }
 }
