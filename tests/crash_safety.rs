@@ -359,3 +359,65 @@ async fn sigterm_stops_a_worker_cleanly_and_a_restart_mails_everyone_once() {
         terminated_and_restarted(db, "postgres").await;
     }
 }
+
+/// A free loopback port for a server process to listen on.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_http_server_after_the_request_it_is_answering() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let db = TestDb::sqlite().await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut server = Command::new(env!("CARGO_BIN_EXE_mailcast"))
+        .args(["--database", &db.url, "serve", "--listen", &addr])
+        .stdout(Stdio::null())
+        .stderr(worker_log())
+        .spawn()
+        .expect("start mailcast serve");
+    let health = format!("http://{addr}/healthz");
+    wait_until(
+        "the server to answer",
+        Duration::from_secs(30),
+        async || {
+            reqwest::get(&health)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        },
+    )
+    .await;
+
+    // A one-click unsubscribe whose body has not fully arrived: in flight.
+    let body = "List-Unsubscribe=One-Click";
+    let mut request = TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /u/not-a-token HTTP/1.1\r\nhost: {addr}\r\n\
+         content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    request.write_all(head.as_bytes()).await.unwrap();
+    request.write_all(&body.as_bytes()[..10]).await.unwrap();
+    request.flush().await.unwrap();
+    terminate(&server);
+    wait_until(
+        "the listener to close",
+        Duration::from_secs(10),
+        async || TcpStream::connect(&addr).await.is_err(),
+    )
+    .await;
+
+    request.write_all(&body.as_bytes()[10..]).await.unwrap();
+    let mut answer = String::new();
+    request.read_to_string(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 404"),
+        "the request in flight is answered (a bad token is a 404): {answer:?}"
+    );
+    let status = exit_status(&mut server, Duration::from_secs(10)).await;
+    assert!(status.success(), "SIGTERM exit: {status}");
+    db.drop_database().await;
+}
