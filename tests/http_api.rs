@@ -808,3 +808,47 @@ async fn erasure_leaves_nothing_personal_even_when_old_links_are_used_afterwards
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_api_refuses_nul_and_invisible_characters_and_takes_topics_either_way() {
+    for_each_engine(|store, engine| async move {
+        seed(&store).await;
+        let (server, key) = started(&store).await;
+        let api = Api {
+            server: &server,
+            key,
+        };
+        for (body, field) in [
+            (json!({"email": "n@example.com", "first_name": "N\u{0}"}), "first_name"),
+            (json!({"email": "n@example.com", "attributes": {"a": ["\u{0}"]}}), "attributes.a[0]"),
+            (json!({"email": "n@example.com", "topics": "news;\u{0}"}), "topics"),
+            (json!({"email": "n\u{202E}@example.com"}), "email"),
+        ] {
+            let (status, answer) = api.post("/api/recipients", body).await;
+            assert_eq!(status, 422, "{engine}: {answer}");
+            assert_eq!(field_errors(&answer), BTreeSet::from([field.to_string()]), "{engine}: {answer}");
+        }
+        let (status, answer) = api
+            .post(
+                "/api/recipients/batch",
+                json!({"recipients": [{"email": "m@example.com"}, {"email": "o@example.com", "city": "\u{0}"}]}),
+            )
+            .await;
+        assert_eq!(status, 422, "{engine}: {answer}");
+        assert!(field_errors(&answer).contains("recipients[1].city"), "{engine}: {answer}");
+
+        let (status, answer) = api
+            .post(
+                "/api/recipients",
+                json!({"email": "jose\u{301}@ex\u{e4}mple.com", "topics": "news; offers"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{engine}: {answer}");
+        assert_eq!(answer["consents_added"], 2, "{engine}: {answer}");
+        let (status, export) = api.get("/api/recipients/jos\u{e9}@xn--exmple-cua.com/export").await;
+        assert_eq!(status, 200, "{engine}: {export}");
+        assert_eq!(export["recipient"]["email"], "jos\u{e9}@xn--exmple-cua.com", "{engine}");
+        server.stop().await;
+    })
+    .await;
+}

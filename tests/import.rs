@@ -200,7 +200,8 @@ async fn reimport_updates_case_insensitively_and_merges_attributes() {
         assert_eq!(store.count_recipients().await.unwrap(), 2, "{engine}");
 
         let ann = stored(&store, "ann@example.com").await;
-        assert_eq!(ann.email, "ann@EXAMPLE.com");
+        // The last spelling of the local part; domains are stored as lower-case A-labels.
+        assert_eq!(ann.email, "ann@example.com");
         assert_eq!(ann.first_name.as_deref(), Some("Anna"), "later row wins");
         assert_eq!(ann.city.as_deref(), Some("Oslo"), "blank keeps the stored value");
         let expected = json!({"tier": "silver", "plan": "basic", "prefs": {"b": 2}, "age": 40});
@@ -454,4 +455,109 @@ async fn a_large_file_streams_through_in_batches() {
         assert_eq!(store.count_recipients().await.unwrap(), rows as i64);
     })
     .await;
+}
+
+#[tokio::test]
+async fn every_spelling_of_an_address_is_one_recipient_and_an_erased_one_stays_suppressed() {
+    for_each_engine(|store, engine| async move {
+        let files = Files::new();
+        // NFC and NFD José, a Unicode domain and its A-label spelling, in any case.
+        let csv = "email,first_name\n\
+                   jos\u{e9}@example.com,NFC\n\
+                   jose\u{301}@example.com,NFD\n\
+                   user@ex\u{e4}mple.com,Unicode\n\
+                   USER@xn--exmple-cua.com,A-label\n";
+        let report = import(&store, ImportKind::Recipients, &files.write("r.csv", csv)).await;
+        assert_eq!(
+            (report.inserted, report.updated),
+            (2, 2),
+            "{engine}: {report:?}"
+        );
+        assert_eq!(store.count_recipients().await.unwrap(), 2, "{engine}");
+        let jose = stored(&store, "JOSE\u{301}@EXAMPLE.COM").await;
+        assert_eq!(jose.first_name.as_deref(), Some("NFD"), "{engine}");
+        let user = stored(&store, "user@xn--exmple-cua.com").await;
+        assert_eq!(
+            user.email, "USER@xn--exmple-cua.com",
+            "{engine}: the last spelling"
+        );
+
+        let erased = EmailAddress::parse("user@exämple.com").unwrap();
+        assert!(store.erase_recipient(&erased).await.unwrap(), "{engine}");
+        let again = "email\nuser@XN--EXMPLE-CUA.com\n";
+        import(
+            &store,
+            ImportKind::Recipients,
+            &files.write("again.csv", again),
+        )
+        .await;
+        let reimported = EmailAddress::parse("user@XN--EXMPLE-CUA.com").unwrap();
+        assert!(
+            store.is_suppressed(&reimported).await.unwrap(),
+            "{engine}: the erased address in another spelling is still suppressed"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn invisible_characters_in_addresses_are_refused_by_line() {
+    for_each_engine(|store, engine| async move {
+        let files = Files::new();
+        let csv = "email\nuser\u{202E}moc@example.com\nus\u{200B}er@example.com\nok@example.com\n";
+        let report = import(&store, ImportKind::Recipients, &files.write("r.csv", csv)).await;
+        let errors = errors(&report);
+        assert_eq!(report.inserted, 1, "{engine}: {errors:?}");
+        assert!(
+            errors[0].starts_with("line 2: email:") && errors[0].contains("U+202E"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with("line 3: email:") && errors[1].contains("U+200B"),
+            "{errors:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn nul_characters_are_refused_naming_the_file_line_and_field() {
+    for_each_engine(|store, engine| async move {
+        let files = Files::new();
+        let csv = "email,first_name,city,attributes\n\
+                   a@example.com,A\0nn,Paris,\n\
+                   b@example.com,Bob,Be\0rlin,\n\
+                   c@example.com,Cy,Rome,\"{\"\"note\"\":\"\"x\\u0000y\"\"}\"\n\
+                   d@example.com,Di,Oslo,\n";
+        let report = import(&store, ImportKind::Recipients, &files.write("r.csv", csv)).await;
+        let found = errors(&report);
+        assert_eq!(report.inserted, 1, "{engine}: {found:?}");
+        assert!(found[0].starts_with("line 2: first_name:") && found[0].contains("NUL"), "{found:?}");
+        assert!(found[1].starts_with("line 3: city:") && found[1].contains("NUL"), "{found:?}");
+        assert!(found[2].starts_with("line 4: attributes: .note:"), "{found:?}");
+
+        let jsonl = format!(
+            "{}\n{}\n{}\n",
+            json!({"email": "e@example.com", "first_name": "Eve"}),
+            json!({"email": "f@example.com", "attributes": {"tags": ["ok", "n\u{0}o"]}}),
+            json!({"email": "g@example.com", "team\u{0}": "x"}),
+        );
+        let report = import(&store, ImportKind::Recipients, &files.write("r.jsonl", &jsonl)).await;
+        let found = errors(&report);
+        assert_eq!(report.inserted, 1, "{engine}: {found:?}");
+        assert!(found[0].starts_with("line 2: attributes: .tags[1]:"), "{found:?}");
+        assert!(found[1].starts_with("line 3: team\\u0000:"), "{found:?}");
+
+        let events = format!(
+            "{}\n",
+            json!({"email": "d@example.com", "kind": "view", "occurred_at": 1, "properties": {"q": "\u{0}"}})
+        );
+        let report = import(&store, ImportKind::Events, &files.write("e.jsonl", &events)).await;
+        assert!(errors_mention(&report, "line 1: properties"), "{engine}: {:?}", report.errors);
+    })
+    .await;
+}
+
+fn errors_mention(report: &ImportReport, text: &str) -> bool {
+    errors(report).iter().any(|e| e.contains(text))
 }
