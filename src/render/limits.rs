@@ -105,8 +105,14 @@ pub(crate) struct Budget {
     deadline: Instant,
     written: usize,
     range_items: usize,
+    /// Writes and escapes since the clock was last read.
+    unclocked: u32,
     crossed: Option<Limit>,
 }
+
+/// The clock is read on every this many writes or escapes: reading it on each would
+/// cost a message about as many clock reads as it has printed values.
+const WRITES_PER_CLOCK_READ: u32 = 16;
 
 impl Budget {
     pub fn start(limits: RenderLimits) -> Self {
@@ -115,6 +121,7 @@ impl Budget {
             deadline: Instant::now() + limits.max_time,
             written: 0,
             range_items: 0,
+            unclocked: 0,
             crossed: None,
         }
     }
@@ -133,7 +140,17 @@ impl Budget {
         (result, self.crossed)
     }
 
+    /// Reads the clock every [`WRITES_PER_CLOCK_READ`] calls.
+    fn tick(&mut self) -> Result<(), Limit> {
+        self.unclocked += 1;
+        if self.unclocked < WRITES_PER_CLOCK_READ {
+            return Ok(());
+        }
+        self.check_time()
+    }
+
     fn check_time(&mut self) -> Result<(), Limit> {
+        self.unclocked = 0;
         if Instant::now() > self.deadline {
             return self.cross(Limit::Time(self.limits.max_time));
         }
@@ -145,7 +162,7 @@ impl Budget {
         if self.written > self.limits.max_output_bytes {
             return self.cross(Limit::Output(self.limits.max_output_bytes));
         }
-        self.check_time()
+        self.tick()
     }
 
     fn charge_range(&mut self, items: usize) -> Result<(), Limit> {
@@ -180,7 +197,7 @@ fn with_active(charge: impl FnOnce(&mut Budget) -> Result<(), Limit>) -> Result<
 
 /// For the escape function: fails once the message is past its time.
 pub(crate) fn check_time() -> std::io::Result<()> {
-    with_active(Budget::check_time).map_err(io_error)
+    with_active(Budget::tick).map_err(io_error)
 }
 
 fn io_error(limit: Limit) -> std::io::Error {
