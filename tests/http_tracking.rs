@@ -395,9 +395,20 @@ async fn a_scanner_following_the_rendered_honeypot_link_is_a_machine_on_that_mes
 async fn every_answered_click_is_stored_under_load() {
     for_each_engine(|store, engine| async move {
         let seeded = seed(&store).await;
+        // Clicks are stored for recipients who exist (an erased one's are dropped).
+        let people: Vec<_> = (0..598)
+            .map(|i| support::recipient(&format!("reader{i}@example.net"), "Reader", &[]))
+            .collect();
+        store.upsert_recipients(&people).await.unwrap();
         let server = TestServer::start(&store).await;
         let keys = server_keys();
-        let urls: Vec<String> = (1..=600)
+        let mut addresses: Vec<String> = people.iter().map(|p| p.email.key()).collect();
+        addresses.extend(["ada@example.com".into(), "grace@example.org".into()]);
+        let keys_of: Vec<&str> = addresses.iter().map(String::as_str).collect();
+        let recipients = store.recipient_ids(&keys_of).await.unwrap();
+        assert_eq!(recipients.len(), 600, "{engine}");
+        let urls: Vec<String> = recipients
+            .into_values()
             .map(|recipient| {
                 server.token_url(
                     &Token::click(seeded.campaign_id, recipient, seeded.sale_link),

@@ -312,11 +312,13 @@ fn insert_sql(rows: usize) -> String {
 const INSERT_POSTGRES: &str = "
     INSERT INTO tracking_events (kind, campaign_id, recipient_id, link_id, occurred_at,
                                  ip, user_agent, verdict, reason)
-    SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[],
-                         $6::text[], $7::text[], $8::text[], $9::text[])
+    SELECT kind, campaign_id, recipient_id, link_id, occurred_at, ip, user_agent, verdict, reason
+    FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[],
+                $6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY
          AS e(kind, campaign_id, recipient_id, link_id, occurred_at,
-              ip, user_agent, verdict, reason)
-    WHERE EXISTS (SELECT 1 FROM recipients r WHERE r.id = e.recipient_id)";
+              ip, user_agent, verdict, reason, n)
+    WHERE EXISTS (SELECT 1 FROM recipients r WHERE r.id = e.recipient_id)
+    ORDER BY e.n";
 
 /// The events as one array per column.
 struct Columns<'a> {
