@@ -115,7 +115,7 @@ impl DkimSettings {
 }
 
 enum SigningKey {
-    Rsa(Box<RsaPrivateKey>),
+    Rsa(RsaPrivateKey),
     Ed25519(ed25519_dalek::SigningKey),
 }
 
@@ -124,7 +124,7 @@ impl SigningKey {
         let text = text.trim();
         let key = if text.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
             RsaPrivateKey::from_pkcs1_pem(text)
-                .map(|key| SigningKey::Rsa(Box::new(key)))
+                .map(SigningKey::Rsa)
                 .map_err(|e| RenderError::Dkim(format!("not a PKCS#1 RSA key: {e}")))?
         } else if text.starts_with("-----BEGIN PRIVATE KEY-----") {
             Self::from_pkcs8(text)?
@@ -150,7 +150,7 @@ impl SigningKey {
 
     fn from_pkcs8(pem: &str) -> Result<Self, RenderError> {
         if let Ok(rsa) = RsaPrivateKey::from_pkcs8_pem(pem) {
-            return Ok(SigningKey::Rsa(Box::new(rsa)));
+            return Ok(SigningKey::Rsa(rsa));
         }
         ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
             .map(SigningKey::Ed25519)
