@@ -776,3 +776,78 @@ async fn set_status(store: &Store, recipient_id: i64, status: &str) {
     }
     .unwrap();
 }
+
+/// SQLite migration 0006 rebuilds `recipients` with AUTOINCREMENT: rows, consents (and
+/// their ON DELETE CASCADE) survive, and no id an erased recipient may have held is
+/// handed out again.
+#[tokio::test]
+async fn sqlite_recipients_rebuild_keeps_data_and_never_reuses_an_erased_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("before-0006.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let mut migrator = sqlx::migrate!("./migrations/sqlite");
+    migrator.dangerous_set_table_name("mailcast_migrations");
+    migrator.run_to(5, &pool).await.unwrap();
+    let a = EmailAddress::parse("a@example.com").unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO recipients (id, email, email_key, email_hash, created_at, updated_at)
+         VALUES (1, 'a@example.com', 'a@example.com', '{}', 0, 0),
+                (2, 'b@example.com', 'b@example.com', 'hash-b', 0, 0);
+         INSERT INTO topics (id, name) VALUES (1, 'news');
+         INSERT INTO consents VALUES (1, 1, 'subscribed', 'test', 0), (2, 1, 'subscribed', 'test', 0);
+         -- Ids 3 and 4 were erased: only their hash-only suppressions are left.
+         INSERT INTO suppressions (email_hash, email, reason, created_at)
+         VALUES ('hash-3', NULL, 'erased on request', 0), ('hash-4', NULL, 'erased on request', 0);",
+        a.hash()
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = Store::open(&path.to_string_lossy()).await.unwrap();
+    assert_eq!(store.subscribed_topics(1).await.unwrap(), ["news"]);
+    assert_eq!(store.subscribed_topics(2).await.unwrap(), ["news"]);
+    store
+        .upsert_recipients(&[recipient("c@example.com", "C", &["news"])])
+        .await
+        .unwrap();
+    let c = EmailAddress::parse("c@example.com").unwrap();
+    let c_id = store.recipient_by_email(&c).await.unwrap().unwrap().id;
+    assert!(c_id > 4, "id {c_id} may be an erased recipient's");
+
+    assert!(store.erase_recipient(&a).await.unwrap());
+    assert!(
+        store.subscribed_topics(1).await.unwrap().is_empty(),
+        "consents cascade"
+    );
+    let Db::Sqlite(pool) = store.db() else {
+        unreachable!()
+    };
+    let broken: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert!(broken.is_empty(), "{broken:?}");
+    let indexes: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'recipients'
+         AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let names: Vec<&str> = indexes.iter().map(|(n,)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "recipients_country",
+            "recipients_created_at",
+            "recipients_email_hash"
+        ]
+    );
+    store.close().await;
+}
