@@ -5,14 +5,16 @@
 //!   `.ndjson` (one object per line).
 //! - Rows are read one at a time and written in batches of
 //!   [`ImportOptions::batch_size`], so memory stays flat however long the file is.
-//! - Recipients are upserted by email (case-insensitively) and products by sku; a key
-//!   that appears twice in a file is simply applied twice, so the later row wins
+//! - Recipients are upserted by email (every spelling of an address is one key:
+//!   `EmailAddress::key`) and products by sku; a key that appears twice in a file is
+//!   simply applied twice, so the later row wins
 //!   (and, for recipients, fields it leaves empty keep the earlier values; attributes
 //!   are merged key by key). Events are appended; an `event_id` already stored (or
 //!   seen earlier in the file) is skipped and reported as "already imported".
 //! - A row that cannot be imported (bad address, malformed number, time or JSON,
-//!   wrong number of CSV fields, invalid UTF-8, unknown recipient or product) is
-//!   rejected with its physical line number and the reason; the other rows import.
+//!   wrong number of CSV fields, invalid UTF-8, a NUL character, unknown recipient or
+//!   product) is rejected with its physical line number and the reason; the other
+//!   rows import.
 //!   With [`ImportOptions::strict`] the whole file is checked first and nothing is
 //!   imported unless every row is valid. (Between the check and the import the store
 //!   may change: an event whose recipient was deleted meanwhile is still rejected.)
