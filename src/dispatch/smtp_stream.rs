@@ -249,10 +249,11 @@ mod tests {
         assert!(read <= REPLY_BYTES_LIMIT, "{read} bytes read");
         assert!(error.to_string().contains("endless reply"), "{error}");
         client.write_all(b"QUIT\r\n").await.unwrap();
-        client
+        let after_write = client
             .read(&mut buffer)
             .await
             .expect("a fresh allowance after a write");
+        assert!(after_write > 0);
         serve.abort();
     }
 
