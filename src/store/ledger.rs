@@ -228,6 +228,18 @@ const RECORD_OUTCOMES_SQLITE: &str = "
 // loops are off for it without a transaction of four round trips; its comment says why.
 const RECORD_OUTCOMES_POSTGRES: &str = "SELECT mailcast_record_outcomes($1::jsonb, $2, $3, $4)";
 
+const RENEW_LEASES_SQLITE: &str = "
+    UPDATE deliveries SET lease_until = $2 + $3 WHERE status = 'sending' AND worker = $1";
+
+// Rows the worker is recording or handing back at this moment are locked by that
+// statement: they are skipped rather than waited for (their lease no longer matters),
+// so a renewal never waits on a row lock and never takes part in a deadlock.
+const RENEW_LEASES_POSTGRES: &str = "
+    UPDATE deliveries SET lease_until = $2 + $3
+    WHERE id IN (
+        SELECT id FROM deliveries WHERE status = 'sending' AND worker = $1
+        FOR UPDATE SKIP LOCKED)";
+
 /// One row of [`Store::record_outcomes`]' JSON parameter.
 #[derive(Serialize)]
 struct OutcomeRow<'a> {
@@ -359,8 +371,10 @@ impl Store {
     /// a live worker's deliveries never expire, however long a slow relay takes.
     /// Returns how many were extended.
     pub async fn renew_leases(&self, worker: &str, lease_seconds: i64) -> Result<u64, StoreError> {
-        let sql = "UPDATE deliveries SET lease_until = $2 + $3
-                   WHERE status = 'sending' AND worker = $1";
+        let sql = match self.db {
+            Db::Sqlite(_) => RENEW_LEASES_SQLITE,
+            Db::Postgres(_) => RENEW_LEASES_POSTGRES,
+        };
         let renewed = on_pool!(self, pool => sqlx::query(sql)
             .bind(worker)
             .bind(crate::time::now())
