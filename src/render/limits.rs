@@ -45,19 +45,24 @@ impl Default for RenderLimits {
 impl RenderLimits {
     /// The defaults, each replaced by its environment variable when set.
     pub fn from_env() -> Result<Self, RenderError> {
+        Self::from_vars(|var| std::env::var(var).ok())
+    }
+
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, RenderError> {
         let defaults = RenderLimits::default();
+        let number = |name: &str| parse_number(name, var(name));
         Ok(RenderLimits {
-            max_output_bytes: env_number(MAX_BYTES_VAR)?
+            max_output_bytes: number(MAX_BYTES_VAR)?
                 .map_or(defaults.max_output_bytes, |n| n as usize),
-            max_time: env_number(TIMEOUT_MS_VAR)?.map_or(defaults.max_time, Duration::from_millis),
-            max_range_items: env_number(MAX_RANGE_VAR)?
+            max_time: number(TIMEOUT_MS_VAR)?.map_or(defaults.max_time, Duration::from_millis),
+            max_range_items: number(MAX_RANGE_VAR)?
                 .map_or(defaults.max_range_items, |n| n as usize),
         })
     }
 }
 
-fn env_number(var: &str) -> Result<Option<u64>, RenderError> {
-    let Ok(text) = std::env::var(var) else {
+fn parse_number(var: &str, text: Option<String>) -> Result<Option<u64>, RenderError> {
+    let Some(text) = text else {
         return Ok(None);
     };
     match text.trim().parse::<u64>() {
@@ -316,6 +321,24 @@ mod tests {
         let mut out = Vec::new();
         LimitedWriter(&mut out).write_all(&[0; 64]).unwrap();
         assert!(check_time().is_ok());
+    }
+
+    #[test]
+    fn settings_replace_defaults_and_bad_values_are_named() {
+        let set = |name: &str, value: &str| {
+            let (name, value) = (name.to_string(), value.to_string());
+            move |var: &str| (var == name).then(|| value.clone())
+        };
+        let limits = RenderLimits::from_vars(set(TIMEOUT_MS_VAR, "250")).unwrap();
+        assert_eq!(limits.max_time, Duration::from_millis(250));
+        assert_eq!(
+            limits.max_output_bytes,
+            RenderLimits::default().max_output_bytes
+        );
+        for bad in ["0", "-1", "2s", ""] {
+            let error = RenderLimits::from_vars(set(MAX_BYTES_VAR, bad)).unwrap_err();
+            assert!(error.to_string().contains(MAX_BYTES_VAR), "{error}");
+        }
     }
 
     #[test]
