@@ -173,3 +173,59 @@ async fn an_unreachable_relay_defers_and_the_next_one_takes_over() {
     assert_eq!(server.recipients(), ["ann@example.com"]);
     server.stop();
 }
+
+/// What `send` makes of a refusal of MAIL FROM and of a bad mailbox at RCPT TO, with
+/// or without pipelining (without it, one command at a time: the reply's command is
+/// known either way).
+async fn refusals_name_the_command_they_answered(pipelining: bool) {
+    use support::scripted_smtp::{MailReply, answer_mail};
+
+    let sender_refused = ScriptedServer::start_with_mail(
+        answer_mail(MailReply::Refuse(
+            553,
+            "5.1.8 Sender address rejected: Domain not found",
+        )),
+        accept_all(),
+        always_accept_dot(),
+    )
+    .await;
+    let mailbox_refused = ScriptedServer::start(
+        refuse("cat@example.com", 550, "5.1.1 no such user"),
+        always_accept_dot(),
+    )
+    .await;
+    if !pipelining {
+        sender_refused.stop_offering_pipelining();
+        mailbox_refused.stop_offering_pipelining();
+    }
+    let result = send(&transport(&sender_refused, 1).await, "ann@example.com").await;
+    assert!(
+        matches!(&result, SendResult::Refused(reason) if reason.contains("5.1.8") && reason.contains("MAIL FROM")),
+        "pipelining {pipelining}: {result:?}"
+    );
+    let result = send(&transport(&mailbox_refused, 1).await, "cat@example.com").await;
+    assert!(
+        matches!(&result, SendResult::Rejected { reason, bad_mailbox: true } if reason.contains("RCPT TO")),
+        "pipelining {pipelining}: {result:?}"
+    );
+    assert_eq!(
+        send(&transport(&mailbox_refused, 1).await, "ann@example.com").await,
+        SendResult::Accepted,
+        "pipelining {pipelining}"
+    );
+    assert_eq!(mailbox_refused.recipients(), ["ann@example.com"]);
+    let pipelined = sender_refused.pipelined() + mailbox_refused.pipelined();
+    assert_eq!(pipelined > 0, pipelining);
+    sender_refused.stop();
+    mailbox_refused.stop();
+}
+
+#[tokio::test]
+async fn pipelined_refusals_name_the_command_they_answered() {
+    refusals_name_the_command_they_answered(true).await;
+}
+
+#[tokio::test]
+async fn refusals_one_command_at_a_time_name_the_command_they_answered() {
+    refusals_name_the_command_they_answered(false).await;
+}

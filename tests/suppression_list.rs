@@ -199,3 +199,64 @@ async fn api_lists_shows_and_deletes_a_suppression_with_its_campaign_and_reply()
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_campaign_paused_by_a_sender_rejection_shows_why_in_the_cli_and_the_api() {
+    use mailcast::domain::CampaignStatus;
+    use support::scripted_smtp::{MailReply, answer_mail};
+
+    for_each_database(|store, url, engine| async move {
+        store
+            .upsert_recipients(&[recipient("ann@example.com", "Ann", &["news"])])
+            .await
+            .unwrap();
+        let refusing = ScriptedServer::start_with_mail(
+            answer_mail(MailReply::Refuse(
+                553,
+                "5.1.8 Sender address rejected: Domain not found",
+            )),
+            accept_all(),
+            always_accept_dot(),
+        )
+        .await;
+        let campaign = create_campaign(&store, "refused", "news", HTML).await;
+        let options = WorkerOptions::default();
+        let worker = support::campaign::start(&store, campaign, &refusing.url(), &options).await;
+        support::campaign::wait_for_status(
+            &store,
+            campaign,
+            CampaignStatus::Paused,
+            std::time::Duration::from_secs(30),
+        )
+        .await;
+        worker.shutdown().await.unwrap();
+        refusing.stop();
+
+        let (code, status, stderr) = mailcast(&url, &["campaign", "status", "refused"]);
+        assert_eq!(code, 0, "{engine}: {stderr}");
+        assert!(status.contains("is paused"), "{engine}: {status}");
+        assert!(status.contains("paused because"), "{engine}: {status}");
+        assert!(
+            status.contains("5.1.8") && status.contains("MAIL FROM"),
+            "{engine}: {status}"
+        );
+
+        let server = http::TestServer::start(&store).await;
+        let key = http::api_key(&store, "crm").await;
+        let body: Value = server
+            .client
+            .get(server.url(&format!("/api/campaigns/{campaign}")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["status"], "paused", "{engine}: {body}");
+        let reason = body["pause_reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("5.1.8"), "{engine}: {body}");
+        server.stop().await;
+    })
+    .await;
+}

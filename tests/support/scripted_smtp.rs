@@ -50,6 +50,8 @@ struct Log {
     pipelined: usize,
     /// Bytes of endless replies written before their clients hung up, one per session.
     endless_written: Vec<usize>,
+    /// EHLO replies leave PIPELINING out, as some relays do.
+    without_pipelining: bool,
 }
 
 pub struct ScriptedServer {
@@ -121,6 +123,11 @@ impl ScriptedServer {
     /// Mail transactions the client sent pipelined.
     pub fn pipelined(&self) -> usize {
         self.log.lock().unwrap().pipelined
+    }
+
+    /// From now on, EHLO replies do not offer PIPELINING.
+    pub fn stop_offering_pipelining(&self) {
+        self.log.lock().unwrap().without_pipelining = true;
     }
 
     /// Bytes of endless replies each client read (or the kernel buffered) before it
@@ -250,7 +257,8 @@ impl Connection {
                 continue;
             }
             let mut bytes = reply.buffer().unwrap_or_default();
-            if starts_with(&line, "EHLO") && reply.code == 250 {
+            let offers_pipelining = !log.lock().unwrap().without_pipelining;
+            if starts_with(&line, "EHLO") && reply.code == 250 && offers_pipelining {
                 bytes = offer_pipelining(&bytes);
             }
             if write.write_all(&bytes).await.is_err() || reply.action == mailin::Action::Close {
