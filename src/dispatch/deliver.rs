@@ -4,7 +4,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use super::runtime::CampaignRuntime;
-use super::{DispatchError, Dispatcher, SendResult};
+use super::{DispatchError, Dispatcher, JobLeases, SendResult};
 use crate::domain::{CampaignStatus, EmailAddress};
 use crate::render::RenderedMessage;
 use crate::store::{Claim, ClaimedDelivery, DeliveryOutcome, RefusedMailbox};
@@ -41,8 +41,9 @@ pub async fn deliver_campaign(
     campaign_id: i64,
 ) -> Result<BatchEnd, DispatchError> {
     let runtime = runtime_for(dispatcher, campaign_id).await?;
+    let leases = dispatcher.job_leases();
     let mut memory = JobMemory::default();
-    let mut next = prepare_batch(dispatcher, &runtime, &mut memory).await?;
+    let mut next = prepare_batch(dispatcher, &runtime, &leases, &mut memory).await?;
     let mut unrecorded = Vec::new();
     loop {
         let batch = match next {
@@ -68,7 +69,7 @@ pub async fn deliver_campaign(
         let previous = std::mem::take(&mut unrecorded);
         let (outcomes, upcoming) = tokio::join!(
             send_batch(dispatcher, &runtime, batch),
-            record_then_prepare(dispatcher, &runtime, &previous, &mut memory),
+            record_then_prepare(dispatcher, &runtime, &previous, &leases, &mut memory),
         );
         next = match upcoming {
             Ok(upcoming) => upcoming,
@@ -97,10 +98,11 @@ async fn record_then_prepare(
     dispatcher: &Dispatcher,
     runtime: &CampaignRuntime,
     previous: &[DeliveryOutcome],
+    leases: &JobLeases<'_>,
     memory: &mut JobMemory,
 ) -> Result<Next, DispatchError> {
     record(dispatcher, previous).await?;
-    prepare_batch(dispatcher, runtime, memory).await
+    prepare_batch(dispatcher, runtime, leases, memory).await
 }
 
 async fn record(
@@ -111,6 +113,7 @@ async fn record(
         .store
         .record_outcomes(&dispatcher.settings.worker_name, outcomes)
         .await?;
+    dispatcher.let_go(outcomes.iter().map(DeliveryOutcome::delivery_id));
     Ok(())
 }
 
@@ -138,6 +141,7 @@ enum Next {
 async fn prepare_batch(
     dispatcher: &Dispatcher,
     runtime: &CampaignRuntime,
+    leases: &JobLeases<'_>,
     memory: &mut JobMemory,
 ) -> Result<Next, DispatchError> {
     if dispatcher.is_stopping() {
@@ -158,6 +162,7 @@ async fn prepare_batch(
         return Ok(Next::Empty);
     }
     let ids: Vec<i64> = claimed.iter().map(|d| d.delivery_id).collect();
+    leases.hold(&ids);
     memory.claimed_up_to = memory
         .claimed_up_to
         .max(ids.iter().copied().max().unwrap_or(0));
@@ -189,6 +194,7 @@ async fn release_ids(dispatcher: &Dispatcher, ids: &[i64]) {
     {
         tracing::error!(%error, "cannot release claimed deliveries: their leases will expire");
     }
+    dispatcher.let_go(ids.iter().copied());
 }
 
 /// Pauses the campaign, saying why: its deliveries not yet sent stay as they are, so

@@ -1,7 +1,9 @@
 //! A live worker keeps its leases. Every third of the lease, one statement extends the
-//! lease of every delivery this process holds in `sending`, however many there are and
-//! however slow the relay sending them. Only a process that is gone (killed, frozen, or
-//! cut off from the database for a whole lease) lets its leases run out.
+//! lease of every delivery this process's jobs hold (claimed, not yet recorded or handed
+//! back), however many there are and however slow the relay sending them. Only a
+//! process that is gone (killed, frozen, or cut off from the database for a whole lease)
+//! lets its leases run out, and so does a job that ended on an error with deliveries it
+//! could not record: those become `unknown` as before.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,11 +50,15 @@ async fn every_interval(every: Duration, mut beat: impl AsyncFnMut()) {
 }
 
 async fn renew(dispatcher: &Dispatcher) {
+    let held = dispatcher.held_ids();
+    if held.is_empty() {
+        return;
+    }
     let settings = &dispatcher.settings;
     let lease_seconds = settings.lease.as_secs() as i64;
     match dispatcher
         .store
-        .renew_leases(&settings.worker_name, lease_seconds)
+        .renew_leases(&settings.worker_name, &held, lease_seconds)
         .await
     {
         Ok(renewed) => tracing::trace!(renewed, "leases renewed"),

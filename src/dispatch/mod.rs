@@ -38,7 +38,7 @@ pub use validate::{Retemplated, VALIDATION_SAMPLE, retemplate_campaign, validate
 pub use worker::{WorkerHandle, run_worker, spawn_worker, unique_worker_name};
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -110,6 +110,11 @@ pub struct Dispatcher {
     leases_checked: Mutex<Option<std::time::Instant>>,
     /// Set once the process is stopping: delivery jobs claim nothing more.
     stopping: AtomicBool,
+    /// The deliveries this process's jobs hold (delivery id → job), claimed and not yet
+    /// recorded or handed back: the heartbeat renews exactly these leases.
+    held: Mutex<HashMap<i64, u64>>,
+    /// Numbers the delivery jobs of this process.
+    jobs_started: AtomicU64,
 }
 
 impl Dispatcher {
@@ -123,7 +128,31 @@ impl Dispatcher {
             runtimes: Mutex::new(HashMap::new()),
             leases_checked: Mutex::new(None),
             stopping: AtomicBool::new(false),
+            held: Mutex::new(HashMap::new()),
+            jobs_started: AtomicU64::new(0),
         })
+    }
+
+    /// A job's share of the held deliveries; whatever the job still holds when it ends
+    /// (an error, a panic) is no longer renewed, and its leases run out.
+    fn job_leases(&self) -> JobLeases<'_> {
+        JobLeases {
+            dispatcher: self,
+            job: self.jobs_started.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    fn let_go(&self, ids: impl IntoIterator<Item = i64>) {
+        let mut held = self.held.lock().expect("held leases lock");
+        for id in ids {
+            held.remove(&id);
+        }
+    }
+
+    /// The deliveries whose leases the heartbeat renews.
+    fn held_ids(&self) -> Vec<i64> {
+        let held = self.held.lock().expect("held leases lock");
+        held.keys().copied().collect()
     }
 
     /// From now on, delivery jobs send what they hold, hand back what they claimed
@@ -160,5 +189,64 @@ impl Dispatcher {
             .lock()
             .expect("campaign cache lock")
             .insert(campaign_id, runtime);
+    }
+}
+
+/// The deliveries one delivery job holds, as far as the heartbeat is concerned.
+struct JobLeases<'a> {
+    dispatcher: &'a Dispatcher,
+    job: u64,
+}
+
+impl JobLeases<'_> {
+    fn hold(&self, ids: &[i64]) {
+        let mut held = self.dispatcher.held.lock().expect("held leases lock");
+        held.extend(ids.iter().map(|id| (*id, self.job)));
+    }
+}
+
+impl Drop for JobLeases<'_> {
+    fn drop(&mut self) {
+        let mut held = self.dispatcher.held.lock().expect("held leases lock");
+        held.retain(|_, job| *job != self.job);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TransportConfig;
+
+    fn held(dispatcher: &Dispatcher) -> Vec<i64> {
+        let mut ids = dispatcher.held_ids();
+        ids.sort();
+        ids
+    }
+
+    #[tokio::test]
+    async fn a_job_that_ends_stops_renewing_what_it_still_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mailcast.db").display().to_string();
+        let store = Store::open(&path).await.unwrap();
+        let outbox = TransportConfig::Outbox(dir.path().join("outbox"));
+        let transport = Transport::new(&outbox, 1).await.unwrap();
+        let settings = DispatchSettings::new(
+            "w".into(),
+            "http://localhost".into(),
+            KeyRing::development(),
+        );
+        let dispatcher = Dispatcher::new(store, transport, settings);
+
+        let first = dispatcher.job_leases();
+        first.hold(&[1, 2, 3]);
+        {
+            let second = dispatcher.job_leases();
+            second.hold(&[4]);
+            dispatcher.let_go([2]);
+            assert_eq!(held(&dispatcher), [1, 3, 4], "2 was recorded");
+        }
+        assert_eq!(held(&dispatcher), [1, 3], "the second job ended");
+        drop(first);
+        assert!(held(&dispatcher).is_empty());
     }
 }

@@ -228,18 +228,6 @@ const RECORD_OUTCOMES_SQLITE: &str = "
 // loops are off for it without a transaction of four round trips; its comment says why.
 const RECORD_OUTCOMES_POSTGRES: &str = "SELECT mailcast_record_outcomes($1::jsonb, $2, $3, $4)";
 
-const RENEW_LEASES_SQLITE: &str = "
-    UPDATE deliveries SET lease_until = $2 + $3 WHERE status = 'sending' AND worker = $1";
-
-// Rows the worker is recording or handing back at this moment are locked by that
-// statement: they are skipped rather than waited for (their lease no longer matters),
-// so a renewal never waits on a row lock and never takes part in a deadlock.
-const RENEW_LEASES_POSTGRES: &str = "
-    UPDATE deliveries SET lease_until = $2 + $3
-    WHERE id IN (
-        SELECT id FROM deliveries WHERE status = 'sending' AND worker = $1
-        FOR UPDATE SKIP LOCKED)";
-
 /// One row of [`Store::record_outcomes`]' JSON parameter.
 #[derive(Serialize)]
 struct OutcomeRow<'a> {
@@ -367,18 +355,42 @@ impl Store {
         Ok(released)
     }
 
-    /// Extends every lease `worker` holds to `lease_seconds` from now, in one statement:
-    /// a live worker's deliveries never expire, however long a slow relay takes.
-    /// Returns how many were extended.
-    pub async fn renew_leases(&self, worker: &str, lease_seconds: i64) -> Result<u64, StoreError> {
+    /// Extends the leases of the given deliveries `worker` still holds to
+    /// `lease_seconds` from now, in one statement: a live worker's deliveries never
+    /// expire, however long a slow relay takes. Returns how many were extended.
+    pub async fn renew_leases(
+        &self,
+        worker: &str,
+        ids: &[i64],
+        lease_seconds: i64,
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
         let sql = match self.db {
-            Db::Sqlite(_) => RENEW_LEASES_SQLITE,
-            Db::Postgres(_) => RENEW_LEASES_POSTGRES,
+            Db::Sqlite(_) => format!(
+                "UPDATE deliveries SET lease_until = $2 + $3
+                 WHERE id IN ({}) AND worker = $4 AND status = 'sending'",
+                self.json_ints(1)
+            ),
+            // Rows the worker is recording or handing back at this moment are locked
+            // by that statement: skipped rather than waited for (their lease no longer
+            // matters), so a renewal never waits on a row lock nor joins a deadlock.
+            Db::Postgres(_) => format!(
+                "UPDATE deliveries SET lease_until = $2 + $3
+                 WHERE id IN (
+                     SELECT id FROM deliveries
+                     WHERE id IN ({}) AND worker = $4 AND status = 'sending'
+                     FOR UPDATE SKIP LOCKED)",
+                self.json_ints(1)
+            ),
         };
-        let renewed = on_pool!(self, pool => sqlx::query(sql)
-            .bind(worker)
+        let json = serde_json::to_string(ids).expect("ids serialise");
+        let renewed = on_pool!(self, pool => sqlx::query(built(&sql))
+            .bind(&json)
             .bind(crate::time::now())
             .bind(lease_seconds)
+            .bind(worker)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
