@@ -52,7 +52,10 @@ impl HttpArgs {
             );
             Ok(std::time::Duration::from_secs_f64(value))
         };
-        anyhow::ensure!(self.max_connections > 0, "--max-connections must be at least 1");
+        anyhow::ensure!(
+            self.max_connections > 0,
+            "--max-connections must be at least 1"
+        );
         Ok(HttpLimits {
             header_timeout: seconds("header-timeout", self.header_timeout)?,
             body_timeout: seconds("body-timeout", self.body_timeout)?,

@@ -11,6 +11,10 @@
 //! | `/api/…` | the CRM API ([`api_routes`], `/api/openapi.json`) |
 //! | `GET /healthz`, `GET /metrics` | store reachable; Prometheus text |
 //!
+//! Every connection is bounded ([`HttpLimits`]): header, body and idle timeouts, a cap
+//! on open connections, and a body limit per kind of route, checked against the
+//! announced length before any of the body is read.
+//!
 //! A bad token is a 404 and records nothing. Opens, clicks and unsubscribes go through
 //! a bounded, batched writer ([`WriterSettings`]) with a human/machine verdict
 //! ([`verdict`]); graceful shutdown drains it.

@@ -172,9 +172,15 @@ mod tests {
     #[test]
     fn passwords_are_redacted_even_from_urls_that_do_not_parse() {
         let cases = [
-            ("postgres://bob:DbPass@127.0.0.1:1/x", "postgres://bob:***@127.0.0.1:1/x"),
+            (
+                "postgres://bob:DbPass@127.0.0.1:1/x",
+                "postgres://bob:***@127.0.0.1:1/x",
+            ),
             ("postgres://bob:DbPass@[bad/x", "postgres://bob:***@[bad/x"),
-            ("smtp://alice:S3cret@exa mple.com", "smtp://alice:***@exa mple.com"),
+            (
+                "smtp://alice:S3cret@exa mple.com",
+                "smtp://alice:***@exa mple.com",
+            ),
             ("smtp://alice:p/a@ss@host:25", "smtp://alice:***@host:25"),
             ("smtp://alice@host", "smtp://alice@host"),
             ("mailcast.db", "mailcast.db"),

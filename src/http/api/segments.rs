@@ -63,14 +63,10 @@ pub(crate) async fn put(
     // lead back to this segment.
     let definition = crate::segment::parse(&body.expression)
         .map_err(|e| HttpError::field("expression", e.to_string()))?;
-    let filter = crate::segment::check_definition(
-        &state.store,
-        &name,
-        &definition,
-        crate::time::now(),
-    )
-    .await
-    .map_err(|e| HttpError::field("expression", e.to_string()))?;
+    let filter =
+        crate::segment::check_definition(&state.store, &name, &definition, crate::time::now())
+            .await
+            .map_err(|e| HttpError::field("expression", e.to_string()))?;
     let store = &state.store;
     store
         .upsert_segment(&name, &body.expression, &body.description)
