@@ -428,6 +428,70 @@ mod create_from_the_command_line {
         assert!(ok, "{engine}: {stderr}");
     }
 
+    fn lists_campaigns_and_finds_them_by_id(database: &str, engine: &str) {
+        let root = tempfile::tempdir().unwrap();
+        let html = r#"<p>Sale</p><a href="{{ unsubscribe_url }}">Unsubscribe</a>"#;
+        let dir = template_dir(root.path(), "sale", html);
+        let (ok, _, stderr) = mailcast(database, &["template", "load", &dir]);
+        assert!(ok, "{engine}: {stderr}");
+        for name in ["spring", "2024"] {
+            let (ok, _, stderr) = create(database, name, "sale", "marketing");
+            assert!(ok, "{engine}: {stderr}");
+        }
+
+        let (ok, stdout, stderr) = mailcast(database, &["campaign", "list"]);
+        assert!(ok, "{engine}: {stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines.len(),
+            3,
+            "{engine}: a header and one line each: {stdout}"
+        );
+        let spring: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            &spring[1..5],
+            ["spring", "draft", "0/0", "0"],
+            "{engine}: {stdout}"
+        );
+        let spring_id = spring[0];
+        let year_id = lines[2].split_whitespace().next().unwrap();
+
+        let (ok, stdout, stderr) = mailcast(database, &["campaign", "status", spring_id]);
+        assert!(ok, "{engine}: {stderr}");
+        assert!(
+            stdout.contains("campaign 'spring' is draft"),
+            "{engine}: {stdout}"
+        );
+        // An all-digit name is a name first; `#ID` is always an id.
+        let (ok, stdout, stderr) = mailcast(database, &["campaign", "status", "2024"]);
+        assert!(
+            ok && stdout.contains("campaign '2024'"),
+            "{engine}: {stdout}{stderr}"
+        );
+        let by_hash = format!("#{year_id}");
+        let (ok, stdout, stderr) = mailcast(database, &["campaign", "cancel", &by_hash]);
+        assert!(ok, "{engine}: {stderr}");
+        assert!(
+            stdout.contains("campaign '2024' cancelled"),
+            "{engine}: {stdout}"
+        );
+
+        let (ok, _, stderr) = mailcast(database, &["campaign", "pause", "99999"]);
+        assert!(!ok && stderr.contains("99999"), "{engine}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{engine}: {stderr}");
+    }
+
+    #[tokio::test]
+    async fn campaign_list_shows_every_campaign_and_ids_work_where_names_do() {
+        let sqlite = TestDb::sqlite().await;
+        lists_campaigns_and_finds_them_by_id(&sqlite.url, "sqlite");
+        sqlite.drop_database().await;
+        if let Some(postgres) = TestDb::postgres().await {
+            lists_campaigns_and_finds_them_by_id(&postgres.url, "postgres");
+            postgres.drop_database().await;
+        }
+    }
+
     #[tokio::test]
     async fn campaign_create_refuses_a_marketing_template_without_an_unsubscribe_link() {
         let sqlite = TestDb::sqlite().await;

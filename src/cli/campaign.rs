@@ -10,7 +10,7 @@ use crate::dispatch::{
 use crate::domain::{CampaignKind, DeliveryStatus, EmailAddress};
 use crate::links::KeyRing;
 use crate::render::LinkSettings;
-use crate::store::{Campaign, CampaignSettings, NewCampaign, Store, Template};
+use crate::store::{Campaign, CampaignSettings, CampaignSummary, NewCampaign, Store, Template};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TemplateCommand {
@@ -19,8 +19,13 @@ pub enum TemplateCommand {
     Load { dir: PathBuf },
 }
 
+/// Wherever a command takes CAMPAIGN, it may be the campaign's name or its id
+/// (`mailcast campaign list`). A name is looked up first, so a campaign named "2024"
+/// stays reachable by name; `#7` always means the id 7.
 #[derive(Debug, clap::Subcommand)]
 pub enum CampaignCommand {
+    /// One line per campaign: id, name, state, sent/total, created, send time.
+    List,
     /// Create a draft campaign.
     Create(CreateArgs),
     /// Schedule a draft: it starts at its send time (now when none), rendering the
@@ -103,25 +108,28 @@ pub async fn run_template(store: &Store, command: TemplateCommand) -> anyhow::Re
 
 pub async fn run(store: &Store, command: CampaignCommand) -> anyhow::Result<ExitCode> {
     match command {
+        CampaignCommand::List => list(store).await,
         CampaignCommand::Create(args) => create(store, args).await,
         CampaignCommand::Schedule { name } => schedule(store, &name).await,
         CampaignCommand::Retemplate { name } => retemplate(store, &name).await,
         CampaignCommand::Status { name } => status(store, &name).await,
         CampaignCommand::Stats { name } => super::stats::run(store, &name).await,
         CampaignCommand::Pause { name } => {
-            pause_campaign(store, find(store, &name).await?.id).await?;
-            println!("campaign '{name}' paused");
+            let campaign = find(store, &name).await?;
+            pause_campaign(store, campaign.id).await?;
+            println!("campaign '{}' paused", campaign.name);
             Ok(ExitCode::SUCCESS)
         }
         CampaignCommand::Resume { name } => {
-            let id = find(store, &name).await?.id;
-            resume_campaign(store, &JobQueue::new(store), id, CLI_SLOTS).await?;
-            println!("campaign '{name}' resumed");
+            let campaign = find(store, &name).await?;
+            resume_campaign(store, &JobQueue::new(store), campaign.id, CLI_SLOTS).await?;
+            println!("campaign '{}' resumed", campaign.name);
             Ok(ExitCode::SUCCESS)
         }
         CampaignCommand::Cancel { name } => {
-            cancel_campaign(store, find(store, &name).await?.id).await?;
-            println!("campaign '{name}' cancelled");
+            let campaign = find(store, &name).await?;
+            cancel_campaign(store, campaign.id).await?;
+            println!("campaign '{}' cancelled", campaign.name);
             Ok(ExitCode::SUCCESS)
         }
         CampaignCommand::RetryFailed { name } => {
@@ -171,11 +179,69 @@ async fn requeue(store: &Store, name: &str, from: DeliveryStatus) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
+/// The campaign CAMPAIGN names: by name first, then by id when it is all digits;
+/// `#7` is always the id.
 async fn find(store: &Store, name: &str) -> anyhow::Result<Campaign> {
-    store
-        .campaign_by_name(name)
-        .await?
-        .with_context(|| format!("no campaign named '{name}'"))
+    if let Some(id) = name.strip_prefix('#') {
+        let id: i64 = id
+            .parse()
+            .map_err(|_| anyhow::anyhow!("'{name}' is not a campaign id (#7, say)"))?;
+        return by_id(store, id)
+            .await?
+            .with_context(|| format!("no campaign with id {id}"));
+    }
+    if let Some(campaign) = store.campaign_by_name(name).await? {
+        return Ok(campaign);
+    }
+    if let Ok(id) = name.parse::<i64>() {
+        if let Some(campaign) = by_id(store, id).await? {
+            return Ok(campaign);
+        }
+        anyhow::bail!("no campaign named or with id '{name}' (see `mailcast campaign list`)");
+    }
+    anyhow::bail!("no campaign named '{name}' (see `mailcast campaign list`)")
+}
+
+async fn by_id(store: &Store, id: i64) -> anyhow::Result<Option<Campaign>> {
+    match store.campaign(id).await {
+        Ok(campaign) => Ok(Some(campaign)),
+        Err(crate::store::StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn list(store: &Store) -> anyhow::Result<ExitCode> {
+    let campaigns = store.list_campaigns().await?;
+    if campaigns.is_empty() {
+        println!("no campaigns yet (`mailcast campaign create`)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:>5}  {:<24} {:<10} {:>15} {:>7}  {:<25} {}",
+        "ID", "NAME", "STATE", "SENT/TOTAL", "FAILED", "CREATED", "SEND AT"
+    );
+    for campaign in campaigns {
+        println!("{}", list_line(&campaign));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_line(campaign: &CampaignSummary) -> String {
+    let send_at = campaign
+        .send_at
+        .map(crate::time::format_timestamp)
+        .unwrap_or_else(|| "-".into());
+    let progress = format!("{}/{}", campaign.sent, campaign.total);
+    format!(
+        "{:>5}  {:<24} {:<10} {:>15} {:>7}  {:<25} {}",
+        campaign.id,
+        campaign.name,
+        campaign.status,
+        progress,
+        campaign.failed,
+        crate::time::format_timestamp(campaign.created_at),
+        send_at
+    )
 }
 
 async fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode> {

@@ -219,3 +219,33 @@ impl Store {
         Ok(changed == 1)
     }
 }
+
+/// One line of `mailcast campaign list`: the campaign and its deliveries counted.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct CampaignSummary {
+    pub id: i64,
+    pub name: String,
+    pub status: String,
+    pub created_at: i64,
+    pub send_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub total: i64,
+    pub sent: i64,
+    pub failed: i64,
+}
+
+impl Store {
+    /// Every campaign, oldest first, with its deliveries counted in one query.
+    pub async fn list_campaigns(&self) -> Result<Vec<CampaignSummary>, StoreError> {
+        let sql = "SELECT c.id, c.name, c.status, c.created_at, c.send_at, c.started_at,
+                          c.finished_at, COUNT(d.campaign_id) AS total,
+                          SUM(CASE WHEN d.status = 'sent' THEN 1 ELSE 0 END) AS sent,
+                          SUM(CASE WHEN d.status = 'failed' THEN 1 ELSE 0 END) AS failed
+                   FROM campaigns c LEFT JOIN deliveries d ON d.campaign_id = c.id
+                   GROUP BY c.id, c.name, c.status, c.created_at, c.send_at, c.started_at,
+                            c.finished_at
+                   ORDER BY c.id";
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await)?)
+    }
+}

@@ -29,7 +29,7 @@ mod triggered;
 pub use api_keys::ApiKey;
 pub use audience::LEDGER_LOCK;
 pub use behaviour::{BehaviourKind, Interaction, RecipientHistory};
-pub use campaigns::{Campaign, CampaignSettings, NewCampaign};
+pub use campaigns::{Campaign, CampaignSettings, CampaignSummary, NewCampaign};
 pub use catalog::{NewProduct, Product};
 pub use connect::{Engine, redact_url};
 pub use error::StoreError;
