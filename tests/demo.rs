@@ -148,3 +148,43 @@ fn a_dkim_key_given_to_the_worker_signs_every_message() {
     }
     assert!(signed > 0, "the demo sent something");
 }
+
+#[test]
+fn the_demo_runs_from_any_directory_on_its_built_in_fixtures_and_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mailcast"))
+        .arg("demo")
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("MAILCAST_SMTP_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let expected = expected_recipients(&root.join("fixtures"));
+    let summary = stdout.lines().last().unwrap();
+    assert!(
+        summary.contains(&format!("sent {}", expected.len())),
+        "{summary}"
+    );
+    let messages = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "eml")
+        })
+        .count();
+    assert_eq!(
+        messages,
+        expected.len(),
+        "one message per expected recipient"
+    );
+}

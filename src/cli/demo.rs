@@ -15,12 +15,13 @@ use crate::store::{CampaignSettings, LedgerCounts, NewCampaign, Store};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// Directory with recipients.csv, products.csv and events.jsonl.
-    #[arg(long, default_value = "fixtures")]
-    pub fixtures: PathBuf,
-    /// Template directory to send.
-    #[arg(long, default_value = "templates/weekly-picks")]
-    pub template: PathBuf,
+    /// Directory with recipients.csv, products.csv and events.jsonl (the copies built
+    /// into the binary when omitted).
+    #[arg(long)]
+    pub fixtures: Option<PathBuf>,
+    /// Template directory to send (weekly-picks, built into the binary, when omitted).
+    #[arg(long)]
+    pub template: Option<PathBuf>,
     /// Topic the audience must be subscribed to.
     #[arg(long, default_value = "newsletter")]
     pub topic: String,
@@ -34,12 +35,84 @@ pub async fn run(database: &str, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     if let TransportConfig::Outbox(dir) = args.transport.transport_config()? {
         clear_outbox(&dir)?;
     }
-    import_fixtures(&store, &args.fixtures).await?;
-    let campaign_id = create_campaign(&store, args).await?;
+    let built_in = BuiltIn::unpack()?;
+    let fixtures = args.fixtures.as_deref().unwrap_or(built_in.fixtures());
+    import_fixtures(&store, fixtures).await?;
+    let template = args.template.as_deref().unwrap_or(built_in.template());
+    let campaign_id = create_campaign(&store, args, template).await?;
     let counts = send(&store, args, campaign_id).await?;
     print_summary(&store, args, campaign_id, &counts, started).await?;
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo's fixtures and template, built into the binary so that `mailcast demo`
+/// works from any directory. The importers and the template loader read files, so the
+/// copies are written to a temporary directory that lives as long as this value.
+struct BuiltIn {
+    fixtures: PathBuf,
+    template: PathBuf,
+    // Removed when dropped, with the copies in it.
+    _dir: tempfile::TempDir,
+}
+
+const BUILT_IN_FILES: [(&str, &str); 7] = [
+    (
+        "fixtures/recipients.csv",
+        include_str!("../../fixtures/recipients.csv"),
+    ),
+    (
+        "fixtures/products.csv",
+        include_str!("../../fixtures/products.csv"),
+    ),
+    (
+        "fixtures/events.jsonl",
+        include_str!("../../fixtures/events.jsonl"),
+    ),
+    (
+        "weekly-picks/subject.txt",
+        include_str!("../../templates/weekly-picks/subject.txt"),
+    ),
+    (
+        "weekly-picks/preheader.txt",
+        include_str!("../../templates/weekly-picks/preheader.txt"),
+    ),
+    (
+        "weekly-picks/body.html",
+        include_str!("../../templates/weekly-picks/body.html"),
+    ),
+    (
+        "weekly-picks/text.txt",
+        include_str!("../../templates/weekly-picks/text.txt"),
+    ),
+];
+
+impl BuiltIn {
+    fn unpack() -> anyhow::Result<BuiltIn> {
+        let dir = tempfile::Builder::new()
+            .prefix("mailcast-demo-")
+            .tempdir()
+            .context("cannot create a temporary directory for the built-in demo data")?;
+        for (name, contents) in BUILT_IN_FILES {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().expect("a file under a directory"))
+                .and_then(|()| std::fs::write(&path, contents))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(BuiltIn {
+            fixtures: dir.path().join("fixtures"),
+            template: dir.path().join("weekly-picks"),
+            _dir: dir,
+        })
+    }
+
+    fn fixtures(&self) -> &Path {
+        &self.fixtures
+    }
+
+    fn template(&self) -> &Path {
+        &self.template
+    }
 }
 
 /// The outbox should hold exactly this run's messages.
@@ -70,8 +143,8 @@ async fn import_fixtures(store: &Store, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_campaign(store: &Store, args: &DemoArgs) -> anyhow::Result<i64> {
-    let template = crate::render::load_template_dir(&args.template)?;
+async fn create_campaign(store: &Store, args: &DemoArgs, dir: &Path) -> anyhow::Result<i64> {
+    let template = crate::render::load_template_dir(dir)?;
     let template_id = store.upsert_template(&template).await?;
     let campaign = NewCampaign {
         name: format!(
