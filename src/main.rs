@@ -13,7 +13,7 @@ async fn main() -> ExitCode {
     if !cli.command.is_long_running() {
         end_quietly_on_closed_stdout();
     }
-    mailcast::cli::init_tracing(cli.verbose);
+    mailcast::cli::init_tracing(cli.verbose, cli.log_format);
     match mailcast::cli::run(cli).await {
         Ok(code) => code,
         // The reader of our output went away (`mailcast … | head`): nothing to say.

@@ -3,6 +3,7 @@
 
 mod campaign;
 mod demo;
+mod logging;
 mod preview;
 mod recommend;
 mod send;
@@ -19,6 +20,7 @@ use clap::{Parser, Subcommand};
 use crate::store::Store;
 
 pub use demo::DemoArgs;
+pub use logging::LogFormat;
 
 /// `--base-url`: the public address of the HTTP side, which tracked, unsubscribe and
 /// "view online" links point at. Every command that signs links takes it.
@@ -66,6 +68,16 @@ pub struct Cli {
     /// Log more (-v: debug, -vv: trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Log lines as text (coloured only on a terminal without NO_COLOR) or as JSON,
+    /// one object per line, for log collectors.
+    #[arg(
+        long,
+        global = true,
+        env = "MAILCAST_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -184,7 +196,7 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-pub fn init_tracing(verbose: u8) {
+pub fn init_tracing(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "mailcast=info,apalis=warn,sqlx=warn",
         1 => "mailcast=debug,apalis=info,sqlx=warn",
@@ -192,10 +204,16 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(logging::colour_wanted()).try_init(),
+        LogFormat::Json => builder
+            .with_ansi(false)
+            .event_format(logging::JsonLines)
+            .try_init(),
+    };
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
