@@ -217,8 +217,8 @@ async fn list(store: &Store) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:>5}  {:<24} {:<10} {:>15} {:>7}  {:<25} {}",
-        "ID", "NAME", "STATE", "SENT/TOTAL", "FAILED", "CREATED", "SEND AT"
+        "{:>5}  {:<24} {:<10} {:>15} {:>7}  {:<25} SEND AT",
+        "ID", "NAME", "STATE", "SENT/TOTAL", "FAILED", "CREATED"
     );
     for campaign in campaigns {
         println!("{}", list_line(&campaign));
