@@ -188,3 +188,34 @@ fn the_demo_runs_from_any_directory_on_its_built_in_fixtures_and_template() {
         "one message per expected recipient"
     );
 }
+
+#[test]
+fn a_relay_that_refuses_connections_is_one_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let relay = format!("smtp://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_mailcast"))
+        .args(["demo", "--smtp", &relay])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("MAILCAST_SMTP_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("cannot reach") && lines[0].contains(&format!("127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}
