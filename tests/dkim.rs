@@ -552,4 +552,3 @@ async fn triggered_messages_verify_over_smtp_and_in_the_outbox() {
     })
     .await;
 }
-

@@ -480,7 +480,10 @@ mod tests {
             matches!(&result, SendResult::Deferred(reason) if reason.contains("No space left")),
             "{result:?}"
         );
-        assert!(!temp.exists() && temp.symlink_metadata().is_err(), "temporary file left behind");
+        assert!(
+            !temp.exists() && temp.symlink_metadata().is_err(),
+            "temporary file left behind"
+        );
         assert!(!dir.path().join("m1.eml").exists());
     }
 
