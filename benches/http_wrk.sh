@@ -74,11 +74,25 @@ export DATABASE_URL="$DATABASE"
 "$BIN" template load "$ROOT/templates/weekly-picks" >/dev/null
 "$BIN" campaign create wrk-bench --template weekly-picks --from-email news@shop.example.com >/dev/null
 
-# The campaign's one link and TOKENS click tokens for distinct recipients, signed as
+# TOKENS stored recipients: clicks of people who do not exist (or were erased) are
+# answered but not stored, so every token must name a real recipient.
+python3 -c 'import sys; print("email"); [print(f"wrk{i}@example.com") for i in range(int(sys.argv[1]))]' \
+    "$TOKENS" > "$WORK/recipients.csv"
+"$BIN" import recipients "$WORK/recipients.csv" >/dev/null
+ID_SQL="SELECT id FROM recipients ORDER BY id"
+if [ "$ENGINE" = sqlite ]; then
+    python3 -c 'import sqlite3,sys; [print(r[0]) for r in sqlite3.connect(sys.argv[1]).execute(sys.argv[2])]' \
+        "$DATABASE" "$ID_SQL" > "$WORK/ids.txt"
+else
+    psql "$DATABASE" -Atc "$ID_SQL" > "$WORK/ids.txt"
+fi
+
+# The campaign's one link and a click token for each of those recipients, signed as
 # src/links/token.rs does (key id, kind, varints, truncated HMAC-SHA256).
-python3 - "$WORK" "$SECRET" "$TOKENS" <<'EOF' > "$WORK/link.sql"
+python3 - "$WORK" "$SECRET" <<'EOF' > "$WORK/link.sql"
 import base64, hashlib, hmac, sys
-work, secret, count = sys.argv[1], bytes.fromhex(sys.argv[2]), int(sys.argv[3])
+work, secret = sys.argv[1], bytes.fromhex(sys.argv[2])
+ids = [int(line) for line in open(f"{work}/ids.txt")]
 url = "https://shop.example.com/sale?utm_source=mailcast"
 link_id = int.from_bytes(hashlib.sha256(url.encode()).digest()[:6], "big")
 def varint(n):
@@ -89,7 +103,7 @@ def varint(n):
         if not n:
             return bytes(out)
 with open(f"{work}/tokens.txt", "w") as f:
-    for recipient in range(1, count + 1):
+    for recipient in ids:
         payload = bytes([7, 2]) + varint(1) + varint(recipient) + varint(link_id)
         mac = hmac.new(secret, b"mailcast/link/v1" + payload, hashlib.sha256).digest()[:12]
         f.write(base64.urlsafe_b64encode(payload + mac).decode().rstrip("=") + "\n")
