@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::{BaseUrlArg, SenderArgs};
 use crate::dispatch::{JobQueue, KeyedOutcome, KeyedSend, TriggeredSend, check_send, send_once};
-use crate::domain::CampaignKind;
+use crate::domain::{CampaignKind, EmailAddress};
 use crate::links::KeyRing;
 use crate::render::LinkSettings;
 use crate::store::Store;
@@ -101,10 +101,49 @@ fn triggered_send(args: &SendArgs) -> anyhow::Result<TriggeredSend> {
 /// What makes two invocations the same message (the base URL does not).
 fn request_hash(args: &SendArgs) -> String {
     let canonical = serde_json::json!({
-        "template": args.template, "to": args.to.trim().to_lowercase(),
+        "template": args.template, "to": address_key(&args.to),
         "from_email": args.sender.from_email, "from_name": args.sender.from_name,
         "reply_to": args.sender.reply_to, "kind": args.kind.as_str(), "topic": args.topic,
         "data": args.data.as_deref().and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok()),
     });
     hex::encode(Sha256::digest(canonical.to_string()))
+}
+
+/// Every spelling of one mailbox is one request; an invalid address is refused later.
+fn address_key(to: &str) -> String {
+    EmailAddress::parse(to)
+        .map(|address| address.key())
+        .unwrap_or_else(|_| to.trim().to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        send: SendArgs,
+    }
+
+    fn args(to: &str) -> SendArgs {
+        let argv = ["mailcast", "--template", "receipt", "--to", to];
+        let rest = [
+            "--from-email",
+            "orders@shop.example.com",
+            "--idempotency-key",
+            "k",
+        ];
+        Cli::parse_from(argv.into_iter().chain(rest)).send
+    }
+
+    #[test]
+    fn every_spelling_of_the_address_is_the_same_request() {
+        let composed = request_hash(&args("jos\u{e9}@ex\u{e4}mple.com"));
+        let decomposed = request_hash(&args("Jose\u{301}@xn--exmple-cua.COM"));
+        assert_eq!(composed, decomposed);
+        assert_ne!(composed, request_hash(&args("maria@example.com")));
+    }
 }
