@@ -219,3 +219,52 @@ fn a_relay_that_refuses_connections_is_one_error_naming_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_worker_whose_relay_refuses_connections_says_so_once_and_keeps_running() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let relay = format!("smtp://user:S3cret@127.0.0.1:{port}");
+    let database = dir.path().join("worker.db");
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_mailcast"))
+        .args(["worker", "--smtp", &relay, "--database"])
+        .arg(&database)
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("MAILCAST_SMTP_URL")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(worker.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("worker started")) {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the worker did not start: {seen:?}"));
+        seen.push(line);
+    }
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the worker keeps running"
+    );
+    unsafe { libc::kill(worker.id() as i32, libc::SIGTERM) };
+    assert!(worker.wait().unwrap().success());
+    seen.extend(lines.try_iter());
+    let errors: Vec<&String> = seen.iter().filter(|l| l.contains("cannot reach")).collect();
+    assert_eq!(errors.len(), 1, "{seen:#?}");
+    assert!(
+        errors[0].contains(&format!("127.0.0.1:{port}")),
+        "{errors:?}"
+    );
+    assert!(!errors[0].contains("S3cret"), "{errors:?}");
+}

@@ -35,7 +35,10 @@ pub async fn run(database: &str, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     if let TransportConfig::Outbox(dir) = args.transport.transport_config()? {
         clear_outbox(&dir)?;
     }
-    check_relays_reachable(&args.transport.transport_config()?).await?;
+    if let Err(unreachable) = super::worker::reach_relays(&args.transport.transport_config()?).await
+    {
+        anyhow::bail!("{unreachable}");
+    }
     let built_in = BuiltIn::unpack()?;
     let fixtures = args.fixtures.as_deref().unwrap_or(built_in.fixtures());
     import_fixtures(&store, fixtures).await?;
@@ -114,31 +117,6 @@ impl BuiltIn {
     fn template(&self) -> &Path {
         &self.template
     }
-}
-
-/// A relay that cannot be reached would have every delivery retried for minutes, each
-/// with a warning; the demo checks once before it starts and says so in one line.
-async fn check_relays_reachable(config: &TransportConfig) -> anyhow::Result<()> {
-    let relays: Vec<&crate::config::SmtpUrl> = match config {
-        TransportConfig::Outbox(_) => return Ok(()),
-        TransportConfig::Smtp(url) => vec![url],
-        TransportConfig::Relays(relays) => relays.iter().map(|(_, url)| url).collect(),
-    };
-    let mut failures = Vec::new();
-    for relay in relays {
-        let address = (relay.host.as_str(), relay.port);
-        let connect = tokio::net::TcpStream::connect(address);
-        let url = crate::store::redact_url(&relay.url);
-        match tokio::time::timeout(Duration::from_secs(5), connect).await {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => failures.push(format!("{url}: {e}")),
-            Err(_) => failures.push(format!("{url}: no answer within 5s")),
-        }
-    }
-    anyhow::bail!(
-        "cannot reach the SMTP relay ({}); is it running?",
-        failures.join("; ")
-    )
 }
 
 /// The outbox should hold exactly this run's messages.

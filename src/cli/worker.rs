@@ -160,11 +160,40 @@ pub async fn run(store: &Store, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
         settings.lease = std::time::Duration::from_secs(args.lease_seconds.max(1));
     })
     .await?;
+    let stop = crate::shutdown::shutdown_signal();
+    if let Err(unreachable) = reach_relays(&args.transport.transport_config()?).await {
+        tracing::error!("{unreachable}; the worker keeps retrying");
+    }
     tracing::info!(
         worker = %dispatcher.settings.worker_name,
         transport = %dispatcher.transport.describe(),
         "worker started; Ctrl-C or SIGTERM stops it"
     );
-    crate::dispatch::run_worker(dispatcher, crate::shutdown::shutdown_signal()).await?;
+    crate::dispatch::run_worker(dispatcher, stop).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Tries one connection to each relay: a relay that cannot be reached would otherwise
+/// show only as deliveries deferred one by one. Err names every relay tried.
+pub(super) async fn reach_relays(config: &TransportConfig) -> Result<(), String> {
+    let relays: Vec<&SmtpUrl> = match config {
+        TransportConfig::Outbox(_) => return Ok(()),
+        TransportConfig::Smtp(url) => vec![url],
+        TransportConfig::Relays(relays) => relays.iter().map(|(_, url)| url).collect(),
+    };
+    let mut failures = Vec::new();
+    for relay in relays {
+        let address = (relay.host.as_str(), relay.port);
+        let connect = tokio::net::TcpStream::connect(address);
+        let url = crate::store::redact_url(&relay.url);
+        match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => failures.push(format!("{url}: {e}")),
+            Err(_) => failures.push(format!("{url}: no answer within 5s")),
+        }
+    }
+    Err(format!(
+        "cannot reach the SMTP relay ({}); is it running?",
+        failures.join("; ")
+    ))
 }

@@ -11,6 +11,7 @@ mod heartbeat;
 mod jobs;
 mod pipelining;
 mod refusal;
+mod relay_warning;
 mod retry;
 mod runtime;
 mod smtp_stream;

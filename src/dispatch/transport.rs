@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 
 use super::pipelining::{self, Failure};
 use super::refusal::{self, About, Stage};
+use super::relay_warning::{REPORT_EVERY, UnreachableReports};
 use super::smtp_stream::{ImplicitTls, connect_tcp};
 use super::throttle::{Throttle, ThrottleSettings};
 use crate::config::{SmtpTls, SmtpUrl, TransportConfig};
@@ -83,6 +84,7 @@ struct Relay {
     hello: ClientId,
     /// Sessions that finished their last message cleanly, most recently used last.
     idle: Mutex<Vec<IdleSession>>,
+    unreachable: UnreachableReports,
 }
 
 enum Security {
@@ -197,7 +199,12 @@ impl Transport {
             result = self.send_smtp(relay, &envelope, message.raw).await;
             match &result {
                 SendResult::Deferred(reason) if reason.starts_with(CONNECTION_ERROR) => {
-                    tracing::warn!(relay = %relay.name, %reason, "relay unreachable, trying the next");
+                    if let Some(failed_sends) = relay.unreachable.failed(Instant::now()) {
+                        tracing::warn!(
+                            relay = %relay.name, %reason, failed_sends,
+                            "relay unreachable (failed sends since the last report), trying the next"
+                        );
+                    }
                 }
                 _ => break,
             }
@@ -266,6 +273,7 @@ impl Relay {
             security,
             hello: ClientId::default(),
             idle: Mutex::new(Vec::new()),
+            unreachable: UnreachableReports::new(REPORT_EVERY),
         })
     }
 
