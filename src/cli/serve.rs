@@ -123,6 +123,8 @@ pub async fn run(store: &Store, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let keyring = dispatcher.settings.keyring.clone();
     let settings = settings(&worker.transport.public.base_url, &args.http, keyring)?;
     let listener = bind(&args.http.listen).await?;
+    let (stop_worker, stop_http) = (shutdown_signal(), shutdown_signal());
+    super::worker::report_unreachable_relays(&worker.transport).await?;
     tracing::info!(
         worker = %dispatcher.settings.worker_name,
         transport = %dispatcher.transport.describe(),
@@ -130,8 +132,8 @@ pub async fn run(store: &Store, args: &RunArgs) -> anyhow::Result<ExitCode> {
         "worker and HTTP server started; Ctrl-C or SIGTERM stops both"
     );
     // Both listen for the signal from the start, so both stop at once.
-    let worker = crate::dispatch::run_worker(dispatcher, shutdown_signal());
-    let served = serve_http(listener, store.clone(), settings, shutdown_signal());
+    let worker = crate::dispatch::run_worker(dispatcher, stop_worker);
+    let served = serve_http(listener, store.clone(), settings, stop_http);
     let (stopped, served) = tokio::join!(worker, served);
     served?;
     stopped?;

@@ -161,9 +161,7 @@ pub async fn run(store: &Store, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
     })
     .await?;
     let stop = crate::shutdown::shutdown_signal();
-    if let Err(unreachable) = reach_relays(&args.transport.transport_config()?).await {
-        tracing::error!("{unreachable}; the worker keeps retrying");
-    }
+    report_unreachable_relays(&args.transport).await?;
     tracing::info!(
         worker = %dispatcher.settings.worker_name,
         transport = %dispatcher.transport.describe(),
@@ -171,6 +169,14 @@ pub async fn run(store: &Store, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
     );
     crate::dispatch::run_worker(dispatcher, stop).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One error line when no relay can be reached; the worker runs on and retries.
+pub(super) async fn report_unreachable_relays(transport: &TransportArgs) -> anyhow::Result<()> {
+    if let Err(unreachable) = reach_relays(&transport.transport_config()?).await {
+        tracing::error!("{unreachable}; the worker keeps retrying");
+    }
+    Ok(())
 }
 
 /// Tries one connection to each relay: a relay that cannot be reached would otherwise
