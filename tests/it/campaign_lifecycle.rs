@@ -1,7 +1,7 @@
 //! A campaign's life: expired when started too late; paused and resumed mid-send
 //! without anyone getting two messages; sent through a relay slower than the lease.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

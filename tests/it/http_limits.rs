@@ -4,9 +4,8 @@
 //! timeouts, connections beyond the cap are refused, and the link keys a database
 //! generates for itself are shared by every process on it and refuse forged links.
 
-#[path = "support/http.rs"]
-mod http;
-mod support;
+use crate::support;
+use crate::support::http;
 
 use std::time::Duration;
 

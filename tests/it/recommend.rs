@@ -1,7 +1,7 @@
 //! Recommendations against real stores: SQLite always, PostgreSQL whenever
 //! `TEST_DATABASE_URL` is set.
 
-mod support;
+use crate::support;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;

@@ -2,9 +2,8 @@
 //! OpenAPI document, each error status, recipients with consent, events, products,
 //! segments, campaigns, statistics, idempotent triggered sends, export and erasure.
 
-#[path = "support/http.rs"]
-mod http;
-mod support;
+use crate::support;
+use crate::support::http;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -2,9 +2,8 @@
 //! rotated tokens, machine verdicts (the rendered honeypot link among them), view
 //! online, health and metrics, and no event lost under load.
 
-#[path = "support/http.rs"]
-mod http;
-mod support;
+use crate::support;
+use crate::support::http;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `mailcast import`: CSV and JSON Lines files into a real store (SQLite always,
 //! PostgreSQL when `TEST_DATABASE_URL` is set).
 
-mod support;
+use crate::support;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

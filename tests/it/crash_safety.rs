@@ -2,7 +2,7 @@
 //! several workers sharing one campaign: nobody gets two messages, nobody is skipped
 //! silently. The HTTP server stopped with SIGTERM finishes what it was answering.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};

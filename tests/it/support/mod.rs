@@ -4,7 +4,12 @@
 
 pub mod campaign;
 pub mod dkimpy;
+pub mod http;
 pub mod scripted_smtp;
+pub mod segment_data;
+pub mod segment_db;
+pub mod segment_fixtures;
+pub mod segment_gen;
 pub mod smtp;
 
 use std::future::Future;
@@ -38,7 +43,7 @@ impl TestDb {
 
     /// A fresh PostgreSQL database, when `TEST_DATABASE_URL` names a server.
     pub async fn postgres() -> Option<TestDb> {
-        let admin_url = std::env::var("TEST_DATABASE_URL").ok()?;
+        let admin_url = postgres_admin_url()?;
         let name = format!("mailcast_test_{:016x}", rand::random::<u64>());
         let admin = Store::connect(&admin_url)
             .await
@@ -68,6 +73,17 @@ impl TestDb {
             admin.close().await;
         }
     }
+}
+
+/// `TEST_DATABASE_URL`, or None to skip PostgreSQL; under CI
+/// (`MAILCAST_TEST_CI`) its absence fails the test instead.
+pub fn postgres_admin_url() -> Option<String> {
+    let url = std::env::var("TEST_DATABASE_URL").ok();
+    assert!(
+        url.is_some() || std::env::var_os("MAILCAST_TEST_CI").is_none(),
+        "MAILCAST_TEST_CI is set but TEST_DATABASE_URL is not"
+    );
+    url
 }
 
 fn replace_database(url: &str, name: &str) -> String {

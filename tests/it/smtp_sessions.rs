@@ -1,6 +1,6 @@
 //! SMTP sessions are reused across messages, and never after they went wrong.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,9 +2,8 @@
 //! at RCPT TO is listed and shown with the campaign and SMTP reply that caused it, and
 //! once removed it is mailed again.
 
-#[path = "support/http.rs"]
-mod http;
-mod support;
+use crate::support;
+use crate::support::http;
 
 use std::future::Future;
 use std::process::Command;

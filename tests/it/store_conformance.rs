@@ -1,7 +1,7 @@
 //! The same store behaviour on both engines: SQLite always, PostgreSQL whenever
 //! `TEST_DATABASE_URL` is set.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 

@@ -1,7 +1,7 @@
 //! `mailcast send` from the command line: one message with its own data, over a real
 //! SMTP server; the same idempotency key never sends twice; bad input is named.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;

@@ -24,7 +24,7 @@ impl SegDb {
     }
 
     pub async fn postgres() -> Option<SegDb> {
-        let admin_url = std::env::var("TEST_DATABASE_URL").ok()?;
+        let admin_url = super::postgres_admin_url()?;
         let name = format!("mc_seg_{:016x}", rand::random::<u64>());
         admin(&admin_url, &format!("CREATE DATABASE {name}")).await;
         let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");

@@ -5,14 +5,10 @@
 //! PostgreSQL runs too when `TEST_DATABASE_URL` is set (a fresh `mc_seg_*` database
 //! per test).
 
-#[path = "support/segment_data.rs"]
-mod segment_data;
-#[path = "support/segment_db.rs"]
-mod segment_db;
-#[path = "support/segment_fixtures.rs"]
-mod segment_fixtures;
-#[path = "support/segment_gen.rs"]
-mod segment_gen;
+use crate::support::segment_data;
+use crate::support::segment_db;
+use crate::support::segment_fixtures;
+use crate::support::segment_gen;
 
 use std::collections::{BTreeSet, HashMap};
 

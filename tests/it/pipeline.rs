@@ -1,7 +1,7 @@
 //! The whole path once, end to end: ledger, apalis jobs, Tera render, a real SMTP
 //! server started inside the test.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,9 +3,8 @@
 //! single topics, and an unsubscribe during a running campaign stops that recipient's
 //! pending message.
 
-#[path = "support/http.rs"]
-mod http;
-mod support;
+use crate::support;
+use crate::support::http;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! What the SMTP server answers decides the ledger: deferred and retried, failed and
 //! suppressed, or unknown and never re-sent on the worker's own.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! A template that cannot render for some recipients: refused when scheduled, and a
 //! running campaign pauses itself past the allowed failure rate.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

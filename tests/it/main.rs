@@ -1,0 +1,26 @@
+//! The integration tests: one binary (one link, one build of the support code), a
+//! module per area. Each talks to real databases and real SMTP servers (tests/it/support).
+
+mod support;
+
+mod campaign_lifecycle;
+mod cli_errors;
+mod crash_safety;
+mod delivery_outcomes;
+mod demo;
+mod dkim;
+mod http_api;
+mod http_limits;
+mod http_tracking;
+mod http_unsubscribe;
+mod import;
+mod logging;
+mod pipeline;
+mod recommend;
+mod render;
+mod render_failures;
+mod segments;
+mod smtp_sessions;
+mod store_conformance;
+mod suppression_list;
+mod triggered_send;
