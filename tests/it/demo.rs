@@ -192,10 +192,7 @@ fn the_demo_runs_from_any_directory_on_its_built_in_fixtures_and_template() {
 #[test]
 fn a_relay_that_refuses_connections_is_one_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = closed_port();
     let relay = format!("smtp://127.0.0.1:{port}");
     let started = std::time::Instant::now();
     let output = Command::new(env!("CARGO_BIN_EXE_mailcast"))
@@ -224,10 +221,7 @@ fn a_relay_that_refuses_connections_is_one_error_naming_it() {
 fn a_worker_whose_relay_refuses_connections_says_so_once_and_keeps_running() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = closed_port();
     let relay = format!("smtp://user:S3cret@127.0.0.1:{port}");
     let database = dir.path().join("worker.db");
     let mut worker = Command::new(env!("CARGO_BIN_EXE_mailcast"))
@@ -267,4 +261,10 @@ fn a_worker_whose_relay_refuses_connections_says_so_once_and_keeps_running() {
         "{errors:?}"
     );
     assert!(!errors[0].contains("S3cret"), "{errors:?}");
+}
+
+/// A local port nothing listens on: bound once by the system, then let go.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
