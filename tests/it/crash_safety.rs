@@ -391,15 +391,27 @@ async fn sigterm_stops_the_http_server_after_the_request_it_is_answering() {
     )
     .await;
 
-    // A one-click unsubscribe whose body has not fully arrived: in flight.
+    // A one-click unsubscribe whose body has not fully arrived: in flight. The server's
+    // `100 Continue` shows it has accepted the connection and is reading the body.
     let body = "List-Unsubscribe=One-Click";
     let mut request = TcpStream::connect(&addr).await.unwrap();
     let head = format!(
-        "POST /u/not-a-token HTTP/1.1\r\nhost: {addr}\r\n\
+        "POST /u/not-a-token HTTP/1.1\r\nhost: {addr}\r\nexpect: 100-continue\r\n\
          content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n",
         body.len()
     );
     request.write_all(head.as_bytes()).await.unwrap();
+    request.flush().await.unwrap();
+    let mut interim = [0u8; 25];
+    tokio::time::timeout(Duration::from_secs(10), request.read_exact(&mut interim))
+        .await
+        .expect("100 Continue within 10 s")
+        .unwrap();
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&interim)
+    );
     request.write_all(&body.as_bytes()[..10]).await.unwrap();
     request.flush().await.unwrap();
     terminate(&server);
