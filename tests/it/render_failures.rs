@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mailcast::dispatch::{DispatchError, JobQueue, schedule_campaign};
 use mailcast::domain::{CampaignStatus, DeliveryStatus};
-use mailcast::store::Store;
+use mailcast::store::{DeliveryReport, Store};
 use support::campaign::{WorkerOptions, create_campaign, dispatcher, wait_for_status};
 use support::smtp::SmtpServer;
 use support::{for_each_engine, recipient};
@@ -64,25 +64,7 @@ async fn a_running_campaign_pauses_itself_when_too_many_messages_fail_to_render(
         // The validation sample (lowest ids) renders; the later recipients do not.
         people(&store, 25, 40).await;
         let campaign = create_campaign(&store, "plans", "news", NEEDS_PLAN).await;
-        let smtp = SmtpServer::start();
-        let dispatcher = dispatcher(&store, &smtp.url(), &WorkerOptions::default()).await;
-        schedule_campaign(&store, &dispatcher.queue, campaign)
-            .await
-            .unwrap();
-        let worker = mailcast::dispatch::spawn_worker(dispatcher);
-        wait_for_status(
-            &store,
-            campaign,
-            CampaignStatus::Paused,
-            Duration::from_secs(30),
-        )
-        .await;
-        worker.shutdown().await.unwrap();
-
-        let failed = store
-            .deliveries_in(campaign, &[DeliveryStatus::Failed])
-            .await
-            .unwrap();
+        let (failed, smtp) = failed_once_paused(&store, campaign, Duration::from_secs(30)).await;
         assert!(!failed.is_empty(), "{engine}");
         assert!(
             failed.iter().all(|d| d.email.starts_with("noplan")
@@ -109,6 +91,28 @@ const RUNS_AWAY_FOR_LARGE_N: &str = r#"<p>{% for i in range(end=recipient.attrib
 
 /// The schedule check runs on a task of its own, so a check that never ends fails
 /// the test instead of hanging it.
+/// Schedules the campaign, runs a worker against a real SMTP server until the campaign
+/// pauses itself, and returns its failed deliveries and the server.
+async fn failed_once_paused(
+    store: &Store,
+    campaign: i64,
+    within: Duration,
+) -> (Vec<DeliveryReport>, SmtpServer) {
+    let smtp = SmtpServer::start();
+    let dispatcher = dispatcher(store, &smtp.url(), &WorkerOptions::default()).await;
+    schedule_campaign(store, &dispatcher.queue, campaign)
+        .await
+        .unwrap();
+    let worker = mailcast::dispatch::spawn_worker(dispatcher);
+    wait_for_status(store, campaign, CampaignStatus::Paused, within).await;
+    worker.shutdown().await.unwrap();
+    let failed = store
+        .deliveries_in(campaign, &[DeliveryStatus::Failed])
+        .await
+        .unwrap();
+    (failed, smtp)
+}
+
 async fn schedule_within(
     store: &Store,
     campaign: i64,
@@ -180,25 +184,7 @@ async fn a_template_that_runs_away_behind_the_check_fails_each_message_and_pause
         }
         store.upsert_recipients(&batch).await.unwrap();
         let campaign = create_campaign(&store, "behind", "news", RUNS_AWAY_FOR_LARGE_N).await;
-        let smtp = SmtpServer::start();
-        let dispatcher = dispatcher(&store, &smtp.url(), &WorkerOptions::default()).await;
-        schedule_campaign(&store, &dispatcher.queue, campaign)
-            .await
-            .unwrap();
-        let worker = mailcast::dispatch::spawn_worker(dispatcher);
-        wait_for_status(
-            &store,
-            campaign,
-            CampaignStatus::Paused,
-            Duration::from_secs(60),
-        )
-        .await;
-        worker.shutdown().await.unwrap();
-
-        let failed = store
-            .deliveries_in(campaign, &[DeliveryStatus::Failed])
-            .await
-            .unwrap();
+        let (failed, smtp) = failed_once_paused(&store, campaign, Duration::from_secs(60)).await;
         assert!(!failed.is_empty(), "{engine}");
         assert!(
             failed.iter().all(|d| {
