@@ -3,11 +3,12 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
+use super::ledger_writer::Ticket;
 use super::runtime::CampaignRuntime;
 use super::{DispatchError, Dispatcher, JobLeases, SendResult};
 use crate::domain::{CampaignStatus, EmailAddress};
 use crate::render::RenderedMessage;
-use crate::store::{Claim, ClaimedDelivery, DeliveryOutcome, RefusedMailbox};
+use crate::store::{Claim, ClaimedDelivery, DeliveryOutcome, ExpiredLeases, RefusedMailbox};
 
 /// How a render failure starts in the ledger's `last_error`.
 const RENDER_FAILURE: &str = "render: ";
@@ -30,12 +31,12 @@ pub enum BatchEnd {
 
 /// The `DeliverBatch` job: claim, render, send and record until nothing is left.
 ///
-/// While a batch is being sent, the outcomes of the one before are recorded and then
-/// the next batch is claimed and rendered, so the SMTP sessions do not wait for the
-/// database. A job holds at most two batches that are claimed but not recorded: the
-/// next one is claimed only once the previous one is recorded. When the process is
-/// stopping, the batch being sent is finished and recorded, the one claimed ahead is
-/// handed back, and nothing more is claimed.
+/// While a batch is being sent, the next one is claimed and rendered, so the SMTP
+/// sessions do not wait for the database; outcomes are recorded as they come, by the
+/// process's ledger writer. A job holds at most two batches that are claimed but not
+/// sent. When the process is stopping, the messages already handed to SMTP are finished
+/// and recorded, the rest of the batch and the one claimed ahead are handed back, and
+/// nothing more is claimed.
 pub async fn deliver_campaign(
     dispatcher: &Arc<Dispatcher>,
     campaign_id: i64,
@@ -44,39 +45,39 @@ pub async fn deliver_campaign(
     let leases = dispatcher.job_leases();
     let mut memory = JobMemory::default();
     let mut next = prepare_batch(dispatcher, &runtime, &leases, &mut memory).await?;
-    let mut unrecorded = Vec::new();
     loop {
         let batch = match next {
             Next::Batch(claimed_ahead) if dispatcher.is_stopping() => {
                 release(dispatcher, &claimed_ahead).await;
-                record(dispatcher, &unrecorded).await?;
+                flush(dispatcher).await?;
                 return Ok(BatchEnd::ShuttingDown);
             }
             Next::Batch(batch) => batch,
             Next::ShuttingDown => {
-                record(dispatcher, &unrecorded).await?;
+                flush(dispatcher).await?;
                 return Ok(BatchEnd::ShuttingDown);
             }
             Next::Empty => {
-                record(dispatcher, &unrecorded).await?;
+                flush(dispatcher).await?;
                 return finish(dispatcher, campaign_id).await;
             }
             Next::Stopped(status) => {
-                record(dispatcher, &unrecorded).await?;
+                flush(dispatcher).await?;
                 return Ok(BatchEnd::Stopped(status));
             }
         };
-        let previous = std::mem::take(&mut unrecorded);
         let (outcomes, upcoming) = tokio::join!(
             send_batch(dispatcher, &runtime, batch),
-            record_then_prepare(dispatcher, &runtime, &previous, &leases, &mut memory),
+            prepare_batch(dispatcher, &runtime, &leases, &mut memory),
         );
+        let upcoming = upcoming.and_then(|upcoming| {
+            dispatcher.ledger().check().map_err(DispatchError::Ledger)?;
+            Ok(upcoming)
+        });
         next = match upcoming {
             Ok(upcoming) => upcoming,
             Err(error) => {
-                // What was just sent is recorded if the store lets us; else its leases
-                // expire and it is reported as unknown.
-                if let Err(also) = record(dispatcher, &outcomes).await {
+                if let Err(also) = flush(dispatcher).await {
                     tracing::error!(error = %also, "cannot record outcomes after a failure");
                 }
                 return Err(error);
@@ -86,35 +87,19 @@ pub async fn deliver_campaign(
             if let Next::Batch(unsent) = &next {
                 release(dispatcher, unsent).await;
             }
-            record(dispatcher, &outcomes).await?;
+            flush(dispatcher).await?;
             return pause(dispatcher, campaign_id, &reason).await;
         }
-        unrecorded = outcomes;
     }
 }
 
-/// Records the last batch's outcomes, then claims and renders the next batch.
-async fn record_then_prepare(
-    dispatcher: &Dispatcher,
-    runtime: &CampaignRuntime,
-    previous: &[DeliveryOutcome],
-    leases: &JobLeases<'_>,
-    memory: &mut JobMemory,
-) -> Result<Next, DispatchError> {
-    record(dispatcher, previous).await?;
-    prepare_batch(dispatcher, runtime, leases, memory).await
-}
-
-async fn record(
-    dispatcher: &Dispatcher,
-    outcomes: &[DeliveryOutcome],
-) -> Result<(), DispatchError> {
+/// Waits until every outcome this process queued is recorded.
+async fn flush(dispatcher: &Dispatcher) -> Result<(), DispatchError> {
     dispatcher
-        .store
-        .record_outcomes(&dispatcher.settings.worker_name, outcomes)
-        .await?;
-    dispatcher.let_go(outcomes.iter().map(DeliveryOutcome::delivery_id));
-    Ok(())
+        .ledger()
+        .flush()
+        .await
+        .map_err(DispatchError::Ledger)
 }
 
 /// What a job carries from one batch to the next.
@@ -153,7 +138,14 @@ async fn prepare_batch(
         return Ok(Next::Stopped(status));
     }
     if dispatcher.lease_check_due() {
-        store.expire_leases().await?;
+        let expired = store.expire_leases().await?;
+        if expired != ExpiredLeases::default() {
+            tracing::warn!(
+                unknown = expired.unknown,
+                handed_back = expired.returned,
+                "leases of a stopped worker ran out: deliveries it had handed to SMTP are unknown, the others will be sent"
+            );
+        }
     }
     let claimed = store
         .claim(&claim(dispatcher, runtime.id, memory.claimed_up_to))
@@ -369,17 +361,27 @@ async fn prepare_claimed(
     Ok(prepared)
 }
 
+/// Sends a batch, queuing each outcome for the ledger as soon as it is known.
 async fn send_batch(
     dispatcher: &Dispatcher,
     runtime: &CampaignRuntime,
     prepared: Vec<Prepared>,
 ) -> Vec<DeliveryOutcome> {
+    let ledger = dispatcher.ledger();
     let concurrency = prepared.len().max(1);
     futures::stream::iter(prepared)
         .map(|item| async move {
             match item {
-                Prepared::Decided(outcome) => outcome,
-                Prepared::Send(outgoing) => send(dispatcher, runtime, &outgoing).await,
+                Prepared::Decided(outcome) => {
+                    ledger.record(outcome.clone());
+                    outcome
+                }
+                Prepared::Send(outgoing) => {
+                    let ticket = ledger.ticket(outgoing.delivery_id, &dispatcher.stopping);
+                    let outcome = send(dispatcher, runtime, &outgoing, &ticket).await;
+                    ticket.settle(outcome.clone());
+                    outcome
+                }
             }
         })
         .buffer_unordered(concurrency)
@@ -422,6 +424,7 @@ async fn send(
     dispatcher: &Dispatcher,
     runtime: &CampaignRuntime,
     outgoing: &Outgoing,
+    ticket: &Ticket<'_>,
 ) -> DeliveryOutcome {
     let Outgoing {
         delivery_id,
@@ -439,6 +442,7 @@ async fn send(
             raw: &message.raw,
             file_stem: &stem,
             relay: runtime.relay.as_deref(),
+            hand_over: ticket,
         })
         .await;
     match result {
@@ -475,6 +479,10 @@ async fn send(
             delivery_id,
             reason,
         },
+        SendResult::NotHanded(reason) => {
+            tracing::debug!(delivery_id, %reason, "not handed to SMTP, handed back");
+            DeliveryOutcome::Withdrawn { delivery_id }
+        }
     }
 }
 

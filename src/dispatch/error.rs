@@ -6,6 +6,8 @@ pub enum DispatchError {
     Store(#[from] StoreError),
     #[error("campaign {campaign}: {reason}")]
     Campaign { campaign: i64, reason: String },
+    #[error("cannot record delivery outcomes: {0}")]
+    Ledger(String),
     #[error("cannot enqueue job: {0}")]
     Queue(String),
     #[error("campaign {campaign} template: {source}")]

@@ -9,6 +9,7 @@ mod deliver;
 mod error;
 mod heartbeat;
 mod jobs;
+mod ledger_writer;
 mod pipelining;
 mod refusal;
 mod relay_warning;
@@ -30,7 +31,9 @@ pub use retry::RetryPolicy;
 pub use runtime::CampaignRuntime;
 pub use start::{StartOutcome, schedule_campaign, start_campaign};
 pub use throttle::{DomainLimit, Throttle, ThrottleSettings};
-pub use transport::{Outgoing, SendResult, Transport, TransportError, enhanced_code};
+pub use transport::{
+    HandOver, NothingToMark, Outgoing, SendResult, Transport, TransportError, enhanced_code,
+};
 pub use triggered::{
     CheckedSend, FieldProblems, IDEMPOTENCY_TTL_SECONDS, KeyedOutcome, KeyedSend, QueuedSend,
     TriggeredError, TriggeredSend, check_send, compiles, enqueue_send, send_once,
@@ -40,8 +43,10 @@ pub use worker::{WorkerHandle, run_worker, spawn_worker, unique_worker_name};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use ledger_writer::{HeldLeases, LedgerWriter};
 
 use crate::links::KeyRing;
 use crate::render::DkimSettings;
@@ -113,7 +118,9 @@ pub struct Dispatcher {
     stopping: AtomicBool,
     /// The deliveries this process's jobs hold (delivery id → job), claimed and not yet
     /// recorded or handed back: the heartbeat renews exactly these leases.
-    held: Mutex<HashMap<i64, u64>>,
+    held: HeldLeases,
+    /// Records outcomes and marks handed deliveries; started by the first job.
+    ledger: OnceLock<LedgerWriter>,
     /// Numbers the delivery jobs of this process.
     jobs_started: AtomicU64,
 }
@@ -129,7 +136,8 @@ impl Dispatcher {
             runtimes: Mutex::new(HashMap::new()),
             leases_checked: Mutex::new(None),
             stopping: AtomicBool::new(false),
-            held: Mutex::new(HashMap::new()),
+            held: HeldLeases::default(),
+            ledger: OnceLock::new(),
             jobs_started: AtomicU64::new(0),
         })
     }
@@ -141,6 +149,18 @@ impl Dispatcher {
             dispatcher: self,
             job: self.jobs_started.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// The process's ledger writer (a task on the current runtime, started on first use).
+    fn ledger(&self) -> &LedgerWriter {
+        self.ledger.get_or_init(|| {
+            LedgerWriter::start(
+                self.store.clone(),
+                self.settings.worker_name.clone(),
+                self.held.clone(),
+                self.transport.concurrency(),
+            )
+        })
     }
 
     fn let_go(&self, ids: impl IntoIterator<Item = i64>) {

@@ -16,6 +16,7 @@ use lettre::transport::smtp::extension::{
 use lettre::transport::smtp::response::Response;
 
 use super::refusal::Stage;
+use super::transport::HandOver;
 
 /// Why a message was not accepted.
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub enum Failure {
     At(Stage, Error),
     /// The server cannot take this message at all; nothing was sent.
     Unsupported(&'static str),
+    /// The message's [`HandOver`] said no: its body was not sent.
+    NotHanded(String),
 }
 
 impl Failure {
@@ -52,20 +55,22 @@ fn lists_pipelining(reply: &Response) -> bool {
 /// Sends one message, reporting which command a refusal answered (lettre's own `send`
 /// does not say). With pipelining, a failure leaves the session out of step (replies
 /// may still be on their way, the server may be waiting for a body), so the caller
-/// must drop the session, not reuse it or send QUIT on it.
+/// must drop the session, not reuse it or send QUIT on it. `hand_over` runs while the
+/// envelope's replies are awaited; the body follows only when both succeeded.
 pub async fn send(
     connection: &mut AsyncSmtpConnection,
     pipelining: bool,
     envelope: &Envelope,
     raw: &[u8],
+    hand_over: &dyn HandOver,
 ) -> Result<Response, Failure> {
     // SMTPUTF8 and 8BITMIME parameters are needed only for the rare message that is
     // not ASCII; those go one command at a time.
     match std::str::from_utf8(raw) {
         Ok(text) if pipelining && text.is_ascii() && is_ascii(envelope) => {
-            send_pipelined(connection, envelope, text).await
+            send_pipelined(connection, envelope, text, hand_over).await
         }
-        _ => send_in_turn(connection, envelope, raw).await,
+        _ => send_in_turn(connection, envelope, raw, hand_over).await,
     }
 }
 
@@ -74,7 +79,27 @@ async fn send_pipelined(
     connection: &mut AsyncSmtpConnection,
     envelope: &Envelope,
     text: &str,
+    hand_over: &dyn HandOver,
 ) -> Result<Response, Failure> {
+    let (refused, handed) = tokio::join!(
+        pipelined_envelope(connection, envelope),
+        hand_over.hand_over()
+    );
+    if let Some(failure) = refused {
+        return Err(failure);
+    }
+    handed.map_err(Failure::NotHanded)?;
+    connection
+        .command(Payload(text))
+        .await
+        .map_err(Failure::at(Stage::Message))
+}
+
+/// MAIL, RCPT and DATA in one write; the first refusal among their replies, if any.
+async fn pipelined_envelope(
+    connection: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+) -> Option<Failure> {
     let commands = Transaction {
         mail: Mail::new(envelope.from().cloned(), Vec::new()),
         rcpts: envelope
@@ -86,7 +111,7 @@ async fn send_pipelined(
     // The first reply is MAIL's; one per recipient and DATA's follow. All are read,
     // and the first refusal is the outcome.
     let mut refused = match connection.command(commands).await {
-        Err(error) if is_lost(&error) => return Err(Failure::At(Stage::Mail, error)),
+        Err(error) if is_lost(&error) => return Some(Failure::At(Stage::Mail, error)),
         result => result.err().map(Failure::at(Stage::Mail)),
     };
     let later = std::iter::repeat_n(Stage::Rcpt, envelope.to().len()).chain([Stage::Data]);
@@ -99,13 +124,7 @@ async fn send_pipelined(
             }
         }
     }
-    match refused {
-        Some(failure) => Err(failure),
-        None => connection
-            .command(Payload(text))
-            .await
-            .map_err(Failure::at(Stage::Message)),
-    }
+    refused
 }
 
 /// One command at a time, as lettre's `send` does, but knowing which one failed.
@@ -113,8 +132,26 @@ async fn send_in_turn(
     connection: &mut AsyncSmtpConnection,
     envelope: &Envelope,
     raw: &[u8],
+    hand_over: &dyn HandOver,
 ) -> Result<Response, Failure> {
     let options = mail_options(connection.server_info(), envelope, raw)?;
+    let (started, handed) = tokio::join!(
+        envelope_in_turn(connection, envelope, options),
+        hand_over.hand_over()
+    );
+    started?;
+    handed.map_err(Failure::NotHanded)?;
+    connection
+        .message(raw)
+        .await
+        .map_err(Failure::at(Stage::Message))
+}
+
+async fn envelope_in_turn(
+    connection: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    options: Vec<MailParameter>,
+) -> Result<(), Failure> {
     connection
         .command(Mail::new(envelope.from().cloned(), options))
         .await
@@ -129,10 +166,7 @@ async fn send_in_turn(
         .command(Data)
         .await
         .map_err(Failure::at(Stage::Data))?;
-    connection
-        .message(raw)
-        .await
-        .map_err(Failure::at(Stage::Message))
+    Ok(())
 }
 
 /// MAIL FROM's parameters for what is not ASCII (RFC 6531, RFC 6152).

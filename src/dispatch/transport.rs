@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use lettre::Address;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -49,6 +50,24 @@ pub enum SendResult {
     Refused(String),
     /// The message may or may not have been taken: never re-send on our own.
     Unknown(String),
+    /// Nothing was handed over: the message's [`HandOver`] said no before its body.
+    NotHanded(String),
+}
+
+/// What must happen before a message's body goes out (its envelope may already be on
+/// its way): the ledger marks the delivery as handed to SMTP. The body is sent only when
+/// this succeeds; otherwise the session is dropped, which aborts the mail transaction.
+pub trait HandOver: Sync {
+    fn hand_over(&self) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// For messages no ledger row follows (triggered sends keep their own record).
+pub struct NothingToMark;
+
+impl HandOver for NothingToMark {
+    fn hand_over(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +83,7 @@ pub enum TransportError {
 
 pub struct Transport {
     kind: TransportKind,
+    concurrency: usize,
     /// Bounds sends in flight, and so the SMTP sessions open per relay.
     in_flight: Semaphore,
     send_timeout: Duration,
@@ -126,6 +146,7 @@ impl Transport {
         };
         Ok(Transport {
             kind,
+            concurrency: concurrency.max(1),
             in_flight: Semaphore::new(concurrency.max(1)),
             send_timeout: Duration::from_secs(60),
             throttle: Throttle::new(ThrottleSettings::default()),
@@ -142,6 +163,11 @@ impl Transport {
     pub fn with_send_timeout(mut self, timeout: Duration) -> Self {
         self.send_timeout = timeout;
         self
+    }
+
+    /// How many messages are sent at once at most.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     pub fn describe(&self) -> String {
@@ -165,6 +191,9 @@ impl Transport {
                     .acquire()
                     .await
                     .expect("semaphore never closed");
+                if let Err(reason) = message.hand_over.hand_over().await {
+                    return SendResult::NotHanded(reason);
+                }
                 write_file(dir, message.file_stem, message.raw).await
             }
             TransportKind::Smtp(relays) => self.send_with_failover(relays, message).await,
@@ -196,7 +225,7 @@ impl Transport {
             .expect("semaphore never closed");
         let mut result = SendResult::Deferred("no SMTP relay configured".into());
         for relay in relay_order(relays, message.relay) {
-            result = self.send_smtp(relay, &envelope, message.raw).await;
+            result = self.send_smtp(relay, &envelope, message).await;
             match &result {
                 SendResult::Deferred(reason) if reason.starts_with(CONNECTION_ERROR) => {
                     if let Some(failed_sends) = relay.unreachable.failed(Instant::now()) {
@@ -219,12 +248,23 @@ impl Transport {
         result
     }
 
-    async fn send_smtp(&self, relay: &Relay, envelope: &Envelope, raw: &[u8]) -> SendResult {
+    async fn send_smtp(
+        &self,
+        relay: &Relay,
+        envelope: &Envelope,
+        message: &Outgoing<'_>,
+    ) -> SendResult {
         let mut session = match relay.session().await {
             Ok(session) => session,
             Err(failure) => return failure,
         };
-        let sent = pipelining::send(&mut session.connection, session.pipelining, envelope, raw);
+        let sent = pipelining::send(
+            &mut session.connection,
+            session.pipelining,
+            envelope,
+            message.raw,
+            message.hand_over,
+        );
         match tokio::time::timeout(self.send_timeout, sent).await {
             Ok(Ok(response)) => {
                 let result = accepted(&response);
@@ -252,6 +292,7 @@ pub struct Outgoing<'a> {
     pub raw: &'a [u8],
     pub file_stem: &'a str,
     pub relay: Option<&'a str>,
+    pub hand_over: &'a dyn HandOver,
 }
 
 impl Relay {
@@ -406,6 +447,7 @@ fn classify(failure: &Failure) -> SendResult {
             reason: reason.to_string(),
             bad_mailbox: false,
         },
+        Failure::NotHanded(reason) => SendResult::NotHanded(reason.clone()),
     }
 }
 

@@ -119,7 +119,7 @@ fn dispatch_status(error: &DispatchError) -> StatusCode {
         DispatchError::Render { .. }
         | DispatchError::Segment { .. }
         | DispatchError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        DispatchError::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
+        DispatchError::Queue(_) | DispatchError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

@@ -73,6 +73,11 @@ pub enum DeliveryOutcome {
         delivery_id: i64,
         reason: String,
     },
+    /// Handed back before any SMTP session carried it, as it was before the claim: this
+    /// process is stopping, or the store would not mark it as handed.
+    Withdrawn {
+        delivery_id: i64,
+    },
 }
 
 impl DeliveryOutcome {
@@ -87,7 +92,9 @@ impl DeliveryOutcome {
             DeliveryOutcome::Failed { .. } => DeliveryStatus::Failed,
             DeliveryOutcome::Suppressed { .. } => DeliveryStatus::Suppressed,
             DeliveryOutcome::Unknown { .. } => DeliveryStatus::Unknown,
-            DeliveryOutcome::Released { .. } => DeliveryStatus::Pending,
+            DeliveryOutcome::Released { .. } | DeliveryOutcome::Withdrawn { .. } => {
+                DeliveryStatus::Pending
+            }
         }
     }
 }
@@ -136,7 +143,7 @@ pub struct DeliveryReport {
 // pending branch says so, which lets `id > $6` bound the index scan.
 const CLAIM_SQLITE: &str = "
     UPDATE deliveries
-    SET status = 'sending', lease_until = $3 + $4, worker = $2,
+    SET status = 'sending', lease_until = $3 + $4, worker = $2, handed_at = NULL,
         attempts = attempts + 1, updated_at = $3
     WHERE id IN (
         SELECT id FROM (
@@ -157,7 +164,7 @@ const CLAIM_SQLITE: &str = "
 const CLAIM_POSTGRES: &str = "
     WITH claimed AS (
         UPDATE deliveries d
-        SET status = 'sending', lease_until = $3 + $4, worker = $2,
+        SET status = 'sending', lease_until = $3 + $4, worker = $2, handed_at = NULL,
             attempts = d.attempts + 1, updated_at = $3
         FROM (
             SELECT id FROM (
@@ -210,7 +217,7 @@ macro_rules! bind_claim {
 // SQLite would otherwise walk the `status` index and re-read the whole JSON array for
 // every row it finds there (~0.4 ms per outcome): the batch is materialised once and
 // `+status` keeps the planner on rowid lookups.
-const RECORD_OUTCOMES_SQLITE: &str = "
+pub(super) const RECORD_OUTCOMES_SQLITE: &str = "
     WITH v AS MATERIALIZED (
         SELECT value ->> 'id' AS id, value ->> 'status' AS status,
                value ->> 'message_id' AS message_id, value ->> 'last_error' AS last_error,
@@ -224,13 +231,9 @@ const RECORD_OUTCOMES_SQLITE: &str = "
     WHERE deliveries.id = v.id AND deliveries.worker = $2
       AND +deliveries.status IN ('sending', 'unknown')";
 
-// PostgreSQL: the same statement inside a function (migration 0007), so that nested
-// loops are off for it without a transaction of four round trips; its comment says why.
-const RECORD_OUTCOMES_POSTGRES: &str = "SELECT mailcast_record_outcomes($1::jsonb, $2, $3, $4)";
-
 /// One row of [`Store::record_outcomes`]' JSON parameter.
 #[derive(Serialize)]
-struct OutcomeRow<'a> {
+pub(super) struct OutcomeRow<'a> {
     id: i64,
     status: &'a str,
     message_id: Option<&'a str>,
@@ -290,45 +293,14 @@ impl Store {
             .collect())
     }
 
-    /// Records outcomes of deliveries this worker holds, in one statement (released
+    /// Records outcomes of deliveries this worker holds, in one statement (handed-back
     /// deliveries in a second one).
     pub async fn record_outcomes(
         &self,
         worker: &str,
         outcomes: &[DeliveryOutcome],
     ) -> Result<(), StoreError> {
-        let (released, outcomes): (Vec<&DeliveryOutcome>, Vec<&DeliveryOutcome>) = outcomes
-            .iter()
-            .partition(|o| matches!(o, DeliveryOutcome::Released { .. }));
-        let released: Vec<i64> = released.iter().map(|o| o.delivery_id()).collect();
-        self.release_claims(worker, &released).await?;
-        if outcomes.is_empty() {
-            return Ok(());
-        }
-        let now = crate::time::now();
-        let rows: Vec<OutcomeRow> = outcomes.iter().map(|o| outcome_row(o, now)).collect();
-        let json = serde_json::to_string(&rows).expect("outcomes serialise");
-        match &self.db {
-            Db::Sqlite(pool) => {
-                sqlx::query(RECORD_OUTCOMES_SQLITE)
-                    .bind(&json)
-                    .bind(worker)
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-            }
-            Db::Postgres(pool) => {
-                let ids: Vec<i64> = outcomes.iter().map(|o| o.delivery_id()).collect();
-                sqlx::query(RECORD_OUTCOMES_POSTGRES)
-                    .bind(&json)
-                    .bind(worker)
-                    .bind(now)
-                    .bind(&ids)
-                    .execute(pool)
-                    .await?;
-            }
-        }
-        Ok(())
+        self.write_ledger(worker, outcomes, &[]).await.map(|_| ())
     }
 
     /// Hands back deliveries this worker claimed but never sent: they become claimable
@@ -397,19 +369,6 @@ impl Store {
         Ok(renewed)
     }
 
-    /// Deliveries whose lease ran out while `sending` may or may not have reached the
-    /// server: they become `unknown`, never silently re-sent. Returns how many.
-    pub async fn expire_leases(&self) -> Result<u64, StoreError> {
-        let sql = "UPDATE deliveries
-                   SET status = 'unknown', lease_until = NULL, updated_at = $1,
-                       last_error = 'worker stopped while sending (lease expired)'
-                   WHERE status = 'sending' AND lease_until < $1";
-        let now = crate::time::now();
-        let expired = on_pool!(self, pool => sqlx::query(sql)
-            .bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(expired)
-    }
-
     pub async fn ledger_counts(&self, campaign_id: i64) -> Result<LedgerCounts, StoreError> {
         let sql = "SELECT status, COUNT(*) FROM deliveries WHERE campaign_id = $1 GROUP BY status";
         let rows: Vec<(String, i64)> = on_pool!(self, pool =>
@@ -467,7 +426,7 @@ impl Store {
     }
 }
 
-fn outcome_row(outcome: &DeliveryOutcome, now: i64) -> OutcomeRow<'_> {
+pub(super) fn outcome_row(outcome: &DeliveryOutcome, now: i64) -> OutcomeRow<'_> {
     let (id, message_id, last_error, next_attempt_at) = outcome_columns(outcome);
     OutcomeRow {
         id,
@@ -506,6 +465,17 @@ fn outcome_columns(outcome: &DeliveryOutcome) -> (i64, Option<&str>, Option<&str
             delivery_id,
             reason,
         } => (*delivery_id, None, Some(reason), None),
+        DeliveryOutcome::Withdrawn { delivery_id } => (*delivery_id, None, None, None),
+    }
+}
+
+impl DeliveryOutcome {
+    /// The delivery goes back to the ledger as it was before its claim.
+    pub fn hands_back(&self) -> bool {
+        matches!(
+            self,
+            DeliveryOutcome::Released { .. } | DeliveryOutcome::Withdrawn { .. }
+        )
     }
 }
 

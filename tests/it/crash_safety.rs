@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use mailcast::dispatch::{JobQueue, schedule_campaign};
 use mailcast::domain::{CampaignStatus, DeliveryStatus};
-use mailcast::store::Store;
+use mailcast::store::{ExpiredLeases, Store};
 use support::campaign::{HTML, create_campaign};
 use support::scripted_smtp::{ScriptedServer, accept_after, accept_all};
 use support::smtp::SmtpServer;
@@ -18,6 +18,8 @@ use support::{TestDb, recipient};
 
 const SLOTS: i64 = 2;
 const BATCH: i64 = 20;
+/// SMTP sessions per worker: a killed worker leaves at most this many deliveries unknown.
+const CONCURRENCY: u64 = 8;
 
 fn spawn_worker(db_url: &str, smtp_url: &str) -> Child {
     spawn_worker_with(db_url, smtp_url, &[])
@@ -33,7 +35,12 @@ fn spawn_worker_with(db_url: &str, smtp_url: &str, extra: &[&str]) -> Child {
             "--batch-size",
             &BATCH.to_string(),
         ])
-        .args(["--lease-seconds", "3", "--concurrency", "8"])
+        .args([
+            "--lease-seconds",
+            "3",
+            "--concurrency",
+            &CONCURRENCY.to_string(),
+        ])
         .env("RUST_LOG", "mailcast=debug,apalis=info")
         .stdout(Stdio::null())
         .stderr(worker_log())
@@ -80,6 +87,24 @@ async fn campaign_done(store: &Store, id: i64) -> bool {
     store.campaign(id).await.unwrap().status().unwrap() == CampaignStatus::Done
 }
 
+/// Expires the killed worker's leases as they run out (the lease is 3 s; no other
+/// worker runs meanwhile), and says what became of its deliveries.
+async fn leases_run_out(store: &Store, campaign: i64) -> ExpiredLeases {
+    let mut total = ExpiredLeases::default();
+    wait_until(
+        "the killed worker's leases to run out",
+        Duration::from_secs(30),
+        async || {
+            let expired = store.expire_leases().await.unwrap();
+            total.unknown += expired.unknown;
+            total.returned += expired.returned;
+            store.ledger_counts(campaign).await.unwrap().sending == 0
+        },
+    )
+    .await;
+    total
+}
+
 fn received_counts(server: &SmtpServer) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for message in server.received() {
@@ -108,6 +133,16 @@ async fn killed_and_restarted(db: TestDb, engine: &str) {
         .await;
         worker.kill().expect("SIGKILL");
         worker.wait().unwrap();
+        let expired = leases_run_out(&store, campaign).await;
+        assert!(
+            expired.unknown <= CONCURRENCY,
+            "{engine}: one kill left {} deliveries unknown, more than the {CONCURRENCY} SMTP sessions could hold: {expired:?}",
+            expired.unknown
+        );
+        assert!(
+            expired.returned > 0,
+            "{engine}: claimed ahead and handed back: {expired:?}"
+        );
     }
     let mut worker = spawn_worker(&db.url, &server.url());
     wait_until(
@@ -135,12 +170,12 @@ async fn killed_and_restarted(db: TestDb, engine: &str) {
             "{engine}: {email} neither received nor reported unknown"
         );
     }
-    // Each slot holds the batch it sends and the next one it has claimed.
-    let most = kills.len() as i64 * SLOTS * 2 * BATCH;
+    let most = kills.len() as u64 * CONCURRENCY;
     assert!(
-        (unknown.len() as i64) <= most,
-        "{engine}: {} unknown, more than the {most} that can be claimed at once",
-        unknown.len()
+        unknown.len() as u64 <= most,
+        "{engine}: {} unknown after {} kills",
+        unknown.len(),
+        kills.len()
     );
     let counts = store.ledger_counts(campaign).await.unwrap();
     assert_eq!(counts.sent + counts.unknown, 5000, "{engine}: {counts:?}");

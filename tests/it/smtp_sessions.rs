@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use mailcast::config::{SmtpUrl, TransportConfig};
-use mailcast::dispatch::{Outgoing, SendResult, Transport};
+use mailcast::dispatch::{NothingToMark, Outgoing, SendResult, Transport};
 use support::scripted_smtp::{
     AfterDot, DotPolicy, ScriptedServer, accept_all, always_accept_dot, refuse,
 };
@@ -33,6 +33,7 @@ async fn send(transport: &Transport, to: &str) -> SendResult {
             raw: &raw,
             file_stem: "unused",
             relay: None,
+            hand_over: &NothingToMark,
         })
         .await
 }

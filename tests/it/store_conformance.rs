@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use mailcast::domain::{CampaignKind, CampaignStatus, DeliveryStatus, EmailAddress};
 use mailcast::store::{
-    Campaign, CampaignSettings, Claim, ClaimedDelivery, Db, DeliveryOutcome, LEDGER_LOCK,
-    NewCampaign, NewEvent, NewProduct, NewTemplate, SqlFilter, SqlParam, Store,
+    Campaign, CampaignSettings, Claim, ClaimedDelivery, Db, DeliveryOutcome, ExpiredLeases,
+    LEDGER_LOCK, NewCampaign, NewEvent, NewProduct, NewTemplate, SqlFilter, SqlParam, Store,
 };
 use support::{for_each_engine, recipient};
 
@@ -301,7 +301,7 @@ async fn concurrent_claims_never_lease_one_delivery_twice() {
 }
 
 #[tokio::test]
-async fn outcomes_are_recorded_and_expired_leases_become_unknown_not_pending() {
+async fn outcomes_are_recorded_and_expired_leases_become_unknown_only_when_handed_to_smtp() {
     for_each_engine(|store, engine| async move {
         let campaign = frozen_campaign(&store, "c4", "o", 5).await;
         let claimed = store.claim(&claim(campaign.id, "w1", 4)).await.unwrap();
@@ -348,9 +348,29 @@ async fn outcomes_are_recorded_and_expired_leases_become_unknown_not_pending() {
             "{engine}: a leased delivery is not"
         );
         assert_eq!(
-            store.expire_leases().await.unwrap(),
+            reclaimed.len(),
             2,
-            "{engine}: w3's two leases"
+            "{engine}: the retry and the fifth delivery"
+        );
+        let fifth = *reclaimed.iter().find(|d| **d != id(2)).unwrap();
+        // w3 handed the fifth to SMTP; another worker cannot mark what w3 holds.
+        assert_eq!(
+            store.write_ledger("w1", &[], &[fifth]).await.unwrap(),
+            Vec::<i64>::new(),
+            "{engine}"
+        );
+        assert_eq!(
+            store.write_ledger("w3", &[], &[fifth]).await.unwrap(),
+            [fifth],
+            "{engine}"
+        );
+        assert_eq!(
+            store.expire_leases().await.unwrap(),
+            ExpiredLeases {
+                unknown: 1,
+                returned: 1
+            },
+            "{engine}: w3's handed delivery is unknown, the retry it never handed goes back"
         );
 
         let counts = store.ledger_counts(campaign.id).await.unwrap();
@@ -360,15 +380,17 @@ async fn outcomes_are_recorded_and_expired_leases_become_unknown_not_pending() {
                 counts.failed,
                 counts.unknown,
                 counts.sending,
-                counts.pending
+                counts.deferred
             ),
-            (1, 1, 2, 1, 0),
+            (1, 1, 1, 1, 1),
             "{engine}: {counts:?}"
         );
-        let sent_again = store.claim(&claim(campaign.id, "w4", 10)).await.unwrap();
-        assert!(
-            sent_again.is_empty(),
-            "{engine}: unknown is never claimed again"
+        let again = store.claim(&claim(campaign.id, "w4", 10)).await.unwrap();
+        let again: Vec<i64> = again.iter().map(|d| d.delivery_id).collect();
+        assert_eq!(
+            again,
+            [id(2)],
+            "{engine}: the retry is claimable again, unknown never is"
         );
     })
     .await;
