@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use mailcast::config::{SmtpUrl, TransportConfig};
-use mailcast::dispatch::{NothingToMark, Outgoing, SendResult, Transport};
+use futures::future::BoxFuture;
+use mailcast::dispatch::{HandOver, NothingToMark, Outgoing, SendResult, Transport};
 use support::scripted_smtp::{
     AfterDot, DotPolicy, ScriptedServer, accept_all, always_accept_dot, refuse,
 };
@@ -229,4 +230,54 @@ async fn pipelined_refusals_name_the_command_they_answered() {
 #[tokio::test]
 async fn refusals_one_command_at_a_time_name_the_command_they_answered() {
     refusals_name_the_command_they_answered(false).await;
+}
+
+/// A ledger that will not mark the delivery as handed (its lease ran out, the worker
+/// is stopping): the envelope may have gone out, the body must not.
+struct Refuses;
+
+impl HandOver for Refuses {
+    fn hand_over(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Err("no longer held".to_string()) })
+    }
+}
+
+#[tokio::test]
+async fn no_body_goes_out_when_the_hand_over_is_refused() {
+    for pipelining in [true, false] {
+        let server = ScriptedServer::start(accept_all(), always_accept_dot()).await;
+        if !pipelining {
+            server.stop_offering_pipelining();
+        }
+        let transport = transport(&server, 1).await;
+        let raw = message("ann@example.com");
+        let result = transport
+            .send(&Outgoing {
+                from: "news@shop.example.com",
+                to: "ann@example.com",
+                raw: &raw,
+                file_stem: "unused",
+                relay: None,
+                hand_over: &Refuses,
+            })
+            .await;
+        assert_eq!(
+            result,
+            SendResult::NotHanded("no longer held".into()),
+            "pipelining {pipelining}"
+        );
+        assert!(
+            server.received().is_empty(),
+            "pipelining {pipelining}: no message was taken"
+        );
+        assert_eq!(
+            send(&transport, "ben@example.com").await,
+            SendResult::Accepted,
+            "pipelining {pipelining}: the next message goes out on a new session"
+        );
+        assert_eq!(server.recipients(), ["ben@example.com"]);
+        // Both envelopes went out, pipelined when offered; one body.
+        assert_eq!(server.pipelined(), if pipelining { 2 } else { 0 });
+        server.stop();
+    }
 }
