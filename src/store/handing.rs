@@ -3,24 +3,60 @@
 //! runs out, a marked delivery becomes `unknown` and an unmarked one goes back to be
 //! sent later, exactly once.
 
-use super::ledger::{OutcomeRow, RECORD_OUTCOMES_SQLITE, outcome_row};
+use super::ledger::{OutcomeRow, outcome_row};
 use super::{Db, Store, StoreError, built, on_pool};
 use crate::store::DeliveryOutcome;
 
-// PostgreSQL records outcomes inside a function (migration 0007), so that nested loops
-// are off for it; `mailcast_write_ledger` (migration 0014) adds the marks, all in one
-// round trip and one commit.
-const WRITE_LEDGER_POSTGRES: &str = "SELECT mailcast_write_ledger($1::jsonb, $2, $3, $4, $5) AS id";
+// One statement records outcomes and marks deliveries as handed, so a group costs one
+// round trip and one commit. A row without a status is a mark: it sets `handed_at` on a
+// delivery this worker holds in `sending` and changes nothing else. The guards of an
+// outcome are those of a single-row update: only rows this worker holds, and only while
+// sending (or expired to unknown meanwhile). `+status` (SQLite) and `status || ''`
+// (PostgreSQL) keep the planner on primary-key lookups: just after a campaign starts,
+// the statistics see almost no `sending` rows, and a scan of them would look cheaper.
+const WRITE_LEDGER_SQLITE: &str = "
+    WITH v AS MATERIALIZED (
+        SELECT value ->> 'id' AS id, value ->> 'status' AS status,
+               value ->> 'message_id' AS message_id, value ->> 'last_error' AS last_error,
+               value ->> 'next_attempt_at' AS next_attempt_at, value ->> 'sent_at' AS sent_at
+        FROM json_each($1))
+    UPDATE deliveries
+    SET status = COALESCE(v.status, deliveries.status),
+        message_id = COALESCE(v.message_id, deliveries.message_id),
+        last_error = IIF(v.status IS NULL, deliveries.last_error, v.last_error),
+        next_attempt_at = IIF(v.status IS NULL, deliveries.next_attempt_at, v.next_attempt_at),
+        sent_at = IIF(v.status IS NULL, deliveries.sent_at, v.sent_at),
+        lease_until = IIF(v.status IS NULL, deliveries.lease_until, NULL),
+        handed_at = IIF(v.status IS NULL, $3, deliveries.handed_at),
+        updated_at = $3
+    FROM v
+    WHERE deliveries.id = v.id AND deliveries.worker = $2
+      AND IIF(v.status IS NULL, +deliveries.status = 'sending',
+              +deliveries.status IN ('sending', 'unknown'))
+    RETURNING deliveries.id";
 
-const MARK_HANDED_SQLITE: &str = "
-    UPDATE deliveries SET handed_at = $2
-    WHERE id IN (SELECT value FROM json_each($1)) AND worker = $3 AND status = 'sending'
-    RETURNING id";
+const WRITE_LEDGER_POSTGRES: &str = "
+    UPDATE deliveries d
+    SET status = COALESCE(v.status, d.status),
+        message_id = COALESCE(v.message_id, d.message_id),
+        last_error = CASE WHEN v.status IS NULL THEN d.last_error ELSE v.last_error END,
+        next_attempt_at = CASE WHEN v.status IS NULL THEN d.next_attempt_at
+                               ELSE v.next_attempt_at END,
+        sent_at = CASE WHEN v.status IS NULL THEN d.sent_at ELSE v.sent_at END,
+        lease_until = CASE WHEN v.status IS NULL THEN d.lease_until END,
+        handed_at = CASE WHEN v.status IS NULL THEN $8 ELSE d.handed_at END,
+        updated_at = $8
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+         AS v(id, status, message_id, last_error, next_attempt_at, sent_at)
+    WHERE d.id = v.id AND d.worker = $7
+      AND CASE WHEN v.status IS NULL THEN (d.status || '') = 'sending'
+               ELSE (d.status || '') IN ('sending', 'unknown') END
+    RETURNING d.id";
 
 impl Store {
     /// Records outcomes of deliveries this worker holds and marks `handing` as handed to
-    /// SMTP, in one commit. Returns the deliveries of `handing` that were marked: those
-    /// this worker still holds. Only those may be sent.
+    /// SMTP, in one statement. Returns the deliveries of `handing` that were marked:
+    /// those this worker still holds. Only those may be sent.
     pub async fn write_ledger(
         &self,
         worker: &str,
@@ -35,43 +71,44 @@ impl Store {
             return Ok(Vec::new());
         }
         let now = crate::time::now();
-        let rows: Vec<OutcomeRow> = outcomes.iter().map(|o| outcome_row(o, now)).collect();
-        let json = serde_json::to_string(&rows).expect("outcomes serialise");
-        match &self.db {
+        let rows: Vec<OutcomeRow> = outcomes
+            .iter()
+            .map(|o| outcome_row(o, now))
+            .chain(handing.iter().map(|id| OutcomeRow::mark(*id)))
+            .collect();
+        let changed: Vec<i64> = match &self.db {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                if !outcomes.is_empty() {
-                    sqlx::query(RECORD_OUTCOMES_SQLITE)
-                        .bind(&json)
-                        .bind(worker)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let mut marked = Vec::new();
-                if !handing.is_empty() {
-                    marked = sqlx::query_scalar(MARK_HANDED_SQLITE)
-                        .bind(serde_json::to_string(handing).expect("ids serialise"))
-                        .bind(now)
-                        .bind(worker)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(marked)
-            }
-            Db::Postgres(pool) => {
-                let ids: Vec<i64> = outcomes.iter().map(|o| o.delivery_id()).collect();
-                Ok(sqlx::query_scalar(WRITE_LEDGER_POSTGRES)
-                    .bind(&json)
+                sqlx::query_scalar(WRITE_LEDGER_SQLITE)
+                    .bind(serde_json::to_string(&rows).expect("ledger rows serialise"))
                     .bind(worker)
                     .bind(now)
-                    .bind(&ids)
-                    .bind(handing)
                     .fetch_all(pool)
-                    .await?)
+                    .await?
             }
-        }
+            Db::Postgres(pool) => {
+                let column = |f: &dyn Fn(&OutcomeRow) -> Option<String>| -> Vec<Option<String>> {
+                    rows.iter().map(f).collect()
+                };
+                sqlx::query_scalar(WRITE_LEDGER_POSTGRES)
+                    .bind(rows.iter().map(|r| r.id).collect::<Vec<i64>>())
+                    .bind(column(&|r| r.status.map(str::to_string)))
+                    .bind(column(&|r| r.message_id.map(str::to_string)))
+                    .bind(column(&|r| r.last_error.map(str::to_string)))
+                    .bind(rows.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
+                    .bind(rows.iter().map(|r| r.sent_at).collect::<Vec<_>>())
+                    .bind(worker)
+                    .bind(now)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        // Outcomes and marks never name the same delivery in one call: a delivery is
+        // marked before it is sent, and its outcome comes after the mark was answered.
+        let handing: std::collections::HashSet<i64> = handing.iter().copied().collect();
+        Ok(changed
+            .into_iter()
+            .filter(|id| handing.contains(id))
+            .collect())
     }
 
     /// Deliveries whose lease ran out while `sending`: those handed to SMTP may or may

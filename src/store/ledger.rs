@@ -212,34 +212,29 @@ macro_rules! bind_claim {
     };
 }
 
-// One statement per batch of outcomes; the guards are those of a single-row update:
-// only rows this worker holds, and only while sending (or expired to unknown meanwhile).
-// SQLite would otherwise walk the `status` index and re-read the whole JSON array for
-// every row it finds there (~0.4 ms per outcome): the batch is materialised once and
-// `+status` keeps the planner on rowid lookups.
-pub(super) const RECORD_OUTCOMES_SQLITE: &str = "
-    WITH v AS MATERIALIZED (
-        SELECT value ->> 'id' AS id, value ->> 'status' AS status,
-               value ->> 'message_id' AS message_id, value ->> 'last_error' AS last_error,
-               value ->> 'next_attempt_at' AS next_attempt_at, value ->> 'sent_at' AS sent_at
-        FROM json_each($1))
-    UPDATE deliveries
-    SET status = v.status, message_id = COALESCE(v.message_id, deliveries.message_id),
-        last_error = v.last_error, next_attempt_at = v.next_attempt_at,
-        sent_at = v.sent_at, lease_until = NULL, updated_at = $3
-    FROM v
-    WHERE deliveries.id = v.id AND deliveries.worker = $2
-      AND +deliveries.status IN ('sending', 'unknown')";
-
 /// One row of [`Store::record_outcomes`]' JSON parameter.
 #[derive(Serialize)]
 pub(super) struct OutcomeRow<'a> {
-    id: i64,
-    status: &'a str,
-    message_id: Option<&'a str>,
-    last_error: Option<&'a str>,
-    next_attempt_at: Option<i64>,
-    sent_at: Option<i64>,
+    pub(super) id: i64,
+    /// None for a mark: the delivery was handed to SMTP (`Store::write_ledger`).
+    pub(super) status: Option<&'a str>,
+    pub(super) message_id: Option<&'a str>,
+    pub(super) last_error: Option<&'a str>,
+    pub(super) next_attempt_at: Option<i64>,
+    pub(super) sent_at: Option<i64>,
+}
+
+impl OutcomeRow<'_> {
+    pub(super) fn mark(id: i64) -> Self {
+        OutcomeRow {
+            id,
+            status: None,
+            message_id: None,
+            last_error: None,
+            next_attempt_at: None,
+            sent_at: None,
+        }
+    }
 }
 
 impl Store {
@@ -430,7 +425,7 @@ pub(super) fn outcome_row(outcome: &DeliveryOutcome, now: i64) -> OutcomeRow<'_>
     let (id, message_id, last_error, next_attempt_at) = outcome_columns(outcome);
     OutcomeRow {
         id,
-        status: outcome.status().as_str(),
+        status: Some(outcome.status().as_str()),
         message_id,
         last_error,
         next_attempt_at,
