@@ -1,52 +1,42 @@
 //! The ledger as a worker process writes it while sending: outcomes, and the marks that
 //! say a delivery was handed to SMTP, each mark committed before its message body goes
-//! out.
+//! out. One writer task per process groups whatever the sending tasks asked for while
+//! its last commit ran into the next commit, in the order they asked.
 //!
-//! A delivery is handed to SMTP only while it holds one of `concurrency` batons. A baton
-//! carries the outcome of the delivery that held it last, and that outcome is written in
-//! the same statement that marks the next holder as handed, so every commit swaps one
-//! marked delivery without an outcome for another: at no moment are more than
-//! `concurrency` deliveries marked without an outcome, and a worker killed at any moment
-//! leaves at most that many `unknown`. Writes of different batons run side by side, and
-//! each overlaps the SMTP round trip of its message's envelope. Outcomes of deliveries
-//! never handed (suppressed, failed to render, deferred before a session, handed back)
-//! are grouped by a writer task into one statement per round.
+//! At most `concurrency` deliveries are marked and without a recorded outcome at any
+//! commit: a delivery's mark is asked for while it holds one of `concurrency` permits,
+//! and the permit is let go only after its outcome was queued, so that outcome is in
+//! the same or an earlier commit than any mark asked for later. A worker killed at any
+//! moment leaves at most that many deliveries `unknown`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::transport::HandOver;
 use crate::store::{DeliveryOutcome, Store};
 
-/// Entries written in one statement at most by the writer task.
-const MOST_PER_WRITE: usize = 1000;
+/// Entries written in one commit at most.
+const MOST_PER_COMMIT: usize = 1000;
 
 /// Delivery id → the job holding its lease: the leases the heartbeat renews.
 pub(super) type HeldLeases = Arc<Mutex<HashMap<i64, u64>>>;
 
 pub(super) struct LedgerWriter {
-    ledger: Ledger,
-    batons: Batons,
     queue: mpsc::UnboundedSender<Entry>,
-}
-
-/// What both the batons and the writer task write with.
-#[derive(Clone)]
-struct Ledger {
-    store: Store,
-    worker: String,
-    held: HeldLeases,
+    handing: Arc<Semaphore>,
     /// The first write that failed since a job last looked.
     failure: Arc<Mutex<Option<String>>>,
 }
 
 enum Entry {
     Outcome(DeliveryOutcome),
-    /// Answers once everything queued before it is written (or failed to be).
+    /// Mark as handed; answers whether this worker still held the delivery.
+    Hand(i64, oneshot::Sender<Result<bool, String>>),
+    /// Answers once everything queued before it is committed.
     Flush(oneshot::Sender<()>),
 }
 
@@ -58,45 +48,39 @@ impl LedgerWriter {
         held: HeldLeases,
         concurrency: usize,
     ) -> LedgerWriter {
-        let ledger = Ledger {
+        let (queue, entries) = mpsc::unbounded_channel();
+        let failure = Arc::new(Mutex::new(None));
+        let task = WriterTask {
             store,
             worker,
             held,
-            failure: Arc::new(Mutex::new(None)),
+            failure: failure.clone(),
         };
-        let (queue, entries) = mpsc::unbounded_channel();
-        tokio::spawn(ledger.clone().run(entries));
+        tokio::spawn(task.run(entries));
         LedgerWriter {
-            ledger,
-            batons: Batons::new(concurrency),
             queue,
+            handing: Arc::new(Semaphore::new(concurrency.max(1))),
+            failure,
         }
     }
 
-    /// Queues the outcome of a delivery that was not handed to SMTP.
+    /// Queues an outcome; it is committed with the next group.
     pub(super) fn record(&self, outcome: DeliveryOutcome) {
         // The task lives as long as this writer: the send cannot fail.
         let _ = self.queue.send(Entry::Outcome(outcome));
     }
 
-    /// Writes every outcome queued or carried by an idle baton so far.
+    /// Waits until everything queued so far is committed (or failed to be).
     pub(super) async fn flush(&self) -> Result<(), String> {
-        let (done, written) = oneshot::channel();
+        let (done, committed) = oneshot::channel();
         let _ = self.queue.send(Entry::Flush(done));
-        let _ = written.await;
-        self.write_idle_batons().await;
+        let _ = committed.await;
         self.check()
     }
 
     /// The first failed write since the last look, if any.
     pub(super) fn check(&self) -> Result<(), String> {
-        match self
-            .ledger
-            .failure
-            .lock()
-            .expect("ledger failure lock")
-            .take()
-        {
+        match self.failure.lock().expect("ledger failure lock").take() {
             Some(error) => Err(error),
             None => Ok(()),
         }
@@ -109,82 +93,16 @@ impl LedgerWriter {
             writer: self,
             delivery_id,
             stopping,
-            baton: Mutex::new(None),
+            permit: Mutex::new(None),
         }
     }
 
-    /// Takes the batons nobody holds, writes what they carry, and puts them back.
-    async fn write_idle_batons(&self) {
-        let mut idle = self.batons.take_idle();
-        let carried: Vec<DeliveryOutcome> =
-            idle.iter_mut().filter_map(|b| b.outcome.take()).collect();
-        if !carried.is_empty() {
-            if let Err(error) = self.ledger.write(&carried, &[]).await {
-                // Carried on: the next holder writes them.
-                for (baton, outcome) in idle.iter_mut().zip(carried) {
-                    baton.outcome = Some(outcome);
-                }
-                self.ledger.failed(error);
-            }
-        }
-        for baton in idle {
-            self.batons.give_back(baton);
-        }
-    }
-}
-
-/// One of `concurrency` rights to hand a delivery to SMTP, with the outcome of its last
-/// holder when that is not written yet.
-#[derive(Default)]
-struct Baton {
-    outcome: Option<DeliveryOutcome>,
-}
-
-struct Batons {
-    free: Mutex<Vec<Baton>>,
-    available: Semaphore,
-}
-
-impl Batons {
-    fn new(count: usize) -> Batons {
-        let count = count.max(1);
-        Batons {
-            free: Mutex::new((0..count).map(|_| Baton::default()).collect()),
-            available: Semaphore::new(count),
-        }
-    }
-
-    async fn take(&self) -> Baton {
-        self.available
-            .acquire()
+    async fn hand(&self, delivery_id: i64) -> Result<bool, String> {
+        let (answer, marked) = oneshot::channel();
+        let _ = self.queue.send(Entry::Hand(delivery_id, answer));
+        marked
             .await
-            .expect("semaphore never closed")
-            .forget();
-        self.free
-            .lock()
-            .expect("batons lock")
-            .pop()
-            .expect("a baton per permit")
-    }
-
-    fn take_idle(&self) -> Vec<Baton> {
-        let mut taken = Vec::new();
-        while let Ok(permit) = self.available.try_acquire() {
-            permit.forget();
-            taken.push(
-                self.free
-                    .lock()
-                    .expect("batons lock")
-                    .pop()
-                    .expect("a baton per permit"),
-            );
-        }
-        taken
-    }
-
-    fn give_back(&self, baton: Baton) {
-        self.free.lock().expect("batons lock").push(baton);
-        self.available.add_permits(1);
+            .unwrap_or_else(|_| Err("the ledger writer stopped".into()))
     }
 }
 
@@ -193,49 +111,13 @@ pub(super) struct Ticket<'a> {
     writer: &'a LedgerWriter,
     delivery_id: i64,
     stopping: &'a AtomicBool,
-    /// Held from the hand-over on; `true` once the delivery is marked as handed.
-    baton: Mutex<Option<(Baton, bool)>>,
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 impl Ticket<'_> {
-    /// A handed delivery's outcome rides on its baton, written with the next mark; any
-    /// other outcome is queued.
+    /// Queues the outcome, then lets another delivery be marked.
     pub(super) fn settle(self, outcome: DeliveryOutcome) {
-        let held = self.baton.lock().expect("ticket lock").take();
-        match held {
-            Some((mut baton, true)) => {
-                baton.outcome = Some(outcome);
-                self.writer.batons.give_back(baton);
-            }
-            Some((baton, false)) => {
-                self.writer.record(outcome);
-                self.writer.batons.give_back(baton);
-            }
-            None => self.writer.record(outcome),
-        }
-    }
-
-    async fn mark(&self) -> Result<(), String> {
-        // A second try (on the next relay) keeps the baton of the first.
-        let held = self.baton.lock().expect("ticket lock").take();
-        let mut baton = match held {
-            Some((baton, _)) => baton,
-            None => self.writer.batons.take().await,
-        };
-        let carried: Vec<DeliveryOutcome> = baton.outcome.take().into_iter().collect();
-        let ledger = &self.writer.ledger;
-        let result = match ledger.write(&carried, &[self.delivery_id]).await {
-            Ok(marked) if marked.contains(&self.delivery_id) => Ok(()),
-            Ok(_) => Err("no longer held by this worker (its lease ran out)".to_string()),
-            Err(error) => {
-                baton.outcome = carried.into_iter().next();
-                let text = format!("cannot mark it as handed to SMTP: {error}");
-                ledger.failed(error);
-                Err(text)
-            }
-        };
-        *self.baton.lock().expect("ticket lock") = Some((baton, result.is_ok()));
-        result
+        self.writer.record(outcome);
     }
 }
 
@@ -245,73 +127,92 @@ impl HandOver for Ticket<'_> {
             if self.stopping.load(Ordering::SeqCst) {
                 return Err("this worker is stopping".into());
             }
-            self.mark().await
+            // A second try (on the next relay) keeps the permit of the first.
+            if self.permit.lock().expect("ticket lock").is_none() {
+                let permit = self
+                    .writer
+                    .handing
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closed");
+                *self.permit.lock().expect("ticket lock") = Some(permit);
+            }
+            match self.writer.hand(self.delivery_id).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("no longer held by this worker (its lease ran out)".into()),
+                Err(error) => Err(format!("cannot mark it as handed to SMTP: {error}")),
+            }
         })
     }
 }
 
-impl Ledger {
-    /// Writes outcomes and marks; the heartbeat stops renewing the leases of the
-    /// outcomes written. Returns the marked deliveries.
-    async fn write(
-        &self,
-        outcomes: &[DeliveryOutcome],
-        handing: &[i64],
-    ) -> Result<Vec<i64>, String> {
-        let written = self
-            .store
-            .write_ledger(&self.worker, outcomes, handing)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut held = self.held.lock().expect("held leases lock");
-        for outcome in outcomes {
-            held.remove(&outcome.delivery_id());
-        }
-        Ok(written)
-    }
+struct WriterTask {
+    store: Store,
+    worker: String,
+    held: HeldLeases,
+    failure: Arc<Mutex<Option<String>>>,
+}
 
-    fn failed(&self, error: String) {
-        tracing::error!(%error, "cannot write delivery outcomes");
-        self.failure
-            .lock()
-            .expect("ledger failure lock")
-            .get_or_insert(error);
-    }
-
+impl WriterTask {
     async fn run(self, mut entries: mpsc::UnboundedReceiver<Entry>) {
         while let Some(first) = entries.recv().await {
             let mut group = vec![first];
-            while group.len() < MOST_PER_WRITE {
+            while group.len() < MOST_PER_COMMIT {
                 match entries.try_recv() {
                     Ok(entry) => group.push(entry),
                     Err(_) => break,
                 }
             }
-            self.write_group(group).await;
+            self.write(group).await;
         }
     }
 
-    async fn write_group(&self, group: Vec<Entry>) {
+    async fn write(&self, group: Vec<Entry>) {
         let mut outcomes = Vec::new();
+        let mut hands = Vec::new();
         let mut flushes = Vec::new();
         for entry in group {
             match entry {
                 Entry::Outcome(outcome) => outcomes.push(outcome),
+                Entry::Hand(id, answer) => hands.push((id, answer)),
                 Entry::Flush(done) => flushes.push(done),
             }
         }
-        if let Err(error) = self.write(&outcomes, &[]).await {
-            // Lost: the heartbeat lets these leases run out, and none of these
-            // deliveries was handed to SMTP, so they go back to be sent later.
-            let ids: HashSet<i64> = outcomes.iter().map(DeliveryOutcome::delivery_id).collect();
-            self.held
-                .lock()
-                .expect("held leases lock")
-                .retain(|id, _| !ids.contains(id));
-            self.failed(error);
+        let ids: Vec<i64> = hands.iter().map(|(id, _)| *id).collect();
+        let written = self.store.write_ledger(&self.worker, &outcomes, &ids).await;
+        // Recorded, or lost: either way the heartbeat stops renewing these leases, and a
+        // lost outcome's delivery expires as `unknown` (it was marked) like a killed
+        // worker's.
+        self.let_go(outcomes.iter().map(DeliveryOutcome::delivery_id));
+        match written {
+            Ok(marked) => {
+                let marked: HashSet<i64> = marked.into_iter().collect();
+                for (id, answer) in hands {
+                    let _ = answer.send(Ok(marked.contains(&id)));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot write delivery outcomes");
+                let text = error.to_string();
+                for (_, answer) in hands {
+                    let _ = answer.send(Err(text.clone()));
+                }
+                self.failure
+                    .lock()
+                    .expect("ledger failure lock")
+                    .get_or_insert(text);
+            }
         }
         for done in flushes {
             let _ = done.send(());
+        }
+    }
+
+    fn let_go(&self, ids: impl Iterator<Item = i64>) {
+        let mut held = self.held.lock().expect("held leases lock");
+        for id in ids {
+            held.remove(&id);
         }
     }
 }
