@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use mailcast::config::{SmtpUrl, TransportConfig};
 use futures::future::BoxFuture;
+use mailcast::config::{SmtpUrl, TransportConfig};
 use mailcast::dispatch::{HandOver, NothingToMark, Outgoing, SendResult, Transport};
 use support::scripted_smtp::{
     AfterDot, DotPolicy, ScriptedServer, accept_all, always_accept_dot, refuse,
