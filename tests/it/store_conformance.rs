@@ -873,3 +873,29 @@ async fn sqlite_recipients_rebuild_keeps_data_and_never_reuses_an_erased_id() {
     );
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_test_database_is_dropped_even_when_its_test_panics() {
+    let Some(kept) = support::TestDb::postgres().await else {
+        eprintln!("TEST_DATABASE_URL unset: skipped");
+        return;
+    };
+    let url = kept.url.clone();
+    drop(kept);
+    assert!(
+        Store::connect(&url).await.is_err(),
+        "dropped without drop_database(): {url} is gone"
+    );
+
+    let panicking = support::TestDb::postgres().await.unwrap();
+    let url = panicking.url.clone();
+    let test = tokio::spawn(async move {
+        let _db = panicking;
+        panic!("a failing test");
+    });
+    assert!(test.await.unwrap_err().is_panic());
+    assert!(
+        Store::connect(&url).await.is_err(),
+        "{url} is gone after its test panicked"
+    );
+}

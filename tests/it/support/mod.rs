@@ -27,6 +27,7 @@ pub struct TestDb {
 enum Cleanup {
     SqliteDir(#[allow(dead_code)] tempfile::TempDir),
     Postgres { admin_url: String, name: String },
+    Done,
 }
 
 impl TestDb {
@@ -61,18 +62,48 @@ impl TestDb {
         })
     }
 
-    pub async fn drop_database(self) {
+    /// Closes the store and drops a PostgreSQL database now. Without this, dropping the
+    /// `TestDb` removes the database too (also when the test panicked).
+    pub async fn drop_database(mut self) {
         self.store.close().await;
-        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
-            let admin = Store::connect(admin_url)
-                .await
-                .expect("connect TEST_DATABASE_URL");
-            admin
-                .execute_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await;
-            admin.close().await;
+        if let Cleanup::Postgres { admin_url, name } =
+            std::mem::replace(&mut self.cleanup, Cleanup::Done)
+        {
+            drop_postgres(&admin_url, &name).await;
         }
     }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } =
+            std::mem::replace(&mut self.cleanup, Cleanup::Done)
+        {
+            // Drop cannot await, and may run inside the test's runtime: a thread of its own
+            // with a runtime of its own. FORCE ends the connections the test left open.
+            let dropped = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime to drop the test database")
+                    .block_on(drop_postgres(&admin_url, &name))
+            })
+            .join();
+            if dropped.is_err() && !std::thread::panicking() {
+                panic!("cannot drop the test database");
+            }
+        }
+    }
+}
+
+async fn drop_postgres(admin_url: &str, name: &str) {
+    let admin = Store::connect(admin_url)
+        .await
+        .expect("connect TEST_DATABASE_URL");
+    admin
+        .execute_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await;
+    admin.close().await;
 }
 
 /// `TEST_DATABASE_URL`, or None to skip PostgreSQL; under CI
