@@ -1,6 +1,7 @@
 //! The command line: argument types and what each command prints. `main.rs` only
 //! parses and calls [`run`].
 
+mod bounces;
 mod campaign;
 mod demo;
 mod logging;
@@ -141,6 +142,11 @@ pub enum Command {
         #[command(subcommand)]
         command: recommend::RecommendCommand,
     },
+    /// Bounce classification: evaluate it against a labelled corpus.
+    Bounces {
+        #[command(subcommand)]
+        command: bounces::BouncesCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +227,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(&cli.database, &args).await,
         Command::Fixtures { command } => fixtures(command),
         Command::Recommend { command } => recommend::run(&cli.database, &command).await,
+        Command::Bounces { command } => bounces::run(&command),
         command => {
             let store = Store::open(&cli.database).await?;
             let code = run_with_store(&store, command).await;
@@ -251,7 +258,10 @@ async fn run_with_store(store: &Store, command: Command) -> anyhow::Result<ExitC
         Command::ApiKey { command } => serve::api_key(store, command).await,
         Command::Stats { campaign } => stats::run(store, &campaign).await,
         Command::Suppression { command } => suppression::run(store, command).await,
-        Command::Demo(_) | Command::Fixtures { .. } | Command::Recommend { .. } => {
+        Command::Demo(_)
+        | Command::Fixtures { .. }
+        | Command::Recommend { .. }
+        | Command::Bounces { .. } => {
             unreachable!("handled without a store")
         }
     }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bounce_classify;
 mod campaign_lifecycle;
 mod cli_errors;
 mod crash_safety;

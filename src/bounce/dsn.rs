@@ -1,0 +1,159 @@
+//! RFC 3464 delivery status notifications: the per-recipient fields of a
+//! message/delivery-status part (or of the same fields written into the text).
+
+use super::mime::{Parts, header_fields};
+use super::reason::{self, Reason, class_of};
+use super::{BounceClass, Finding, address};
+
+/// One per-recipient block of a DSN.
+#[derive(Debug, Default)]
+struct RecipientFields {
+    final_recipient: Option<String>,
+    original_recipient: Option<String>,
+    action: Option<String>,
+    status: Option<String>,
+    diagnostic_type: Option<String>,
+    diagnostic: Option<String>,
+    /// PowerMTA's own verdict (X-PowerMTA-BounceCategory: bad-mailbox, …).
+    category: Option<String>,
+}
+
+impl RecipientFields {
+    fn has_recipient(&self) -> bool {
+        self.final_recipient.is_some() || self.original_recipient.is_some()
+    }
+
+    fn reported(&self) -> bool {
+        self.action.is_some() || self.status.is_some()
+    }
+}
+
+/// The findings of the DSN fields in `parts`; `None` when there are none.
+pub(crate) fn read(parts: &Parts) -> Option<Vec<Finding>> {
+    let mut blocks: Vec<RecipientFields> = parts
+        .delivery_status
+        .iter()
+        .flat_map(|body| recipient_blocks(body))
+        .collect();
+    if blocks.is_empty() && parts.text.to_ascii_lowercase().contains("final-recipient:") {
+        blocks = recipient_blocks(&parts.text);
+    }
+    let findings: Vec<Finding> = blocks
+        .iter()
+        .filter(|b| b.has_recipient())
+        .map(|b| finding(b, &parts.text))
+        .collect();
+    (!findings.is_empty()).then_some(findings)
+}
+
+fn recipient_blocks(body: &str) -> Vec<RecipientFields> {
+    let mut blocks = Vec::new();
+    let mut current = RecipientFields::default();
+    for (name, value) in header_fields(body) {
+        let starts_new = match name.as_str() {
+            "original-recipient" => current.original_recipient.is_some() || current.reported(),
+            "final-recipient" => current.final_recipient.is_some() || current.reported(),
+            _ => false,
+        };
+        if starts_new {
+            blocks.push(std::mem::take(&mut current));
+        }
+        let (kind, rest) = split_type(&value);
+        match name.as_str() {
+            "final-recipient" | "x-actual-recipient" if current.final_recipient.is_none() => {
+                current.final_recipient = address::first(rest).map(str::to_string);
+            }
+            "original-recipient" => {
+                current.original_recipient = address::first(rest).map(str::to_string);
+            }
+            "x-powermta-bouncecategory" => current.category = Some(value.to_ascii_lowercase()),
+            "action" => current.action = Some(value.to_ascii_lowercase()),
+            "status" => current.status = reason::find_status(&value),
+            "diagnostic-code" => {
+                current.diagnostic_type = kind.map(str::to_ascii_lowercase);
+                current.diagnostic = Some(rest.to_string()).filter(|d| !d.is_empty());
+            }
+            _ => {}
+        }
+    }
+    blocks.push(current);
+    blocks
+}
+
+/// `rfc822; a@b` → (Some("rfc822"), "a@b").
+fn split_type(value: &str) -> (Option<&str>, &str) {
+    match value.split_once(';') {
+        Some((kind, rest)) if !kind.contains(' ') => (Some(kind.trim()), rest.trim()),
+        _ => (None, value.trim()),
+    }
+}
+
+fn finding(block: &RecipientFields, text: &str) -> Finding {
+    let recipient = block
+        .final_recipient
+        .clone()
+        .or_else(|| block.original_recipient.clone());
+    let report = super::legacy::report_text(text);
+    let near = recipient
+        .as_deref()
+        .and_then(|r| super::legacy::text_near(report, r));
+    let diagnostic = block
+        .diagnostic
+        .clone()
+        .or_else(|| near.clone())
+        .or_else(|| Some(super::mime::unfold(report)))
+        .filter(|d| !d.is_empty());
+    let status = block
+        .status
+        .clone()
+        .or_else(|| diagnostic.as_deref().and_then(reason::find_status));
+    let context = near.as_deref().unwrap_or("");
+    let class = class_for(
+        block,
+        status.as_deref(),
+        diagnostic.as_deref().unwrap_or(""),
+        context,
+    );
+    Finding {
+        class,
+        recipient,
+        status,
+        diagnostic,
+    }
+}
+
+fn class_for(
+    block: &RecipientFields,
+    status: Option<&str>,
+    diagnostic: &str,
+    context: &str,
+) -> BounceClass {
+    let action = block.action.as_deref().unwrap_or("");
+    if ["delivered", "deliverable", "relayed", "expanded"]
+        .iter()
+        .any(|a| action.starts_with(a))
+    {
+        return BounceClass::Delivered;
+    }
+    if action.is_empty() && status.is_some_and(|s| s.starts_with('2')) {
+        return BounceClass::Delivered;
+    }
+    if action.starts_with("delayed") {
+        return BounceClass::Soft;
+    }
+    match block.category.as_deref() {
+        Some("bad-mailbox") => return class_of(Reason::UserUnknown, status),
+        Some("bad-domain") => return class_of(Reason::HostUnknown, status),
+        _ => {}
+    }
+    if block.diagnostic_type.as_deref() == Some("x-unix") {
+        return class_of(Reason::MailerError, status);
+    }
+    // A generic code (X.0.0) says less than the one the server quoted.
+    let specific = status
+        .filter(|s| !s.ends_with(".0.0"))
+        .map(str::to_string)
+        .or_else(|| reason::find_status(diagnostic));
+    let status = specific.as_deref().or(status);
+    class_of(reason::reason(status, diagnostic, context), status)
+}
