@@ -76,11 +76,14 @@ async fn audience(store: &Store, n: usize) -> Vec<String> {
 }
 
 async fn wait_until(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::eventually(what, limit, async || {
+        if done().await {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
+    })
+    .await
 }
 
 async fn campaign_done(store: &Store, id: i64) -> bool {

@@ -264,15 +264,15 @@ async fn eventually_counts(
     campaign: i64,
     done: impl Fn(&mailcast::store::LedgerCounts) -> bool,
 ) -> mailcast::store::LedgerCounts {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    support::eventually("the ledger's counts", Duration::from_secs(30), async || {
         let counts = store.ledger_counts(campaign).await.unwrap();
         if done(&counts) {
-            return counts;
+            Ok(counts)
+        } else {
+            Err(format!("{counts:?}"))
         }
-        assert!(std::time::Instant::now() < deadline, "{counts:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// Runs the campaign against `server` until it pauses; returns the pause reason once

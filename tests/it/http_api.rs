@@ -7,7 +7,7 @@ use crate::support::http;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{TestServer, api_key, seed, server_keys, wait_for_events};
 use mailcast::config::TransportConfig;
@@ -419,14 +419,7 @@ fn eml_count(dir: &std::path::Path) -> usize {
 }
 
 async fn wait_for(store: &Store, campaign_id: i64, status: CampaignStatus) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store.campaign(campaign_id).await.unwrap().status().unwrap() != status {
-        assert!(
-            Instant::now() < deadline,
-            "campaign {campaign_id} never became {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::campaign::wait_for_status(store, campaign_id, status, Duration::from_secs(60)).await
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use crate::support;
 use crate::support::http;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{FOREIGN_KEY, Seeded, TestServer, keys, seed, server_keys, wait_for_events};
 use mailcast::config::TransportConfig;
@@ -290,11 +290,7 @@ async fn outbox_dispatcher(
 }
 
 async fn wait_for(store: &Store, campaign_id: i64, status: CampaignStatus) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store.campaign(campaign_id).await.unwrap().status().unwrap() != status {
-        assert!(Instant::now() < deadline, "campaign never became {status}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::campaign::wait_for_status(store, campaign_id, status, Duration::from_secs(60)).await
 }
 
 fn outbox_messages(dir: &std::path::Path) -> Vec<Vec<u8>> {

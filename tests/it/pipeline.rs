@@ -4,7 +4,7 @@
 use crate::support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mailcast::config::{SmtpUrl, TransportConfig};
 use mailcast::dispatch::{
@@ -37,18 +37,7 @@ async fn dispatcher_for(store: &Store, smtp: &SmtpServer) -> Arc<Dispatcher> {
 }
 
 async fn wait_for(store: &Store, campaign_id: i64, status: CampaignStatus) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let now = store.campaign(campaign_id).await.unwrap().status().unwrap();
-        if now == status {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "campaign still {now}, waited for {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::campaign::wait_for_status(store, campaign_id, status, Duration::from_secs(60)).await
 }
 
 #[tokio::test]

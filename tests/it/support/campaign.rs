@@ -1,7 +1,7 @@
 //! Setting up and running a campaign through the real worker in a test.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mailcast::config::{SmtpUrl, TransportConfig};
 use mailcast::dispatch::{
@@ -116,19 +116,19 @@ pub async fn wait_for_status(
     status: CampaignStatus,
     limit: Duration,
 ) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let now = store.campaign(campaign_id).await.unwrap().status().unwrap();
-        if now == status {
-            return;
-        }
-        let counts = store.ledger_counts(campaign_id).await.unwrap();
-        assert!(
-            Instant::now() < deadline,
-            "campaign still {now} ({counts:?}), waited for {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    super::eventually(
+        &format!("campaign {campaign_id} to be {status}"),
+        limit,
+        async || {
+            let now = store.campaign(campaign_id).await.unwrap().status().unwrap();
+            if now == status {
+                return Ok(());
+            }
+            let counts = store.ledger_counts(campaign_id).await.unwrap();
+            Err(format!("{now} ({counts:?})"))
+        },
+    )
+    .await
 }
 
 /// Runs the campaign to `done` and returns the ledger's counts.

@@ -2,7 +2,7 @@
 //! follow redirects, and a seeded campaign to click through.
 #![allow(dead_code)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mailcast::domain::CampaignKind;
 use mailcast::http::{HttpServer, HttpSettings, WriterSettings, bind};
@@ -185,19 +185,16 @@ pub async fn seed(store: &Store) -> Seeded {
 /// Waits until the store holds `n` events of `kind` (the writer flushes in the
 /// background).
 pub async fn wait_for_events(store: &Store, kind: TrackingKind, n: i64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let count = store.count_tracking_events(kind).await.unwrap();
-        if count >= n {
-            assert_eq!(count, n, "more {kind:?} events than expected");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{count} {kind:?} events stored, expected {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let count = super::eventually(
+        &format!("{n} {kind:?} events"),
+        Duration::from_secs(20),
+        async || match store.count_tracking_events(kind).await.unwrap() {
+            count if count >= n => Ok(count),
+            count => Err(format!("{count} stored")),
+        },
+    )
+    .await;
+    assert_eq!(count, n, "more {kind:?} events than expected");
 }
 
 /// A key for the CRM API, created as `mailcast api-key create` does.

@@ -13,6 +13,7 @@ pub mod segment_gen;
 pub mod smtp;
 
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use mailcast::domain::EmailAddress;
 use mailcast::store::{NewRecipient, Store};
@@ -104,6 +105,26 @@ async fn drop_postgres(admin_url: &str, name: &str) {
         .execute_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await;
     admin.close().await;
+}
+
+/// Polls `check` every 20 ms until it answers `Ok`, and returns that. Each `Err` says
+/// what the state is now; after `limit` the test fails with the last one.
+pub async fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(state) => assert!(
+                Instant::now() < deadline,
+                "waited {limit:?} for {what}; still {state}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// `TEST_DATABASE_URL`, or None to skip PostgreSQL; under CI
