@@ -21,8 +21,6 @@ use crate::store::{DeliveryOutcome, Store};
 
 /// Entries written in one commit at most.
 const MOST_PER_COMMIT: usize = 1000;
-/// How long outcomes wait for a mark to be written with.
-const OUTCOMES_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Delivery id → the job holding its lease: the leases the heartbeat renews.
 pub(super) type HeldLeases = Arc<Mutex<HashMap<i64, u64>>>;
@@ -157,43 +155,15 @@ struct WriterTask {
 }
 
 impl WriterTask {
-    /// Outcomes alone wait for the next mark (or flush) to ride along, at most
-    /// [`OUTCOMES_WAIT`]: a mark then never queues behind a write of outcomes only.
     async fn run(self, mut entries: mpsc::UnboundedReceiver<Entry>) {
-        let mut group: Vec<Entry> = Vec::new();
-        let mut oldest = None;
-        loop {
-            let next = match oldest {
-                None => entries.recv().await,
-                Some(since) => {
-                    match tokio::time::timeout_at(since + OUTCOMES_WAIT, entries.recv()).await {
-                        Ok(entry) => entry,
-                        Err(_) => {
-                            self.write(std::mem::take(&mut group)).await;
-                            oldest = None;
-                            continue;
-                        }
-                    }
-                }
-            };
-            let Some(entry) = next else { break };
-            group.push(entry);
+        while let Some(first) = entries.recv().await {
+            let mut group = vec![first];
             while group.len() < MOST_PER_COMMIT {
                 match entries.try_recv() {
                     Ok(entry) => group.push(entry),
                     Err(_) => break,
                 }
             }
-            let urgent = group.len() >= MOST_PER_COMMIT
-                || group.iter().any(|e| !matches!(e, Entry::Outcome(_)));
-            if urgent {
-                self.write(std::mem::take(&mut group)).await;
-                oldest = None;
-            } else {
-                oldest.get_or_insert_with(tokio::time::Instant::now);
-            }
-        }
-        if !group.is_empty() {
             self.write(group).await;
         }
     }
