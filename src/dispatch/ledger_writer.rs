@@ -25,6 +25,14 @@ const MOST_PER_COMMIT: usize = 1000;
 /// Delivery id → the job holding its lease: the leases the heartbeat renews.
 pub(super) type HeldLeases = Arc<Mutex<HashMap<i64, u64>>>;
 
+/// The heartbeat stops renewing these leases: recorded, handed back, or lost.
+pub(super) fn let_go(held: &HeldLeases, ids: impl IntoIterator<Item = i64>) {
+    let mut held = held.lock().expect("held leases lock");
+    for id in ids {
+        held.remove(&id);
+    }
+}
+
 pub(super) struct LedgerWriter {
     queue: mpsc::UnboundedSender<Entry>,
     handing: Arc<Semaphore>,
@@ -184,7 +192,10 @@ impl WriterTask {
         // Recorded, or lost: either way the heartbeat stops renewing these leases, and a
         // lost outcome's delivery expires as `unknown` (it was marked) like a killed
         // worker's.
-        self.let_go(outcomes.iter().map(DeliveryOutcome::delivery_id));
+        let_go(
+            &self.held,
+            outcomes.iter().map(DeliveryOutcome::delivery_id),
+        );
         match written {
             Ok(marked) => {
                 let marked: HashSet<i64> = marked.into_iter().collect();
@@ -206,13 +217,6 @@ impl WriterTask {
         }
         for done in flushes {
             let _ = done.send(());
-        }
-    }
-
-    fn let_go(&self, ids: impl Iterator<Item = i64>) {
-        let mut held = self.held.lock().expect("held leases lock");
-        for id in ids {
-            held.remove(&id);
         }
     }
 }

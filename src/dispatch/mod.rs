@@ -164,10 +164,7 @@ impl Dispatcher {
     }
 
     fn let_go(&self, ids: impl IntoIterator<Item = i64>) {
-        let mut held = self.held.lock().expect("held leases lock");
-        for id in ids {
-            held.remove(&id);
-        }
+        ledger_writer::let_go(&self.held, ids);
     }
 
     /// The deliveries whose leases the heartbeat renews.

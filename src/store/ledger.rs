@@ -212,7 +212,7 @@ macro_rules! bind_claim {
     };
 }
 
-/// One row of [`Store::record_outcomes`]' JSON parameter.
+/// One row of [`Store::write_ledger`]: an outcome, or a mark.
 #[derive(Serialize)]
 pub(super) struct OutcomeRow<'a> {
     pub(super) id: i64,

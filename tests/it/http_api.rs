@@ -6,14 +6,10 @@ use crate::support;
 use crate::support::http;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use http::{TestServer, api_key, seed, server_keys, wait_for_events};
-use mailcast::config::TransportConfig;
-use mailcast::dispatch::{
-    DispatchSettings, Dispatcher, Transport, schedule_campaign, spawn_worker, unique_worker_name,
-};
+use http::{TestServer, api_key, outbox_dispatcher, seed, server_keys, wait_for_events};
+use mailcast::dispatch::{schedule_campaign, spawn_worker};
 use mailcast::domain::{CampaignKind, CampaignStatus, EmailAddress};
 use mailcast::links::Token;
 use mailcast::store::{CampaignSettings, Db, NewCampaign, NewTemplate, Store, TrackingKind};
@@ -389,20 +385,6 @@ async fn campaigns_move_through_their_states_and_refuse_what_they_cannot_do() {
         server.stop().await;
     })
     .await;
-}
-
-async fn outbox_dispatcher(
-    store: &Store,
-    outbox: &std::path::Path,
-    base_url: &str,
-) -> Arc<Dispatcher> {
-    let transport = Transport::new(&TransportConfig::Outbox(outbox.to_path_buf()), 4)
-        .await
-        .unwrap();
-    let mut settings =
-        DispatchSettings::new(unique_worker_name(), base_url.to_string(), server_keys());
-    settings.poll_interval = Duration::from_millis(50);
-    Dispatcher::new(store.clone(), transport, settings)
 }
 
 fn eml_count(dir: &std::path::Path) -> usize {

@@ -6,15 +6,12 @@
 use crate::support;
 use crate::support::http;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use http::{FOREIGN_KEY, Seeded, TestServer, keys, seed, server_keys, wait_for_events};
-use mailcast::config::TransportConfig;
-use mailcast::dispatch::{
-    DispatchSettings, Dispatcher, Transport, schedule_campaign, spawn_worker, start_campaign,
-    unique_worker_name,
+use http::{
+    FOREIGN_KEY, Seeded, TestServer, keys, outbox_dispatcher, seed, server_keys, wait_for_events,
 };
+use mailcast::dispatch::{schedule_campaign, spawn_worker, start_campaign};
 use mailcast::domain::{CampaignKind, CampaignStatus, DeliveryStatus, EmailAddress};
 use mailcast::links::Token;
 use mailcast::store::{CampaignSettings, NewCampaign, Recipient, Store, TrackingKind};
@@ -273,20 +270,6 @@ async fn invalid_unsubscribe_links_show_a_page_and_change_nothing() {
         );
     })
     .await;
-}
-
-async fn outbox_dispatcher(
-    store: &Store,
-    outbox: &std::path::Path,
-    base_url: &str,
-) -> Arc<Dispatcher> {
-    let transport = Transport::new(&TransportConfig::Outbox(outbox.to_path_buf()), 4)
-        .await
-        .unwrap();
-    let mut settings =
-        DispatchSettings::new(unique_worker_name(), base_url.to_string(), server_keys());
-    settings.poll_interval = Duration::from_millis(50);
-    Dispatcher::new(store.clone(), transport, settings)
 }
 
 async fn wait_for(store: &Store, campaign_id: i64, status: CampaignStatus) {

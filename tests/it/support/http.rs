@@ -2,8 +2,11 @@
 //! follow redirects, and a seeded campaign to click through.
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use mailcast::config::TransportConfig;
+use mailcast::dispatch::{DispatchSettings, Dispatcher, Transport, unique_worker_name};
 use mailcast::domain::CampaignKind;
 use mailcast::http::{HttpServer, HttpSettings, WriterSettings, bind};
 use mailcast::links::{KeyRing, Token, link_id};
@@ -17,6 +20,21 @@ pub const NEW_KEY: &str = "2:00112233445566778899aabbccddeeff";
 pub const OLD_KEY: &str = "1:ffeeddccbbaa99887766554433221100";
 /// A key the server does not list.
 pub const FOREIGN_KEY: &str = "9:0f0e0d0c0b0a09080706050403020100";
+
+/// A dispatcher writing `.eml` files into `outbox`, its links pointing at `base_url`.
+pub async fn outbox_dispatcher(
+    store: &Store,
+    outbox: &std::path::Path,
+    base_url: &str,
+) -> Arc<Dispatcher> {
+    let transport = Transport::new(&TransportConfig::Outbox(outbox.to_path_buf()), 4)
+        .await
+        .unwrap();
+    let mut settings =
+        DispatchSettings::new(unique_worker_name(), base_url.to_string(), server_keys());
+    settings.poll_interval = Duration::from_millis(50);
+    Dispatcher::new(store.clone(), transport, settings)
+}
 
 pub fn server_keys() -> KeyRing {
     KeyRing::parse(&format!("{NEW_KEY},{OLD_KEY}")).unwrap()
