@@ -61,7 +61,7 @@ pub trait HandOver: Sync {
     fn hand_over(&self) -> BoxFuture<'_, Result<(), String>>;
 }
 
-/// For messages no ledger row follows (triggered sends keep their own record).
+/// For sends with no ledger row behind them (tests and tools calling the transport).
 pub struct NothingToMark;
 
 impl HandOver for NothingToMark {
