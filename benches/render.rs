@@ -13,8 +13,8 @@ use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mailcast::links::KeyRing;
 use mailcast::render::{
-    CampaignRenderer, DkimAlgorithm, DkimSettings, LinkSettings, RecipientContext, Recommendation,
-    RenderSpec, load_template_dir,
+    Because, CampaignRenderer, DkimAlgorithm, DkimSettings, LinkSettings, RecipientContext,
+    Recommendation, RenderSpec, load_template_dir,
 };
 use mailcast::store::{CampaignSettings, Product, Recipient, Template};
 use sqlx::types::Json;
@@ -93,6 +93,7 @@ fn contexts() -> Vec<RecipientContext> {
                 .map(|k| Recommendation {
                     product: products[(i * 7 + k * 13) % products.len()].clone(),
                     reason: "often bought with your last purchase".into(),
+                    because: Because::Trending,
                 })
                 .collect();
             RecipientContext {

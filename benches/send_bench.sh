@@ -351,6 +351,10 @@ run_once() { # engine n run
     [ "$other" = 0 ] && [ "$sent" = "$audience" ] || say "WARNING $tag: ledger not all sent: $counts"
     [ "$received" = "$sent" ] || say "WARNING $tag: smtp-sink received $received, ledger says $sent sent"
 
+    # What each delivery's record (deliveries.rendered_with) adds, on average.
+    local record_bytes
+    record_bytes=$(sql "$engine" "$url" "SELECT ROUND(AVG(LENGTH(rendered_with)), 1) FROM deliveries" 2>/dev/null || echo -)
+
     local secs mc_rate rss cpu_user cpu_sys busy sessions
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')
     mc_rate=$(awk -v s="$secs" -v n="$sent" 'BEGIN{printf "%.0f", n/s}')
@@ -385,15 +389,15 @@ run_once() { # engine n run
 
     local ratio
     ratio=$(awk -v a="$mc_rate" -v b="$src_rate" 'BEGIN{printf "%.3f", a/b}')
-    [ -s "$RESULTS" ] || printf 'label\tengine\trecipients\trun\taudience\tsent\tmailcast_s\tmailcast_msg_s\tsmtp_source_s\tsmtp_source_msg_s\tratio\tpeak_rss_mb\tworker_user_s\tworker_sys_s\tmachine_busy_pct\tsink_sessions\tschedule_to_started_s\tstarted_to_done_s\tconnections\tslots\tbatch\tshim\n' >"$RESULTS"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    [ -s "$RESULTS" ] || printf 'label\tengine\trecipients\trun\taudience\tsent\tmailcast_s\tmailcast_msg_s\tsmtp_source_s\tsmtp_source_msg_s\tratio\tpeak_rss_mb\tworker_user_s\tworker_sys_s\tmachine_busy_pct\tsink_sessions\tschedule_to_started_s\tstarted_to_done_s\tconnections\tslots\tbatch\tshim\trecord_bytes_avg\n' >"$RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$LABEL" "$engine" "$n" "$run" "$audience" "$sent" "$secs" "$mc_rate" "$src_secs" "$src_rate" "$ratio" \
         "$rss" "$cpu_user" "$cpu_sys" "$busy" "$sessions" "$freeze_s" "$send_s" \
-        "$CONNECTIONS" "${SLOTS:-default}" "${BATCH:-default}" "$SHIM" >>"$RESULTS"
+        "$CONNECTIONS" "${SLOTS:-default}" "${BATCH:-default}" "$SHIM" "$record_bytes" >>"$RESULTS"
     if [ "$SQL_LOG" = 1 ]; then
         python3 "$ROOT/benches/send/sqlx_breakdown.py" "$wlog" "$secs" >"$WORK/sql-$tag.md" || true
     fi
-    say "$tag: mailcast $sent msgs in ${secs}s = $mc_rate msg/s (peak RSS ${rss} MB, cpu ${cpu_user}+${cpu_sys}s, machine ${busy}% busy, $sessions SMTP sessions); smtp-source ${src_secs}s = $src_rate msg/s; ratio $ratio"
+    say "$tag: mailcast $sent msgs in ${secs}s = $mc_rate msg/s (peak RSS ${rss} MB, cpu ${cpu_user}+${cpu_sys}s, machine ${busy}% busy, $sessions SMTP sessions, record $record_bytes bytes/delivery); smtp-source ${src_secs}s = $src_rate msg/s; ratio $ratio"
 }
 
 # --- main ---------------------------------------------------------------------------

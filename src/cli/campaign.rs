@@ -34,6 +34,13 @@ pub enum CampaignCommand {
     /// Move a draft or scheduled campaign to the newest version of its template
     /// (a scheduled one is checked again first).
     Retemplate { name: String },
+    /// What the message to one recipient was personalised with, as it was sent.
+    Sent {
+        name: String,
+        /// The recipient's email address.
+        #[arg(long)]
+        recipient: String,
+    },
     /// Counts by delivery state, and who failed or is unknown, with reasons.
     Status { name: String },
     /// Results: deliveries, human and machine opens and clicks, top links.
@@ -113,6 +120,9 @@ pub async fn run(store: &Store, command: CampaignCommand) -> anyhow::Result<Exit
         CampaignCommand::Schedule { name } => schedule(store, &name).await,
         CampaignCommand::Retemplate { name } => retemplate(store, &name).await,
         CampaignCommand::Status { name } => status(store, &name).await,
+        CampaignCommand::Sent { name, recipient } => {
+            super::personalised::sent(store, &name, &recipient).await
+        }
         CampaignCommand::Stats { name } => super::stats::run(store, &name).await,
         CampaignCommand::Pause { name } => {
             let campaign = find(store, &name).await?;
@@ -181,7 +191,7 @@ async fn requeue(store: &Store, name: &str, from: DeliveryStatus) -> anyhow::Res
 
 /// The campaign CAMPAIGN names: by name first, then by id when it is all digits;
 /// `#7` is always the id.
-async fn find(store: &Store, name: &str) -> anyhow::Result<Campaign> {
+pub(super) async fn find(store: &Store, name: &str) -> anyhow::Result<Campaign> {
     if let Some(id) = name.strip_prefix('#') {
         let id: i64 = id
             .parse()

@@ -5,6 +5,7 @@ mod bounces;
 mod campaign;
 mod demo;
 mod logging;
+mod personalised;
 mod preview;
 mod recommend;
 mod send;

@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use crate::domain::EmailAddress;
 use crate::recommend::{Evaluation, RecommendOptions, Recommender, evaluate, evaluate_fixtures};
+use crate::render::recommendation_line;
 use crate::store::Store;
 
 #[derive(Debug, clap::Subcommand)]
@@ -117,15 +118,7 @@ async fn run_show(store: &Store, args: &ShowArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .enumerate()
     {
-        let p = &item.product;
-        println!(
-            "  {}. {} {} ({}): {}",
-            rank + 1,
-            p.sku,
-            p.name,
-            p.category,
-            item.reason
-        );
+        println!("{}", recommendation_line(rank + 1, item));
     }
     let cart = model.cart(&history);
     if !cart.is_empty() {

@@ -312,6 +312,8 @@ struct Outgoing {
     attempts: i64,
     queued_at: i64,
     message: RenderedMessage,
+    /// What the message was rendered with, stored when it is handed to SMTP.
+    rendered_with: String,
 }
 
 /// One prepared delivery: either a message to send or an outcome decided already.
@@ -351,6 +353,7 @@ async fn prepare_claimed(
                 attempts,
                 queued_at,
                 message,
+                rendered_with: runtime.rendered_with(&context).encode(),
             })),
             Err(error) => Prepared::Decided(DeliveryOutcome::Failed {
                 delivery_id,
@@ -377,7 +380,11 @@ async fn send_batch(
                     outcome
                 }
                 Prepared::Send(outgoing) => {
-                    let ticket = ledger.ticket(outgoing.delivery_id, &dispatcher.stopping);
+                    let ticket = ledger.ticket(
+                        outgoing.delivery_id,
+                        &outgoing.rendered_with,
+                        &dispatcher.stopping,
+                    );
                     let outcome = send(dispatcher, runtime, &outgoing, &ticket).await;
                     ticket.settle(outcome.clone());
                     outcome
@@ -431,6 +438,7 @@ async fn send(
         attempts,
         queued_at,
         message,
+        ..
     } = outgoing;
     let delivery_id = *delivery_id;
     let stem = file_stem(&message.message_id);

@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::transport::HandOver;
-use crate::store::{DeliveryOutcome, Store};
+use crate::store::{DeliveryOutcome, Handing, Store};
 
 /// Entries written in one commit at most.
 const MOST_PER_COMMIT: usize = 1000;
@@ -43,7 +43,7 @@ pub(super) struct LedgerWriter {
 enum Entry {
     Outcome(DeliveryOutcome),
     /// Mark as handed; answers whether this worker still held the delivery.
-    Hand(i64, oneshot::Sender<Result<bool, String>>),
+    Hand(Handing, oneshot::Sender<Result<bool, String>>),
     /// Answers once everything queued before it is committed.
     Flush(oneshot::Sender<()>),
 }
@@ -96,18 +96,25 @@ impl LedgerWriter {
 
     /// What a send needs to mark its delivery as handed over. Once `stopping` is set,
     /// nothing more is handed over.
-    pub(super) fn ticket<'a>(&'a self, delivery_id: i64, stopping: &'a AtomicBool) -> Ticket<'a> {
+    /// `rendered_with` is stored with the mark (see [`crate::render::RenderedWith`]).
+    pub(super) fn ticket<'a>(
+        &'a self,
+        delivery_id: i64,
+        rendered_with: &'a str,
+        stopping: &'a AtomicBool,
+    ) -> Ticket<'a> {
         Ticket {
             writer: self,
             delivery_id,
+            rendered_with,
             stopping,
             permit: Mutex::new(None),
         }
     }
 
-    async fn hand(&self, delivery_id: i64) -> Result<bool, String> {
+    async fn hand(&self, handing: Handing) -> Result<bool, String> {
         let (answer, marked) = oneshot::channel();
-        let _ = self.queue.send(Entry::Hand(delivery_id, answer));
+        let _ = self.queue.send(Entry::Hand(handing, answer));
         marked
             .await
             .unwrap_or_else(|_| Err("the ledger writer stopped".into()))
@@ -118,6 +125,7 @@ impl LedgerWriter {
 pub(super) struct Ticket<'a> {
     writer: &'a LedgerWriter,
     delivery_id: i64,
+    rendered_with: &'a str,
     stopping: &'a AtomicBool,
     permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
@@ -146,7 +154,11 @@ impl HandOver for Ticket<'_> {
                     .expect("semaphore never closed");
                 *self.permit.lock().expect("ticket lock") = Some(permit);
             }
-            match self.writer.hand(self.delivery_id).await {
+            let handing = Handing {
+                delivery_id: self.delivery_id,
+                rendered_with: self.rendered_with.to_string(),
+            };
+            match self.writer.hand(handing).await {
                 Ok(true) => Ok(()),
                 Ok(false) => Err("no longer held by this worker (its lease ran out)".into()),
                 Err(error) => Err(format!("cannot mark it as handed to SMTP: {error}")),
@@ -183,12 +195,16 @@ impl WriterTask {
         for entry in group {
             match entry {
                 Entry::Outcome(outcome) => outcomes.push(outcome),
-                Entry::Hand(id, answer) => hands.push((id, answer)),
+                Entry::Hand(handing, answer) => hands.push((handing, answer)),
                 Entry::Flush(done) => flushes.push(done),
             }
         }
-        let ids: Vec<i64> = hands.iter().map(|(id, _)| *id).collect();
-        let written = self.store.write_ledger(&self.worker, &outcomes, &ids).await;
+        let (handing, answers): (Vec<Handing>, Vec<_>) = hands.into_iter().unzip();
+        let written = self
+            .store
+            .write_ledger(&self.worker, &outcomes, &handing)
+            .await;
+        let hands = handing.iter().map(|h| h.delivery_id).zip(answers);
         // Recorded, or lost: either way the heartbeat stops renewing these leases, and a
         // lost outcome's delivery expires as `unknown` (it was marked) like a killed
         // worker's.

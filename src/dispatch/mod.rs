@@ -4,6 +4,7 @@
 //! claims deliveries with a lease, renders, re-checks consent, sends, and records the
 //! outcome, until nothing is left to claim.
 
+mod as_sent;
 mod control;
 mod deliver;
 mod error;
@@ -23,6 +24,7 @@ mod triggered;
 mod validate;
 mod worker;
 
+pub use as_sent::{AsSent, AsSentError, as_sent};
 pub use control::{cancel_campaign, pause_campaign, requeue_deliveries, resume_campaign};
 pub use deliver::{BatchEnd, deliver_campaign};
 pub use error::DispatchError;

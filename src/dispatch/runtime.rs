@@ -10,6 +10,7 @@ use crate::links::KeyRing;
 use crate::recommend::Recommender;
 use crate::render::{
     CampaignRenderer, DkimSettings, LinkSettings, RecipientContext, Recommendation, RenderSpec,
+    RenderedWith,
 };
 use crate::store::{Product, Recipient, RecipientHistory, SqlFilter, Store};
 
@@ -22,8 +23,12 @@ pub struct CampaignRuntime {
     pub envelope_from: String,
     /// The SMTP relay the campaign asks for first.
     pub relay: Option<String>,
+    /// The template version every message is rendered from.
+    template_id: i64,
     /// The segments the template may branch on, compiled once.
     declared_segments: Vec<(String, SqlFilter)>,
+    /// Their names in the campaign's order: a record names segments by position.
+    declared_names: Vec<String>,
     /// Built at load when the template uses `recommendations` or `cart`.
     recommender: Option<Recommender>,
     renders: AtomicU64,
@@ -64,7 +69,9 @@ impl CampaignRuntime {
             renderer,
             envelope_from: campaign.from_email.clone(),
             relay: campaign.settings.0.smtp_relay.clone(),
+            template_id: campaign.template_id,
             declared_segments,
+            declared_names: names.clone(),
             recommender,
             renders: AtomicU64::new(0),
             render_failures: AtomicU64::new(0),
@@ -77,6 +84,11 @@ impl CampaignRuntime {
         let total = self.renders.fetch_add(attempted, Ordering::Relaxed) + attempted;
         let failures = self.render_failures.fetch_add(failed, Ordering::Relaxed) + failed;
         (total >= MIN_RENDERS_TO_JUDGE).then(|| failures as f64 / total as f64)
+    }
+
+    /// The record of what `ctx` gives this campaign's message (see [`RenderedWith`]).
+    pub fn rendered_with(&self, ctx: &RecipientContext) -> RenderedWith {
+        RenderedWith::of(ctx, self.template_id, &self.declared_names)
     }
 
     /// Each recipient's render context, gathered for the whole batch at once.

@@ -172,28 +172,28 @@ impl LinkCache {
     }
 }
 
-/// Compiled campaign templates for "view online", by campaign.
+/// Compiled campaign templates for "view online", by campaign and template version.
 #[derive(Default)]
 pub(crate) struct RendererCache {
-    renderers: Mutex<HashMap<i64, Arc<CampaignRenderer>>>,
+    renderers: Mutex<HashMap<(i64, i64), Arc<CampaignRenderer>>>,
 }
 
 const RENDERER_CACHE_LIMIT: usize = 32;
 
 impl RendererCache {
-    pub fn get(&self, campaign_id: i64) -> Option<Arc<CampaignRenderer>> {
+    pub fn get(&self, campaign_id: i64, template_id: i64) -> Option<Arc<CampaignRenderer>> {
         self.renderers
             .lock()
             .expect("renderer cache lock")
-            .get(&campaign_id)
+            .get(&(campaign_id, template_id))
             .cloned()
     }
 
-    pub fn insert(&self, campaign_id: i64, renderer: Arc<CampaignRenderer>) {
+    pub fn insert(&self, campaign_id: i64, template_id: i64, renderer: Arc<CampaignRenderer>) {
         let mut renderers = self.renderers.lock().expect("renderer cache lock");
         if renderers.len() >= RENDERER_CACHE_LIMIT {
             renderers.clear();
         }
-        renderers.insert(campaign_id, renderer);
+        renderers.insert((campaign_id, template_id), renderer);
     }
 }

@@ -60,8 +60,4 @@ impl Catalogue {
     pub fn category_of(&self, index: usize) -> usize {
         self.category_of[index]
     }
-
-    pub fn category_name(&self, category: usize) -> &str {
-        &self.categories[category]
-    }
 }

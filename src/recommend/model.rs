@@ -5,7 +5,7 @@ use super::catalogue::Catalogue;
 use super::index_hash::IndexSet;
 use super::scoring::{Pick, Why, personal_picks};
 use super::weights::{self, Decay};
-use crate::render::Recommendation;
+use crate::render::{Because, Recommendation};
 use crate::store::{BehaviourKind, Product, RecipientHistory};
 
 /// A product similar to another one.
@@ -131,9 +131,18 @@ impl Recommender {
     ) -> Vec<Recommendation> {
         self.picks(history, now, n)
             .into_iter()
-            .map(|pick| Recommendation {
-                product: self.catalogue.product(pick.index).clone(),
-                reason: self.reason(pick.why),
+            .map(|pick| {
+                let product = self.catalogue.product(pick.index);
+                let because = self.because(pick.why);
+                let with = match pick.why {
+                    Why::Together { with, .. } => Some(self.catalogue.product(with)),
+                    _ => None,
+                };
+                Recommendation {
+                    reason: because.text(product, with),
+                    product: product.clone(),
+                    because,
+                }
             })
             .collect()
     }
@@ -185,18 +194,18 @@ impl Recommender {
         picks
     }
 
-    fn reason(&self, why: Why) -> String {
-        let name = |index: usize| self.catalogue.product(index).name.as_str();
+    fn because(&self, why: Why) -> Because {
+        let id = |index: usize| self.catalogue.product(index).id;
         match why {
-            Why::Together { with, bought: true } => format!("bought together with {}", name(with)),
+            Why::Together { with, bought: true } => Because::BoughtWith(id(with)),
             Why::Together {
                 with,
                 bought: false,
-            } => format!("often viewed with {}", name(with)),
-            Why::Own(BehaviourKind::CartAdd) => "you added it to your cart".to_string(),
-            Why::Own(_) => "you looked at it".to_string(),
-            Why::Category(c) => format!("popular in {}", self.catalogue.category_name(c)),
-            Why::Trending => "popular right now".to_string(),
+            } => Because::ViewedWith(id(with)),
+            Why::Own(BehaviourKind::CartAdd) => Because::InCart,
+            Why::Own(_) => Because::Viewed,
+            Why::Category(_) => Because::PopularInCategory,
+            Why::Trending => Because::Trending,
         }
     }
 }

@@ -56,6 +56,16 @@ impl<'a> RecipientView<'a> {
     }
 }
 
+/// A short digest of the recipient's data as templates see it: which version of the
+/// recipient a message was rendered for.
+pub fn recipient_digest(recipient: &Recipient) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let view = serde_json::to_vec(&RecipientView::new(recipient)).expect("recipient serialises");
+    let hash = sha2::Sha256::digest(&view);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&hash[..8])
+}
+
 /// Blank strings count as missing, so `default(value=…)` applies to them.
 fn present(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())

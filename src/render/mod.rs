@@ -22,15 +22,19 @@ mod load;
 mod mime;
 mod mjml;
 mod qp;
+mod recommendation;
+mod rendered_with;
 mod safety;
 mod template;
 mod text;
 
-pub use context::format_price;
+pub use context::{format_price, recipient_digest};
 pub use dkim::{DkimAlgorithm, DkimSettings};
 pub use error::{Location, Part, RenderError};
 pub use limits::{Limit, MAX_BYTES_VAR, MAX_RANGE_VAR, RenderLimits, TIMEOUT_MS_VAR};
 pub use load::{PreviewFiles, load_all, load_template_dir, write_preview};
+pub use recommendation::{Because, Recommendation, recommendation_line};
+pub use rendered_with::RenderedWith;
 pub use safety::{is_crlf_only, normalize_crlf};
 
 use crate::links::{KeyRing, Token, honeypot_token};
@@ -105,13 +109,6 @@ pub struct RecipientContext {
     pub recommendations: Vec<Recommendation>,
     /// Recent cart items (abandoned-cart campaigns).
     pub cart: Vec<Product>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Recommendation {
-    pub product: Product,
-    /// Why this product was chosen, for a marketer to audit.
-    pub reason: String,
 }
 
 /// A message ready to send.
@@ -243,6 +240,21 @@ impl CampaignRenderer {
         })
     }
 
+    /// The HTML part as a browser shows it on the web: the same as [`Self::render`]
+    /// makes for `ctx`, without the open pixel. Also returns its tracked links.
+    pub fn render_web(&self, ctx: &RecipientContext) -> Result<WebPage, RenderError> {
+        let recipient_id = ctx.recipient.id;
+        let unsubscribe_token =
+            Token::unsubscribe(self.campaign_id, recipient_id).sign(&self.keyring);
+        let mut urls = self.urls(recipient_id, &unsubscribe_token);
+        urls.open_pixel = String::new();
+        let body = self.render_body(ctx, &urls)?;
+        Ok(WebPage {
+            html: template::without_open_pixel(&body.html),
+            links: body.links,
+        })
+    }
+
     /// Subject, HTML and text for one recipient, links signed.
     fn render_body(
         &self,
@@ -305,6 +317,14 @@ impl CampaignRenderer {
             honeypot: sign(honeypot_token(self.campaign_id, recipient_id)),
         }
     }
+}
+
+/// A message's HTML part for the web.
+#[derive(Debug, Clone)]
+pub struct WebPage {
+    pub html: String,
+    /// (link id, stored target) of every tracked link.
+    pub links: Vec<(i64, String)>,
 }
 
 struct Body {

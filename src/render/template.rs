@@ -25,6 +25,15 @@ style=\"display:block;width:1px;height:1px;border:0;\">";
 const HONEYPOT_LINK: &str = "<!--honeypot--><a href=\"{{ honeypot_url }}\" style=\"display:none\" \
 aria-hidden=\"true\" tabindex=\"-1\"></a><!--/honeypot-->";
 
+/// `html` without the open pixel, rendered with an empty URL.
+pub(crate) fn without_open_pixel(html: &str) -> String {
+    let pixel = OPEN_PIXEL.replace("{{ open_pixel_url }}", "");
+    match html.rfind(&pixel) {
+        Some(at) => [&html[..at], &html[at + pixel.len()..]].concat(),
+        None => html.to_string(),
+    }
+}
+
 /// A campaign template ready to render for any number of recipients.
 pub(crate) struct Compiled {
     pub tera: Tera,

@@ -18,7 +18,8 @@ const WRITE_LEDGER_SQLITE: &str = "
     WITH v AS MATERIALIZED (
         SELECT value ->> 'id' AS id, value ->> 'status' AS status,
                value ->> 'message_id' AS message_id, value ->> 'last_error' AS last_error,
-               value ->> 'next_attempt_at' AS next_attempt_at, value ->> 'sent_at' AS sent_at
+               value ->> 'next_attempt_at' AS next_attempt_at, value ->> 'sent_at' AS sent_at,
+               value ->> 'rendered_with' AS rendered_with
         FROM json_each($1))
     UPDATE deliveries
     SET status = COALESCE(v.status, deliveries.status),
@@ -28,6 +29,7 @@ const WRITE_LEDGER_SQLITE: &str = "
         sent_at = IIF(v.status IS NULL, deliveries.sent_at, v.sent_at),
         lease_until = IIF(v.status IS NULL, deliveries.lease_until, NULL),
         handed_at = IIF(v.status IS NULL, $3, deliveries.handed_at),
+        rendered_with = IIF(v.status IS NULL, v.rendered_with, deliveries.rendered_with),
         updated_at = $3
     FROM v
     WHERE deliveries.id = v.id AND deliveries.worker = $2
@@ -45,9 +47,12 @@ const WRITE_LEDGER_POSTGRES: &str = "
         sent_at = CASE WHEN v.status IS NULL THEN d.sent_at ELSE v.sent_at END,
         lease_until = CASE WHEN v.status IS NULL THEN d.lease_until END,
         handed_at = CASE WHEN v.status IS NULL THEN $8 ELSE d.handed_at END,
+        rendered_with = CASE WHEN v.status IS NULL THEN v.rendered_with
+                             ELSE d.rendered_with END,
         updated_at = $8
-    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
-         AS v(id, status, message_id, last_error, next_attempt_at, sent_at)
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+                $9::text[])
+         AS v(id, status, message_id, last_error, next_attempt_at, sent_at, rendered_with)
     WHERE d.id = v.id AND d.worker = $7
       AND CASE WHEN v.status IS NULL THEN (d.status || '') = 'sending'
                ELSE (d.status || '') IN ('sending', 'unknown') END
@@ -55,13 +60,14 @@ const WRITE_LEDGER_POSTGRES: &str = "
 
 impl Store {
     /// Records outcomes of deliveries this worker holds and marks `handing` as handed to
-    /// SMTP, in one statement. Returns the deliveries of `handing` that were marked:
-    /// those this worker still holds. Only those may be sent.
+    /// SMTP with what each was rendered with, in one statement. Returns the deliveries
+    /// of `handing` that were marked: those this worker still holds. Only those may be
+    /// sent.
     pub async fn write_ledger(
         &self,
         worker: &str,
         outcomes: &[DeliveryOutcome],
-        handing: &[i64],
+        handing: &[Handing],
     ) -> Result<Vec<i64>, StoreError> {
         let (back, outcomes): (Vec<&DeliveryOutcome>, Vec<&DeliveryOutcome>) =
             outcomes.iter().partition(|o| o.hands_back());
@@ -74,7 +80,11 @@ impl Store {
         let rows: Vec<OutcomeRow> = outcomes
             .iter()
             .map(|o| outcome_row(o, now))
-            .chain(handing.iter().map(|id| OutcomeRow::mark(*id)))
+            .chain(
+                handing
+                    .iter()
+                    .map(|h| OutcomeRow::mark(h.delivery_id, &h.rendered_with)),
+            )
             .collect();
         let changed: Vec<i64> = match &self.db {
             Db::Sqlite(pool) => {
@@ -98,13 +108,15 @@ impl Store {
                     .bind(rows.iter().map(|r| r.sent_at).collect::<Vec<_>>())
                     .bind(worker)
                     .bind(now)
+                    .bind(column(&|r| r.rendered_with.map(str::to_string)))
                     .fetch_all(pool)
                     .await?
             }
         };
         // Outcomes and marks never name the same delivery in one call: a delivery is
         // marked before it is sent, and its outcome comes after the mark was answered.
-        let handing: std::collections::HashSet<i64> = handing.iter().copied().collect();
+        let handing: std::collections::HashSet<i64> =
+            handing.iter().map(|h| h.delivery_id).collect();
         Ok(changed
             .into_iter()
             .filter(|id| handing.contains(id))
@@ -135,6 +147,14 @@ impl Store {
         }
         Ok(expired)
     }
+}
+
+/// A delivery about to be handed to SMTP, and what its message was rendered with
+/// (see [`crate::render::RenderedWith`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handing {
+    pub delivery_id: i64,
+    pub rendered_with: String,
 }
 
 /// What [`Store::expire_leases`] did.

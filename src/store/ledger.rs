@@ -222,12 +222,15 @@ pub(super) struct OutcomeRow<'a> {
     pub(super) last_error: Option<&'a str>,
     pub(super) next_attempt_at: Option<i64>,
     pub(super) sent_at: Option<i64>,
+    /// A mark's record of what the message was rendered with.
+    pub(super) rendered_with: Option<&'a str>,
 }
 
-impl OutcomeRow<'_> {
-    pub(super) fn mark(id: i64) -> Self {
+impl<'a> OutcomeRow<'a> {
+    pub(super) fn mark(id: i64, rendered_with: &'a str) -> Self {
         OutcomeRow {
             id,
+            rendered_with: Some(rendered_with),
             status: None,
             message_id: None,
             last_error: None,
@@ -430,6 +433,7 @@ pub(super) fn outcome_row(outcome: &DeliveryOutcome, now: i64) -> OutcomeRow<'_>
         last_error,
         next_attempt_at,
         sent_at: matches!(outcome, DeliveryOutcome::Sent { .. }).then_some(now),
+        rendered_with: None,
     }
 }
 

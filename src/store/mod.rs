@@ -4,6 +4,7 @@
 //! [`on_pool!`]; where the dialects differ, each engine's text sits side by side.
 
 mod api_keys;
+mod as_sent;
 mod audience;
 mod behaviour;
 mod campaigns;
@@ -28,6 +29,7 @@ mod tracking;
 mod triggered;
 
 pub use api_keys::ApiKey;
+pub use as_sent::SentDelivery;
 pub use audience::LEDGER_LOCK;
 pub use behaviour::{BehaviourKind, Interaction, RecipientHistory};
 pub use campaigns::{Campaign, CampaignSettings, CampaignSummary, NewCampaign};
@@ -37,7 +39,7 @@ pub use error::StoreError;
 pub use events::NewEvent;
 pub(crate) use filter::bind_filter;
 pub use filter::{SqlFilter, SqlParam};
-pub use handing::ExpiredLeases;
+pub use handing::{ExpiredLeases, Handing};
 pub use idempotency::IdempotencyClaim;
 pub use ledger::{Claim, ClaimedDelivery, DeliveryOutcome, DeliveryReport, LedgerCounts};
 pub use preferences::TopicChoice;

@@ -25,3 +25,4 @@ mod smtp_sessions;
 mod store_conformance;
 mod suppression_list;
 mod triggered_send;
+mod view_as_sent;

@@ -7,7 +7,7 @@ use std::path::Path;
 use mail_parser::{MessageParser, MimeHeaders};
 use mailcast::links::{HONEYPOT_LINK_ID, KeyRing, Token, TokenKind, honeypot_token, link_id};
 use mailcast::render::{
-    CampaignRenderer, DkimAlgorithm, DkimSettings, LinkSettings, Part, RecipientContext,
+    Because, CampaignRenderer, DkimAlgorithm, DkimSettings, LinkSettings, Part, RecipientContext,
     Recommendation, RenderError, RenderSpec, RenderedMessage, is_crlf_only, load_all,
     write_preview,
 };
@@ -115,6 +115,7 @@ fn context(recipient: Recipient, products: &[Product]) -> RecipientContext {
             .map(|k| Recommendation {
                 product: pick(k),
                 reason: "bought together with your last purchase".to_string(),
+                because: Because::Trending,
             })
             .collect(),
         cart: (0..in_cart).map(|k| pick(k + 7)).collect(),

@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use mailcast::domain::{CampaignKind, CampaignStatus, DeliveryStatus, EmailAddress};
 use mailcast::store::{
     Campaign, CampaignSettings, Claim, ClaimedDelivery, Db, DeliveryOutcome, ExpiredLeases,
-    LEDGER_LOCK, NewCampaign, NewEvent, NewProduct, NewTemplate, SqlFilter, SqlParam, Store,
+    Handing, LEDGER_LOCK, NewCampaign, NewEvent, NewProduct, NewTemplate, SqlFilter, SqlParam,
+    Store,
 };
 use support::{for_each_engine, recipient};
 
@@ -355,12 +356,18 @@ async fn outcomes_are_recorded_and_expired_leases_become_unknown_only_when_hande
         let fifth = *reclaimed.iter().find(|d| **d != id(2)).unwrap();
         // w3 handed the fifth to SMTP; another worker cannot mark what w3 holds.
         assert_eq!(
-            store.write_ledger("w1", &[], &[fifth]).await.unwrap(),
+            store
+                .write_ledger("w1", &[], &[handing(fifth)])
+                .await
+                .unwrap(),
             Vec::<i64>::new(),
             "{engine}"
         );
         assert_eq!(
-            store.write_ledger("w3", &[], &[fifth]).await.unwrap(),
+            store
+                .write_ledger("w3", &[], &[handing(fifth)])
+                .await
+                .unwrap(),
             [fifth],
             "{engine}"
         );
@@ -709,6 +716,53 @@ async fn an_erased_recipient_leaves_no_delivery_and_is_not_mailed() {
     .await;
 }
 
+/// A recipient's earlier data is kept when it changes (so a sent message can be shown
+/// as it was rendered), not when an import repeats it, and goes with an erasure.
+#[tokio::test]
+async fn earlier_recipient_data_is_kept_on_change_and_erased_with_the_recipient() {
+    for_each_engine(|store, engine| async move {
+        let mut ada = recipient("ada@example.com", "Ada", &["newsletter"]);
+        ada.attributes
+            .insert("tier".into(), serde_json::json!("gold"));
+        store.upsert_recipients(&[ada.clone()]).await.unwrap();
+        store.upsert_recipients(&[ada.clone()]).await.unwrap();
+        let id = store.recipient_ids(&["ada@example.com"]).await.unwrap()["ada@example.com"];
+        let versions = store.recipient_versions(id).await.unwrap();
+        assert_eq!(
+            versions.len(),
+            1,
+            "{engine}: an unchanged import keeps nothing"
+        );
+
+        ada.country = Some("NZ".into());
+        ada.attributes
+            .insert("tier".into(), serde_json::json!("silver"));
+        store.upsert_recipients(&[ada]).await.unwrap();
+        let versions = store.recipient_versions(id).await.unwrap();
+        let seen: Vec<(Option<&str>, &serde_json::Value)> = versions
+            .iter()
+            .map(|r| (r.country.as_deref(), &r.attributes.0["tier"]))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Some("NZ"), &serde_json::json!("silver")),
+                (None, &serde_json::json!("gold"))
+            ],
+            "{engine}: now, then before"
+        );
+
+        let address = EmailAddress::parse("ada@example.com").unwrap();
+        assert!(store.erase_recipient(&address).await.unwrap(), "{engine}");
+        assert_eq!(
+            rows_of(&store, "recipient_versions", id).await,
+            0,
+            "{engine}"
+        );
+    })
+    .await;
+}
+
 /// PostgreSQL: an erasure that starts while a freeze is still inserting waits for it,
 /// then removes what it inserted for the erased recipient.
 #[tokio::test]
@@ -760,7 +814,12 @@ async fn an_erasure_during_a_freeze_still_leaves_no_delivery() {
 }
 
 async fn deliveries_of(store: &Store, recipient_id: i64) -> i64 {
-    let sql = "SELECT COUNT(*) FROM deliveries WHERE recipient_id = $1";
+    rows_of(store, "deliveries", recipient_id).await
+}
+
+async fn rows_of(store: &Store, table: &str, recipient_id: i64) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table} WHERE recipient_id = $1");
+    let sql = sqlx::AssertSqlSafe(sql);
     let (n,): (i64,) = match store.db() {
         Db::Sqlite(pool) => sqlx::query_as(sql)
             .bind(recipient_id)
@@ -898,4 +957,11 @@ async fn a_test_database_is_dropped_even_when_its_test_panics() {
         Store::connect(&url).await.is_err(),
         "{url} is gone after its test panicked"
     );
+}
+
+fn handing(delivery_id: i64) -> Handing {
+    Handing {
+        delivery_id,
+        rendered_with: "1;1;digest;;;".into(),
+    }
 }
