@@ -185,32 +185,40 @@ async fn upsert_sqlite(
     batch: &MergedBatch,
     now: i64,
 ) -> Result<(), StoreError> {
-    let rows: Vec<serde_json::Value> = batch
+    let rows: Vec<_> = batch
         .recipients
         .iter()
         .zip(&batch.keys)
         .map(|(r, key)| {
-            serde_json::json!([
+            (
                 r.email.as_str(),
                 key,
                 r.email.hash(),
-                r.first_name,
-                r.last_name,
-                r.country,
-                r.city,
-                r.attributes,
-                r.locale,
-                r.timezone,
+                &r.first_name,
+                &r.last_name,
+                &r.country,
+                &r.city,
+                &r.attributes,
+                &r.locale,
+                &r.timezone,
                 r.created_at.unwrap_or(now),
-            ])
+            )
         })
         .collect();
-    let rows = serde_json::to_string(&rows).expect("JSON values serialise");
+    let rows = serde_json::to_string(&rows).expect("rows serialise");
     sqlx::query(SQLITE_UPSERT)
         .bind(rows)
         .bind(now)
         .execute(&mut *conn)
         .await?;
+    grant_sqlite(conn, batch, now).await
+}
+
+async fn grant_sqlite(
+    conn: &mut SqliteConnection,
+    batch: &MergedBatch,
+    now: i64,
+) -> Result<(), StoreError> {
     if !batch.consents.is_empty() {
         let grants: Vec<[&str; 3]> = batch
             .consents
@@ -240,3 +248,4 @@ async fn existing_keys_sqlite(
     .await?;
     Ok(rows.into_iter().map(|(k,)| k).collect())
 }
+
