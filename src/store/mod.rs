@@ -21,6 +21,7 @@ mod keys;
 mod ledger;
 mod preferences;
 mod privacy;
+mod product_upsert;
 mod recipient_upsert;
 mod recipients;
 mod segment_audience;
