@@ -3,16 +3,11 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use crate::store::{CampaignStats, Engagement, Store};
 
 pub async fn run(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
-    let campaign = store
-        .campaign_by_name(name)
-        .await?
-        .with_context(|| format!("no campaign named '{name}'"))?;
-    let stats = crate::http::campaign_statistics(store, campaign.id).await?;
+    let campaign = super::campaign::find(store, name).await?;
+    let stats = store.campaign_statistics(campaign.id).await?;
     print!("{}", format_stats(&stats));
     Ok(ExitCode::SUCCESS)
 }
@@ -92,7 +87,7 @@ mod tests {
         let stats = CampaignStats {
             campaign_id: 3,
             name: "spring".into(),
-            status: "done".into(),
+            status: crate::domain::CampaignStatus::Done,
             audience: 10,
             ledger: LedgerCounts {
                 sent: 8,
@@ -100,6 +95,7 @@ mod tests {
                 suppressed: 1,
                 ..LedgerCounts::default()
             },
+            waiting: Default::default(),
             bounces: 1,
             opens: Engagement {
                 unique_human: 4,

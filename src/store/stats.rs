@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::{LedgerCounts, SqlFilter, Store, StoreError, bind_filter, built, on_pool};
+use crate::domain::CampaignStatus;
 
 /// Events of one kind for one campaign: unique recipients and raw events, human and
 /// machine apart.
@@ -44,10 +45,13 @@ pub struct SegmentStats {
 pub struct CampaignStats {
     pub campaign_id: i64,
     pub name: String,
-    pub status: String,
+    pub status: CampaignStatus,
     /// Deliveries in the ledger.
     pub audience: i64,
     pub ledger: LedgerCounts,
+    /// Deferred for local send times, quiet hours or the frequency cap, and skipped by
+    /// the cap.
+    pub waiting: super::Waiting,
     /// Failed deliveries whose address went on the suppression list as a hard bounce.
     pub bounces: i64,
     pub opens: Engagement,
@@ -116,8 +120,26 @@ impl Counts {
 }
 
 impl Store {
-    /// A campaign's statistics, with one breakdown per `(name, filter)` in `segments`
-    /// (compile the campaign's declared segments with `segment::compile_declared`).
+    /// A campaign's statistics with a breakdown per declared segment, as the API and
+    /// `mailcast campaign stats` show them. Segment membership is evaluated now, not as
+    /// it was when the campaign was sent; a declared segment that no longer compiles
+    /// (deleted, changed) is left out and logged.
+    pub async fn campaign_statistics(&self, campaign_id: i64) -> Result<CampaignStats, StoreError> {
+        let campaign = self.campaign(campaign_id).await?;
+        let now = crate::time::now();
+        let mut segments: Vec<(String, SqlFilter)> = Vec::new();
+        for name in &campaign.settings.declared_segments {
+            match crate::segment::compile_named(self, name, now).await {
+                Ok(filter) => segments.push((name.clone(), filter)),
+                Err(error) => {
+                    tracing::warn!(campaign_id, segment = %name, %error, "declared segment left out of the statistics");
+                }
+            }
+        }
+        self.campaign_stats(campaign_id, &segments).await
+    }
+
+    /// A campaign's statistics, with one breakdown per `(name, filter)` in `segments`.
     pub async fn campaign_stats(
         &self,
         campaign_id: i64,
@@ -157,6 +179,7 @@ impl Store {
             click_through_rate: counts.rate(counts.clicks.unique_human),
             open_rate: counts.rate(counts.opens.unique_human),
             ledger: counts.ledger,
+            waiting: self.waiting(campaign_id).await?,
             bounces: counts.bounces,
             opens: counts.opens,
             clicks: counts.clicks,

@@ -14,6 +14,7 @@ use http::{FOREIGN_KEY, OLD_KEY, Seeded, TestServer, keys, seed, server_keys, wa
 use mailcast::links::{HONEYPOT_LINK_ID, Token};
 use mailcast::render::{CampaignRenderer, LinkSettings, RecipientContext, RenderSpec};
 use mailcast::store::{Claim, DeliveryOutcome, Store, TrackingEvent, TrackingKind};
+use mailcast::time::Clock;
 use support::for_each_engine;
 
 const SALE_WITH_UTM: &str =
@@ -186,6 +187,8 @@ async fn sent_just_now(store: &Store, seeded: &Seeded) {
             limit: 10,
             lease_seconds: 60,
             after_id: 0,
+            due: mailcast::time::now(),
+            cap: None,
         })
         .await
         .unwrap();
@@ -322,6 +325,8 @@ async fn a_scanner_following_the_rendered_honeypot_link_is_a_machine_on_that_mes
         let seeded = seed(&store).await;
         let mut settings = http::settings();
         settings.writer.timing.burst = Duration::from_secs(1);
+        let clock = Clock::manual(mailcast::time::now());
+        settings.clock = clock.clone();
         let server = TestServer::start_with(&store, settings).await;
         let (html, text) = render_for(&store, &seeded, &server).await;
         let click_prefix = format!("{}/c/", server.base);
@@ -348,7 +353,7 @@ async fn a_scanner_following_the_rendered_honeypot_link_is_a_machine_on_that_mes
             assert_eq!(status(href).await, 302, "{engine}");
         }
         // Later than the burst window, Grace herself clicks the sale link.
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        clock.advance(3);
         assert_eq!(status(visible[0].1).await, 302, "{engine}");
         server.stop().await;
 

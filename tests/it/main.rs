@@ -21,6 +21,7 @@ mod recommend;
 mod render;
 mod render_failures;
 mod segments;
+mod send_timing;
 mod smtp_sessions;
 mod store_conformance;
 mod suppression_list;

@@ -120,7 +120,7 @@ pub async fn wait_for_status(
         &format!("campaign {campaign_id} to be {status}"),
         limit,
         async || {
-            let now = store.campaign(campaign_id).await.unwrap().status().unwrap();
+            let now = store.campaign(campaign_id).await.unwrap().status;
             if now == status {
                 return Ok(());
             }

@@ -1,0 +1,537 @@
+//! When and how often people are mailed: local send times across a daylight-saving
+//! change, quiet hours, and frequency caps, on both engines, with a clock the test
+//! moves (no sleeping to see that nothing happened).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailcast::config::{SmtpUrl, TransportConfig};
+use mailcast::dispatch::{
+    DispatchSettings, Dispatcher, Transport, WorkerHandle, schedule_campaign, spawn_worker,
+    unique_worker_name,
+};
+use mailcast::domain::{CampaignKind, CampaignStatus};
+use mailcast::links::KeyRing;
+use mailcast::schedule::{FrequencyCap, LocalSendTime, QuietHours, WhenCapped, parse_zone};
+use mailcast::store::{
+    Campaign, CampaignSettings, Claim, Db, NewCampaign, NewTemplate, SqlFilter, SqlParam, Store,
+};
+use mailcast::time::Clock;
+
+use crate::support::campaign::{HTML, wait_for_status};
+use crate::support::smtp::SmtpServer;
+use crate::support::{eventually, for_each_engine, recipient};
+
+fn utc(text: &str) -> i64 {
+    mailcast::time::parse_timestamp(text).unwrap()
+}
+
+/// A worker whose idea of "now" is `clock`.
+async fn worker(
+    store: &Store,
+    smtp: &SmtpServer,
+    configure: impl FnOnce(&mut DispatchSettings),
+) -> (Arc<Dispatcher>, WorkerHandle) {
+    let config = TransportConfig::Smtp(SmtpUrl::parse(&smtp.url()).unwrap());
+    let transport = Transport::new(&config, 4).await.unwrap();
+    let mut settings = DispatchSettings::new(
+        unique_worker_name(),
+        "http://localhost:8080".into(),
+        KeyRing::development(),
+    );
+    settings.poll_interval = Duration::from_millis(50);
+    settings.recheck = Duration::from_millis(50);
+    configure(&mut settings);
+    let dispatcher = Dispatcher::new(store.clone(), transport, settings);
+    let handle = spawn_worker(dispatcher.clone());
+    (dispatcher, handle)
+}
+
+async fn campaign(
+    store: &Store,
+    name: &str,
+    kind: CampaignKind,
+    settings: CampaignSettings,
+    send_at: Option<i64>,
+) -> Campaign {
+    let template_id = store
+        .upsert_template(&NewTemplate {
+            name: "timing".into(),
+            subject: "News for {{ recipient.first_name }}".into(),
+            preheader: None,
+            html: HTML.into(),
+            text: None,
+        })
+        .await
+        .unwrap();
+    let id = store
+        .create_campaign(&NewCampaign {
+            name: name.into(),
+            kind,
+            template_id,
+            segment_id: None,
+            topic: Some("news".into()),
+            from_name: "Shop".into(),
+            from_email: "news@shop.example.com".into(),
+            reply_to: None,
+            send_at,
+            settings,
+        })
+        .await
+        .unwrap();
+    store.campaign(id).await.unwrap()
+}
+
+fn received(smtp: &SmtpServer) -> BTreeSet<String> {
+    smtp.received()
+        .into_iter()
+        .flat_map(|m| m.to)
+        .map(|to| to.trim_matches(['<', '>']).to_string())
+        .collect()
+}
+
+/// Each delivery's recipient, status, next attempt and last error.
+async fn ledger(
+    store: &Store,
+    campaign_id: i64,
+) -> Vec<(String, String, Option<i64>, Option<String>)> {
+    let sql = "SELECT r.email, d.status, d.next_attempt_at, d.last_error
+               FROM deliveries d JOIN recipients r ON r.id = d.recipient_id
+               WHERE d.campaign_id = $1 ORDER BY r.email";
+    match store.db() {
+        Db::Sqlite(pool) => sqlx::query_as(sql).bind(campaign_id).fetch_all(pool).await,
+        Db::Postgres(pool) => sqlx::query_as(sql).bind(campaign_id).fetch_all(pool).await,
+    }
+    .unwrap()
+}
+
+async fn people(store: &Store, zones: &[(&str, Option<&str>)]) {
+    let batch: Vec<_> = zones
+        .iter()
+        .map(|(email, zone)| {
+            let mut r = recipient(email, "P", &["news"]);
+            r.timezone = zone.map(str::to_string);
+            r
+        })
+        .collect();
+    store.upsert_recipients(&batch).await.unwrap();
+}
+
+#[tokio::test]
+async fn each_recipient_gets_the_campaign_at_nine_their_time_across_a_daylight_saving_change() {
+    for_each_engine(|store, engine| async move {
+        people(
+            &store,
+            &[
+                ("auckland@example.com", Some("Pacific/Auckland")),
+                ("berlin@example.com", Some("Europe/Berlin")),
+                ("la@example.com", Some("America/Los_Angeles")),
+                ("nozone@example.com", None),
+            ],
+        )
+        .await;
+        // 2026-03-08: Los Angeles and New York (the default zone here) move to
+        // daylight time at 02:00 that morning.
+        let local: LocalSendTime = "2026-03-08T09:00".parse().unwrap();
+        let settings = CampaignSettings {
+            local_send_time: Some(local.to_string()),
+            ..CampaignSettings::default()
+        };
+        let news = campaign(
+            &store,
+            "nine",
+            CampaignKind::Marketing,
+            settings,
+            Some(local.earliest()),
+        )
+        .await;
+        let smtp = SmtpServer::start();
+        let clock = Clock::manual(utc("2026-03-07T12:00:00Z"));
+        let (dispatcher, handle) = worker(&store, &smtp, |s| {
+            s.clock = clock.clone();
+            s.default_zone = parse_zone("America/New_York").unwrap();
+        })
+        .await;
+        schedule_campaign(&store, &dispatcher.queue, news.id)
+            .await
+            .unwrap();
+        wait_for_status(
+            &store,
+            news.id,
+            CampaignStatus::Running,
+            Duration::from_secs(20),
+        )
+        .await;
+
+        let expected = [
+            ("auckland@example.com", utc("2026-03-07T20:00:00Z")),
+            ("berlin@example.com", utc("2026-03-08T08:00:00Z")),
+            ("nozone@example.com", utc("2026-03-08T13:00:00Z")),
+            ("la@example.com", utc("2026-03-08T16:00:00Z")),
+        ];
+        let waiting: Vec<(String, Option<i64>)> = ledger(&store, news.id)
+            .await
+            .into_iter()
+            .map(|(email, status, at, _)| {
+                assert_eq!(status, "deferred", "{engine}: {email}");
+                (email, at)
+            })
+            .collect();
+        for (email, at) in expected {
+            assert!(
+                waiting.contains(&(email.to_string(), Some(at))),
+                "{engine}: {email} at {at}: {waiting:?}"
+            );
+        }
+        assert_eq!(
+            store.waiting(news.id).await.unwrap().local_time,
+            4,
+            "{engine}"
+        );
+
+        let mut due = BTreeSet::new();
+        for (email, at) in expected {
+            clock.advance(at - clock.now());
+            due.insert(email.to_string());
+            let arrived = eventually(
+                &format!("{engine}: {email} at {at}"),
+                Duration::from_secs(20),
+                async || {
+                    let now = received(&smtp);
+                    if now.contains(email) {
+                        Ok(now)
+                    } else {
+                        Err(format!("{now:?}"))
+                    }
+                },
+            )
+            .await;
+            assert_eq!(arrived, due, "{engine}: nobody before their time");
+        }
+        wait_for_status(
+            &store,
+            news.id,
+            CampaignStatus::Done,
+            Duration::from_secs(20),
+        )
+        .await;
+        handle.shutdown().await.unwrap();
+        assert_eq!(smtp.received().len(), 4, "{engine}: one message each");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn quiet_hours_hold_marketing_until_morning_in_the_recipients_zone_and_let_transactional_pass()
+ {
+    for_each_engine(|store, engine| async move {
+        people(&store, &[("night@example.com", Some("Europe/Berlin"))]).await;
+        let smtp = SmtpServer::start();
+        // 22:30 in Berlin.
+        let clock = Clock::manual(utc("2026-12-07T21:30:00Z"));
+        let quiet: QuietHours = "21:00-08:00".parse().unwrap();
+        let (dispatcher, handle) = worker(&store, &smtp, |s| {
+            s.clock = clock.clone();
+            s.quiet_hours = Some(quiet);
+        })
+        .await;
+        let news = campaign(
+            &store,
+            "evening-news",
+            CampaignKind::Marketing,
+            CampaignSettings::default(),
+            None,
+        )
+        .await;
+        let receipt = campaign(
+            &store,
+            "receipt",
+            CampaignKind::Transactional,
+            CampaignSettings::default(),
+            None,
+        )
+        .await;
+        schedule_campaign(&store, &dispatcher.queue, news.id)
+            .await
+            .unwrap();
+        schedule_campaign(&store, &dispatcher.queue, receipt.id)
+            .await
+            .unwrap();
+
+        wait_for_status(
+            &store,
+            receipt.id,
+            CampaignStatus::Done,
+            Duration::from_secs(20),
+        )
+        .await;
+        let held = eventually(
+            &format!("{engine}: the news held"),
+            Duration::from_secs(20),
+            async || match ledger(&store, news.id).await.pop() {
+                Some(row) if row.1 == "deferred" => Ok(row),
+                other => Err(format!("{other:?}")),
+            },
+        )
+        .await;
+        assert_eq!(
+            held.2,
+            Some(utc("2026-12-08T07:00:00Z")),
+            "{engine}: until 08:00 Berlin"
+        );
+        assert_eq!(
+            held.3.as_deref(),
+            Some("quiet hours 21:00-08:00 in Europe/Berlin"),
+            "{engine}"
+        );
+        assert_eq!(
+            store.waiting(news.id).await.unwrap().quiet_hours,
+            1,
+            "{engine}"
+        );
+        assert_eq!(smtp.received().len(), 1, "{engine}: only the receipt");
+
+        clock.advance(utc("2026-12-08T07:00:00Z") - clock.now());
+        wait_for_status(
+            &store,
+            news.id,
+            CampaignStatus::Done,
+            Duration::from_secs(20),
+        )
+        .await;
+        handle.shutdown().await.unwrap();
+        assert_eq!(
+            smtp.received().len(),
+            2,
+            "{engine}: the news came in the morning"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_third_campaign_in_a_day_skips_exactly_those_who_had_two() {
+    for_each_engine(|store, engine| async move {
+        people(
+            &store,
+            &[
+                ("one@example.com", None),
+                ("two@example.com", None),
+                ("three@example.com", None),
+            ],
+        )
+        .await;
+        store
+            .upsert_segment(
+                "first-two",
+                r#"email in ["one@example.com", "two@example.com"]"#,
+                "",
+            )
+            .await
+            .unwrap();
+        let segment = store.segment_by_name("first-two").await.unwrap().unwrap();
+        let smtp = SmtpServer::start();
+        let cap = FrequencyCap {
+            when_capped: WhenCapped::Skip,
+            ..("2/1d".parse().unwrap())
+        };
+        let (dispatcher, handle) = worker(&store, &smtp, |s| s.frequency_cap = Some(cap)).await;
+
+        let everyone = campaign(
+            &store,
+            "monday",
+            CampaignKind::Marketing,
+            CampaignSettings::default(),
+            None,
+        )
+        .await;
+        let mut second = campaign(
+            &store,
+            "monday-noon",
+            CampaignKind::Marketing,
+            CampaignSettings::default(),
+            None,
+        )
+        .await;
+        let third = campaign(
+            &store,
+            "monday-evening",
+            CampaignKind::Marketing,
+            CampaignSettings::default(),
+            None,
+        )
+        .await;
+        let receipt = campaign(
+            &store,
+            "monday-receipt",
+            CampaignKind::Transactional,
+            CampaignSettings::default(),
+            None,
+        )
+        .await;
+        set_segment(&store, second.id, segment.id).await;
+        second.segment_id = Some(segment.id);
+        for c in [&everyone, &second, &third, &receipt] {
+            schedule_campaign(&store, &dispatcher.queue, c.id)
+                .await
+                .unwrap();
+            wait_for_status(&store, c.id, CampaignStatus::Done, Duration::from_secs(30)).await;
+        }
+        handle.shutdown().await.unwrap();
+
+        let evening = ledger(&store, third.id).await;
+        let seen: Vec<(&str, &str, Option<&str>)> = evening
+            .iter()
+            .map(|(email, status, _, error)| (email.as_str(), status.as_str(), error.as_deref()))
+            .collect();
+        let capped = Some("capped: 2 marketing messages in 1d already");
+        assert_eq!(
+            seen,
+            [
+                ("one@example.com", "suppressed", capped),
+                ("three@example.com", "sent", None),
+                ("two@example.com", "suppressed", capped),
+            ],
+            "{engine}"
+        );
+        assert_eq!(
+            store.waiting(third.id).await.unwrap().capped_skipped,
+            2,
+            "{engine}"
+        );
+        let receipts = ledger(&store, receipt.id).await;
+        assert!(
+            receipts.iter().all(|r| r.1 == "sent"),
+            "{engine}: transactional is exempt: {receipts:?}"
+        );
+        assert_eq!(smtp.received().len(), 3 + 2 + 1 + 3, "{engine}");
+    })
+    .await;
+}
+
+async fn set_segment(store: &Store, campaign_id: i64, segment_id: i64) {
+    let sql = "UPDATE campaigns SET segment_id = $1 WHERE id = $2";
+    match store.db() {
+        Db::Sqlite(pool) => sqlx::query(sql)
+            .bind(segment_id)
+            .bind(campaign_id)
+            .execute(pool)
+            .await
+            .map(|_| ()),
+        Db::Postgres(pool) => sqlx::query(sql)
+            .bind(segment_id)
+            .bind(campaign_id)
+            .execute(pool)
+            .await
+            .map(|_| ()),
+    }
+    .unwrap();
+}
+
+/// Two workers claim two campaigns' deliveries to the same people at once, under a
+/// cap of one: each person passes the cap in one claim only. Five rounds, each with
+/// people of its own, since a lost race shows only sometimes.
+#[tokio::test]
+async fn racing_claims_never_both_pass_the_cap_for_one_recipient() {
+    for_each_engine(|store, engine| async move {
+        for round in 0..5 {
+            race_once(&store, engine, round).await;
+        }
+    })
+    .await;
+}
+
+async fn race_once(store: &Store, engine: &str, round: usize) {
+    let emails: Vec<String> = (0..30)
+        .map(|i| format!("r{round}-{i:02}@example.com"))
+        .collect();
+    let zones: Vec<(&str, Option<&str>)> = emails.iter().map(|e| (e.as_str(), None)).collect();
+    people(store, &zones).await;
+    let this_round = SqlFilter {
+        sql: "r.email LIKE $1".into(),
+        params: vec![SqlParam::Text(format!("r{round}-%"))],
+    };
+    let a = campaign(
+        store,
+        &format!("race-a{round}"),
+        CampaignKind::Marketing,
+        CampaignSettings::default(),
+        None,
+    )
+    .await;
+    let b = campaign(
+        store,
+        &format!("race-b{round}"),
+        CampaignKind::Marketing,
+        CampaignSettings::default(),
+        None,
+    )
+    .await;
+    for c in [&a, &b] {
+        store.freeze_audience(c, &this_round).await.unwrap();
+    }
+    let cap: FrequencyCap = "1/1d".parse().unwrap();
+    let claim = |campaign_id: i64, worker: &str| Claim {
+        campaign_id,
+        worker: worker.into(),
+        limit: 100,
+        lease_seconds: 300,
+        after_id: 0,
+        due: mailcast::time::now(),
+        cap: Some(cap),
+    };
+    let (to_a, to_b) = (claim(a.id, "w1"), claim(b.id, "w2"));
+    let (first, second) = tokio::join!(store.claim(&to_a), store.claim(&to_b));
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!((first.len(), second.len()), (30, 30), "{engine}");
+    for email in &emails {
+        let passes = first
+            .iter()
+            .chain(&second)
+            .filter(|d| &d.recipient.email == email && d.capped_until.is_none())
+            .count();
+        assert_eq!(passes, 1, "{engine}, round {round}: {email}");
+    }
+}
+
+#[test]
+fn bad_timing_settings_are_refused_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("m.db").display().to_string();
+    let cases: [(&[&str], &str); 4] = [
+        (&["worker", "--quiet-hours", "21-08"], "--quiet-hours"),
+        (&["worker", "--frequency-cap", "0/7d"], "send nothing"),
+        (
+            &["worker", "--default-timezone", "Mars/Olympus"],
+            "unknown time zone 'Mars/Olympus'",
+        ),
+        (
+            &[
+                "campaign",
+                "create",
+                "c",
+                "--template",
+                "t",
+                "--from-email",
+                "a@example.com",
+                "--local",
+                "--send-at",
+                "2026-12-08T09:00Z",
+            ],
+            "without an offset",
+        ),
+    ];
+    for (args, needle) in cases {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_mailcast"))
+            .arg("--database")
+            .arg(&database)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
