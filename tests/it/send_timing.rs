@@ -15,7 +15,8 @@ use mailcast::domain::{CampaignKind, CampaignStatus};
 use mailcast::links::KeyRing;
 use mailcast::schedule::{FrequencyCap, LocalSendTime, QuietHours, WhenCapped, parse_zone};
 use mailcast::store::{
-    Campaign, CampaignSettings, Claim, Db, NewCampaign, NewTemplate, SqlFilter, SqlParam, Store,
+    Campaign, CampaignSettings, Claim, Db, DeliveryOutcome, Handing, NewCampaign, NewTemplate,
+    SqlFilter, SqlParam, Store,
 };
 use mailcast::time::Clock;
 
@@ -534,4 +535,69 @@ fn bad_timing_settings_are_refused_naming_the_flag() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+/// A worker that dies between claiming a capped delivery and recording it: when its
+/// lease runs out the delivery comes back unsent, and the next claim caps it again, so
+/// a retry never sends what the cap held back.
+#[tokio::test]
+async fn a_capped_delivery_is_capped_again_after_its_worker_died() {
+    for_each_engine(|store, engine| async move {
+        people(&store, &[("busy@example.com", None)]).await;
+        let first = campaign(
+            &store,
+            "first",
+            CampaignKind::Marketing,
+            CampaignSettings::default(),
+            None,
+        )
+        .await;
+        let second = campaign(
+            &store,
+            "second",
+            CampaignKind::Marketing,
+            CampaignSettings::default(),
+            None,
+        )
+        .await;
+        for c in [&first, &second] {
+            store.freeze_audience(c, &SqlFilter::all()).await.unwrap();
+        }
+        let cap: FrequencyCap = "1/1d".parse().unwrap();
+        let claim = |campaign_id: i64, worker: &str, lease_seconds: i64| Claim {
+            campaign_id,
+            worker: worker.into(),
+            limit: 10,
+            lease_seconds,
+            after_id: 0,
+            due: mailcast::time::now(),
+            cap: Some(cap),
+        };
+        let sent = store.claim(&claim(first.id, "w1", 300)).await.unwrap();
+        assert_eq!(sent[0].capped_until, None, "{engine}");
+        let delivery_id = sent[0].delivery_id;
+        let handing = Handing {
+            delivery_id,
+            rendered_with: "1;1;d;;;".into(),
+        };
+        store.write_ledger("w1", &[], &[handing]).await.unwrap();
+        let outcome = DeliveryOutcome::Sent {
+            delivery_id,
+            message_id: "<m@example.com>".into(),
+        };
+        store.record_outcomes("w1", &[outcome]).await.unwrap();
+
+        // w2 claims the second campaign's delivery, finds it capped, and dies.
+        let doomed = store.claim(&claim(second.id, "w2", -1)).await.unwrap();
+        assert!(doomed[0].capped_until.is_some(), "{engine}: {doomed:?}");
+        let expired = store.expire_leases().await.unwrap();
+        assert_eq!((expired.unknown, expired.returned), (0, 1), "{engine}");
+        let again = store.claim(&claim(second.id, "w3", 300)).await.unwrap();
+        assert_eq!(again.len(), 1, "{engine}");
+        assert!(
+            again[0].capped_until.is_some(),
+            "{engine}: still capped on retry"
+        );
+    })
+    .await;
 }
