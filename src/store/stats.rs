@@ -33,6 +33,7 @@ pub struct SegmentStats {
     pub segment: String,
     pub audience: i64,
     pub ledger: LedgerCounts,
+    pub waiting: super::Waiting,
     pub bounces: i64,
     pub opens: Engagement,
     pub clicks: Engagement,
@@ -103,6 +104,7 @@ macro_rules! bind_scope {
 /// Counts both a campaign and a segment of it report.
 struct Counts {
     ledger: LedgerCounts,
+    waiting: super::Waiting,
     bounces: i64,
     opens: Engagement,
     clicks: Engagement,
@@ -165,6 +167,7 @@ impl Store {
                 click_through_rate: c.rate(c.clicks.unique_human),
                 open_rate: c.rate(c.opens.unique_human),
                 ledger: c.ledger,
+                waiting: c.waiting,
                 bounces: c.bounces,
                 opens: c.opens,
                 clicks: c.clicks,
@@ -179,7 +182,7 @@ impl Store {
             click_through_rate: counts.rate(counts.clicks.unique_human),
             open_rate: counts.rate(counts.opens.unique_human),
             ledger: counts.ledger,
-            waiting: self.waiting(campaign_id).await?,
+            waiting: counts.waiting,
             bounces: counts.bounces,
             opens: counts.opens,
             clicks: counts.clicks,
@@ -193,11 +196,22 @@ impl Store {
         let (opens, clicks, unsubscribes) = self.engagement(scope).await?;
         Ok(Counts {
             ledger: self.scoped_ledger(scope).await?,
+            waiting: self.scoped_waiting(scope).await?,
             bounces: self.bounces(scope).await?,
             opens,
             clicks,
             unsubscribes,
         })
+    }
+
+    async fn scoped_waiting(&self, scope: &Scope<'_>) -> Result<super::Waiting, StoreError> {
+        let sql = format!(
+            "{} AND d.campaign_id = $1{}",
+            super::waiting::WAITING,
+            scope.restrict("d.recipient_id")
+        );
+        Ok(on_pool!(self, pool =>
+            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_one(pool).await)?)
     }
 
     async fn scoped_ledger(&self, scope: &Scope<'_>) -> Result<LedgerCounts, StoreError> {

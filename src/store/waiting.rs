@@ -21,7 +21,7 @@ pub struct Waiting {
 
 // Held deliveries carry their reason in `last_error` (`DeliveryOutcome::Held`); one not
 // yet tried at all waits for its local send time.
-const WAITING: &str = "
+pub(super) const WAITING: &str = "
     SELECT
         COUNT(CASE WHEN status = 'deferred' AND attempts = 0 AND last_error IS NULL
                    THEN 1 END) AS local_time,
@@ -31,11 +31,11 @@ const WAITING: &str = "
             AS capped_deferred,
         COUNT(CASE WHEN status = 'suppressed' AND last_error LIKE 'capped:%' THEN 1 END)
             AS capped_skipped
-    FROM deliveries WHERE status IN ('deferred', 'suppressed')";
+    FROM deliveries d WHERE d.status IN ('deferred', 'suppressed')";
 
 impl Store {
     pub async fn waiting(&self, campaign_id: i64) -> Result<Waiting, StoreError> {
-        let sql = format!("{WAITING} AND campaign_id = $1");
+        let sql = format!("{WAITING} AND d.campaign_id = $1");
         Ok(on_pool!(self, pool =>
             sqlx::query_as(built(&sql)).bind(campaign_id).fetch_one(pool).await)?)
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use mailcast::config::{SmtpUrl, TransportConfig};
 use mailcast::dispatch::{
-    DispatchSettings, Dispatcher, Transport, WorkerHandle, schedule_campaign, spawn_worker,
-    unique_worker_name,
+    DispatchSettings, Dispatcher, Transport, WorkerHandle, cancel_campaign, pause_campaign,
+    resume_campaign, schedule_campaign, spawn_worker, unique_worker_name,
 };
 use mailcast::domain::{CampaignKind, CampaignStatus};
 use mailcast::links::KeyRing;
@@ -597,6 +597,105 @@ async fn a_capped_delivery_is_capped_again_after_its_worker_died() {
         assert!(
             again[0].capped_until.is_some(),
             "{engine}: still capped on retry"
+        );
+    })
+    .await;
+}
+
+/// Three local-time campaigns to the same people: one runs, one is paused and later
+/// resumed, one is cancelled, all while their deliveries wait for 09:00. The running
+/// one shows when the worker has acted on the clock; the other two send nothing until
+/// resumed, and the resumed one then sends each message once.
+#[tokio::test]
+async fn a_local_time_campaign_can_be_paused_resumed_and_cancelled_while_it_waits() {
+    for_each_engine(|store, engine| async move {
+        people(
+            &store,
+            &[
+                ("tokyo@example.com", Some("Asia/Tokyo")),
+                ("lima@example.com", Some("America/Lima")),
+            ],
+        )
+        .await;
+        let local: LocalSendTime = "2026-06-01T09:00".parse().unwrap();
+        let at_nine = || CampaignSettings {
+            local_send_time: Some(local.to_string()),
+            ..CampaignSettings::default()
+        };
+        let start = Some(local.earliest());
+        let runs = campaign(&store, "runs", CampaignKind::Marketing, at_nine(), start).await;
+        let paused = campaign(&store, "paused", CampaignKind::Marketing, at_nine(), start).await;
+        let cancelled = campaign(
+            &store,
+            "cancelled",
+            CampaignKind::Marketing,
+            at_nine(),
+            start,
+        )
+        .await;
+        let smtp = SmtpServer::start();
+        let clock = Clock::manual(utc("2026-05-31T12:00:00Z"));
+        let (dispatcher, handle) = worker(&store, &smtp, |s| s.clock = clock.clone()).await;
+        for c in [&runs, &paused, &cancelled] {
+            schedule_campaign(&store, &dispatcher.queue, c.id)
+                .await
+                .unwrap();
+            wait_for_status(
+                &store,
+                c.id,
+                CampaignStatus::Running,
+                Duration::from_secs(20),
+            )
+            .await;
+        }
+        pause_campaign(&store, paused.id).await.unwrap();
+        cancel_campaign(&store, cancelled.id).await.unwrap();
+
+        // 09:00 in Lima (UTC−5), the last of the two.
+        clock.advance(utc("2026-06-01T14:00:00Z") - clock.now());
+        wait_for_status(
+            &store,
+            runs.id,
+            CampaignStatus::Done,
+            Duration::from_secs(20),
+        )
+        .await;
+        assert_eq!(
+            smtp.received().len(),
+            2,
+            "{engine}: only the running campaign sent"
+        );
+        for c in [&paused, &cancelled] {
+            let counts = store.ledger_counts(c.id).await.unwrap();
+            assert_eq!(
+                (counts.deferred, counts.sent),
+                (2, 0),
+                "{engine}: {}",
+                c.name
+            );
+            assert_eq!(store.waiting(c.id).await.unwrap().local_time, 2, "{engine}");
+        }
+
+        resume_campaign(&store, &dispatcher.queue, paused.id, 2)
+            .await
+            .unwrap();
+        wait_for_status(
+            &store,
+            paused.id,
+            CampaignStatus::Done,
+            Duration::from_secs(20),
+        )
+        .await;
+        handle.shutdown().await.unwrap();
+        assert_eq!(
+            smtp.received().len(),
+            4,
+            "{engine}: the resumed campaign once each"
+        );
+        assert_eq!(
+            store.campaign(cancelled.id).await.unwrap().status,
+            CampaignStatus::Cancelled,
+            "{engine}"
         );
     })
     .await;
