@@ -362,6 +362,17 @@ async fn campaigns_move_through_their_states_and_refuse_what_they_cannot_do() {
         let (status, body) = api.post("/api/campaigns", json!({"name": "z", "template": "spring", "from_email": "a@shop.example.com", "colour": "red"})).await;
         assert_eq!(status, 422, "{engine}");
         assert!(field_errors(&body).contains("colour"), "{body}");
+        let timing = json!({"name": "t", "template": "spring", "from_email": "a@shop.example.com",
+                            "local_send_time": "2026-12-08T09:00+01:00", "quiet_hours": "9pm-8am"});
+        let (status, body) = api.post("/api/campaigns", timing).await;
+        assert_eq!(status, 422, "{engine}: {body}");
+        assert_eq!(field_errors(&body), BTreeSet::from(["local_send_time".into(), "quiet_hours".into()]), "{body}");
+        let local = json!({"name": "nine", "template": "spring", "topic": "news", "from_email": "a@shop.example.com",
+                           "local_send_time": "2999-12-08T09:00", "quiet_hours": "off"});
+        let (status, body) = api.post("/api/campaigns", local).await;
+        assert_eq!(status, 201, "{engine}: {body}");
+        assert_eq!(body["settings"]["local_send_time"], "2999-12-08T09:00", "{engine}");
+        assert_eq!(body["send_at"], mailcast::time::parse_timestamp("2999-12-07T19:00:00Z").unwrap(), "{engine}: first at UTC+14");
 
         let step = |action: &'static str| {
             let path = format!("/api/campaigns/{id}/{action}");
