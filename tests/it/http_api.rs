@@ -453,9 +453,11 @@ async fn triggered_sends_with_the_same_idempotency_key_send_once() {
 
         let send_id = serde_json::from_str::<Value>(&first).unwrap()["send_id"].as_i64().unwrap();
         wait_for(&store, send_id, CampaignStatus::Done).await;
+        // Every send is a campaign of its own: none more may appear from here on.
+        let campaigns = store.list_campaigns().await.unwrap().len();
         let (status, _, again) = send(Some("order-1001"), welcome.clone()).await;
         assert_eq!((status, again), (202, first.clone()), "{engine}: still the first answer after sending");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(store.list_campaigns().await.unwrap().len(), campaigns, "{engine}: nothing queued again");
         assert_eq!(eml_count(outbox.path()), 1, "{engine}: one key, one message");
 
         // A first request with this key still running: the retry is told to wait.
@@ -469,14 +471,14 @@ async fn triggered_sends_with_the_same_idempotency_key_send_once() {
         store.claim_idempotency_key(caller.id, "order-2000", &hash, 86_400).await.unwrap();
         let (status, _, body) = send(Some("order-2000"), canonical).await;
         assert_eq!(status, 409, "{engine}: {body}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(eml_count(outbox.path()), 1, "{engine}: nothing more sent");
+        assert_eq!(store.list_campaigns().await.unwrap().len(), campaigns, "{engine}: nothing queued");
 
         let api = Api { server: &server, key: key.clone() };
         let (status, body) = api.get(&format!("/api/sends/{send_id}")).await;
         assert_eq!(status, 200, "{engine}");
         assert_eq!((body["campaign_status"].as_str(), body["delivery"]["status"].as_str()), (Some("done"), Some("sent")), "{body}");
         worker.shutdown().await.unwrap();
+        assert_eq!(eml_count(outbox.path()), 1, "{engine}: one message in all");
         server.stop().await;
     })
     .await;
