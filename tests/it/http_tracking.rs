@@ -249,12 +249,15 @@ async fn every_link_of_a_message_clicked_at_once_is_a_scanner() {
         let server = TestServer::start(&store).await;
         let keys = server_keys();
         let (c, grace) = (seeded.campaign_id, seeded.grace);
-        for link in [seeded.sale_link, seeded.shoes_link] {
+        for (stored, link) in [seeded.sale_link, seeded.shoes_link]
+            .into_iter()
+            .enumerate()
+        {
             let url = server.token_url(&Token::click(c, grace, link), &keys);
             assert_eq!(server.client.get(url).send().await.unwrap().status(), 302);
-            // Apart enough to be written in separate batches: the first is stored
-            // as human, then revised when the second arrives.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Written in separate batches: the first is stored as human, then revised
+            // when the second arrives.
+            wait_for_events(&store, TrackingKind::Click, stored as i64 + 1).await;
         }
         let url = server.token_url(&Token::click(c, seeded.ada, seeded.sale_link), &keys);
         assert_eq!(server.client.get(url).send().await.unwrap().status(), 302);
