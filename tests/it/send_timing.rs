@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use mailcast::config::{SmtpUrl, TransportConfig};
 use mailcast::dispatch::{
-    DispatchSettings, Dispatcher, Transport, TriggeredSend, WorkerHandle, cancel_campaign,
-    check_send, enqueue_send, pause_campaign, resume_campaign, schedule_campaign, spawn_worker,
-    unique_worker_name,
+    DispatchSettings, Dispatcher, TriggeredSend, WorkerHandle, cancel_campaign, check_send,
+    enqueue_send, pause_campaign, resume_campaign, schedule_campaign, spawn_worker,
 };
 use mailcast::domain::{CampaignKind, CampaignStatus};
 use mailcast::links::KeyRing;
@@ -22,7 +21,7 @@ use mailcast::store::{
 };
 use mailcast::time::Clock;
 
-use crate::support::campaign::{HTML, wait_for_status};
+use crate::support::campaign::{HTML, WorkerOptions, dispatcher_configured, wait_for_status};
 use crate::support::smtp::SmtpServer;
 use crate::support::{eventually, for_each_engine, recipient};
 
@@ -30,34 +29,25 @@ fn utc(text: &str) -> i64 {
     mailcast::time::parse_timestamp(text).unwrap()
 }
 
-/// A worker whose idea of "now" is `clock`.
+/// A worker with the test defaults, then `configure`, that looks again at waiting
+/// campaigns every 50 ms.
 async fn worker(
     store: &Store,
     smtp: &SmtpServer,
     configure: impl FnOnce(&mut DispatchSettings),
 ) -> (Arc<Dispatcher>, WorkerHandle) {
     let config = TransportConfig::Smtp(SmtpUrl::parse(&smtp.url()).unwrap());
-    let transport = Transport::new(&config, 4).await.unwrap();
-    let mut settings = DispatchSettings::new(
-        unique_worker_name(),
-        "http://localhost:8080".into(),
-        KeyRing::development(),
-    );
-    settings.poll_interval = Duration::from_millis(50);
-    settings.recheck = Duration::from_millis(50);
-    configure(&mut settings);
-    let dispatcher = Dispatcher::new(store.clone(), transport, settings);
+    let dispatcher = dispatcher_configured(store, &config, &WorkerOptions::default(), |s| {
+        s.recheck = Duration::from_millis(50);
+        configure(s);
+    })
+    .await;
     let handle = spawn_worker(dispatcher.clone());
     (dispatcher, handle)
 }
 
-async fn campaign(
-    store: &Store,
-    name: &str,
-    kind: CampaignKind,
-    settings: CampaignSettings,
-    send_at: Option<i64>,
-) -> Campaign {
+/// A marketing campaign of the test template to everyone subscribed to `news`, now.
+async fn draft(store: &Store, name: &str) -> NewCampaign {
     let template_id = store
         .upsert_template(&NewTemplate {
             name: "timing".into(),
@@ -68,22 +58,45 @@ async fn campaign(
         })
         .await
         .unwrap();
-    let id = store
-        .create_campaign(&NewCampaign {
-            name: name.into(),
-            kind,
-            template_id,
-            segment_id: None,
-            topic: Some("news".into()),
-            from_name: "Shop".into(),
-            from_email: "news@shop.example.com".into(),
-            reply_to: None,
-            send_at,
-            settings,
-        })
-        .await
-        .unwrap();
+    NewCampaign {
+        name: name.into(),
+        kind: CampaignKind::Marketing,
+        template_id,
+        segment_id: None,
+        topic: Some("news".into()),
+        from_name: "Shop".into(),
+        from_email: "news@shop.example.com".into(),
+        reply_to: None,
+        send_at: None,
+        settings: CampaignSettings::default(),
+    }
+}
+
+async fn create(store: &Store, campaign: NewCampaign) -> Campaign {
+    let id = store.create_campaign(&campaign).await.unwrap();
     store.campaign(id).await.unwrap()
+}
+
+async fn marketing(store: &Store, name: &str) -> Campaign {
+    create(store, draft(store, name).await).await
+}
+
+async fn transactional(store: &Store, name: &str) -> Campaign {
+    let receipt = NewCampaign {
+        kind: CampaignKind::Transactional,
+        ..draft(store, name).await
+    };
+    create(store, receipt).await
+}
+
+async fn done(store: &Store, campaign: &Campaign) {
+    wait_for_status(
+        store,
+        campaign.id,
+        CampaignStatus::Done,
+        Duration::from_secs(30),
+    )
+    .await;
 }
 
 fn received(smtp: &SmtpServer) -> BTreeSet<String> {
@@ -141,12 +154,13 @@ async fn each_recipient_gets_the_campaign_at_nine_their_time_across_a_daylight_s
             local_send_time: Some(local.to_string()),
             ..CampaignSettings::default()
         };
-        let news = campaign(
+        let news = create(
             &store,
-            "nine",
-            CampaignKind::Marketing,
-            settings,
-            Some(local.earliest()),
+            NewCampaign {
+                settings,
+                send_at: Some(local.earliest()),
+                ..draft(&store, "nine").await
+            },
         )
         .await;
         let smtp = SmtpServer::start();
@@ -212,13 +226,7 @@ async fn each_recipient_gets_the_campaign_at_nine_their_time_across_a_daylight_s
             .await;
             assert_eq!(arrived, due, "{engine}: nobody before their time");
         }
-        wait_for_status(
-            &store,
-            news.id,
-            CampaignStatus::Done,
-            Duration::from_secs(20),
-        )
-        .await;
+        done(&store, &news).await;
         handle.shutdown().await.unwrap();
         assert_eq!(smtp.received().len(), 4, "{engine}: one message each");
     })
@@ -239,22 +247,8 @@ async fn quiet_hours_hold_marketing_until_morning_in_the_recipients_zone_and_let
             s.quiet_hours = Some(quiet);
         })
         .await;
-        let news = campaign(
-            &store,
-            "evening-news",
-            CampaignKind::Marketing,
-            CampaignSettings::default(),
-            None,
-        )
-        .await;
-        let receipt = campaign(
-            &store,
-            "receipt",
-            CampaignKind::Transactional,
-            CampaignSettings::default(),
-            None,
-        )
-        .await;
+        let news = marketing(&store, "evening-news").await;
+        let receipt = transactional(&store, "receipt").await;
         schedule_campaign(&store, &dispatcher.queue, news.id)
             .await
             .unwrap();
@@ -262,13 +256,7 @@ async fn quiet_hours_hold_marketing_until_morning_in_the_recipients_zone_and_let
             .await
             .unwrap();
 
-        wait_for_status(
-            &store,
-            receipt.id,
-            CampaignStatus::Done,
-            Duration::from_secs(20),
-        )
-        .await;
+        done(&store, &receipt).await;
         let held = eventually(
             &format!("{engine}: the news held"),
             Duration::from_secs(20),
@@ -296,13 +284,7 @@ async fn quiet_hours_hold_marketing_until_morning_in_the_recipients_zone_and_let
         assert_eq!(smtp.received().len(), 1, "{engine}: only the receipt");
 
         clock.advance(utc("2026-12-08T07:00:00Z") - clock.now());
-        wait_for_status(
-            &store,
-            news.id,
-            CampaignStatus::Done,
-            Duration::from_secs(20),
-        )
-        .await;
+        done(&store, &news).await;
         handle.shutdown().await.unwrap();
         assert_eq!(
             smtp.received().len(),
@@ -341,37 +323,18 @@ async fn a_triggered_marketing_send_after_two_campaigns_is_capped_for_exactly_th
         };
         let (dispatcher, handle) = worker(&store, &smtp, |s| s.frequency_cap = Some(cap)).await;
 
-        let everyone = campaign(
-            &store,
-            "monday",
-            CampaignKind::Marketing,
-            CampaignSettings::default(),
-            None,
-        )
-        .await;
-        let mut second = campaign(
-            &store,
-            "monday-noon",
-            CampaignKind::Marketing,
-            CampaignSettings::default(),
-            None,
-        )
-        .await;
-        let receipt = campaign(
-            &store,
-            "monday-receipt",
-            CampaignKind::Transactional,
-            CampaignSettings::default(),
-            None,
-        )
-        .await;
-        set_segment(&store, second.id, segment.id).await;
-        second.segment_id = Some(segment.id);
+        let everyone = marketing(&store, "monday").await;
+        let first_two = NewCampaign {
+            segment_id: Some(segment.id),
+            ..draft(&store, "monday-noon").await
+        };
+        let second = create(&store, first_two).await;
+        let receipt = transactional(&store, "monday-receipt").await;
         for c in [&everyone, &second, &receipt] {
             schedule_campaign(&store, &dispatcher.queue, c.id)
                 .await
                 .unwrap();
-            wait_for_status(&store, c.id, CampaignStatus::Done, Duration::from_secs(30)).await;
+            done(&store, c).await;
         }
         // The third: a triggered marketing send to each of them, as a CRM would ask.
         let mut evening = Vec::new();
@@ -434,25 +397,6 @@ async fn triggered_marketing_send(store: &Store, dispatcher: &Dispatcher, email:
         .send_id
 }
 
-async fn set_segment(store: &Store, campaign_id: i64, segment_id: i64) {
-    let sql = "UPDATE campaigns SET segment_id = $1 WHERE id = $2";
-    match store.db() {
-        Db::Sqlite(pool) => sqlx::query(sql)
-            .bind(segment_id)
-            .bind(campaign_id)
-            .execute(pool)
-            .await
-            .map(|_| ()),
-        Db::Postgres(pool) => sqlx::query(sql)
-            .bind(segment_id)
-            .bind(campaign_id)
-            .execute(pool)
-            .await
-            .map(|_| ()),
-    }
-    .unwrap();
-}
-
 /// Two workers claim two campaigns' deliveries to the same people at once, under a
 /// cap of one: each person passes the cap in one claim only. Five rounds, each with
 /// people of its own, since a lost race shows only sometimes.
@@ -476,22 +420,8 @@ async fn race_once(store: &Store, engine: &str, round: usize) {
         sql: "r.email LIKE $1".into(),
         params: vec![SqlParam::Text(format!("r{round}-%"))],
     };
-    let a = campaign(
-        store,
-        &format!("race-a{round}"),
-        CampaignKind::Marketing,
-        CampaignSettings::default(),
-        None,
-    )
-    .await;
-    let b = campaign(
-        store,
-        &format!("race-b{round}"),
-        CampaignKind::Marketing,
-        CampaignSettings::default(),
-        None,
-    )
-    .await;
+    let a = marketing(store, &format!("race-a{round}")).await;
+    let b = marketing(store, &format!("race-b{round}")).await;
     for c in [&a, &b] {
         store.freeze_audience(c, &this_round).await.unwrap();
     }
@@ -567,22 +497,8 @@ fn bad_timing_settings_are_refused_naming_the_flag() {
 async fn a_capped_delivery_is_capped_again_after_its_worker_died() {
     for_each_engine(|store, engine| async move {
         people(&store, &[("busy@example.com", None)]).await;
-        let first = campaign(
-            &store,
-            "first",
-            CampaignKind::Marketing,
-            CampaignSettings::default(),
-            None,
-        )
-        .await;
-        let second = campaign(
-            &store,
-            "second",
-            CampaignKind::Marketing,
-            CampaignSettings::default(),
-            None,
-        )
-        .await;
+        let first = marketing(&store, "first").await;
+        let second = marketing(&store, "second").await;
         for c in [&first, &second] {
             store.freeze_audience(c, &SqlFilter::all()).await.unwrap();
         }
@@ -646,14 +562,31 @@ async fn a_local_time_campaign_can_be_paused_resumed_and_cancelled_while_it_wait
             ..CampaignSettings::default()
         };
         let start = Some(local.earliest());
-        let runs = campaign(&store, "runs", CampaignKind::Marketing, at_nine(), start).await;
-        let paused = campaign(&store, "paused", CampaignKind::Marketing, at_nine(), start).await;
-        let cancelled = campaign(
+        let runs = create(
             &store,
-            "cancelled",
-            CampaignKind::Marketing,
-            at_nine(),
-            start,
+            NewCampaign {
+                settings: at_nine(),
+                send_at: start,
+                ..draft(&store, "runs").await
+            },
+        )
+        .await;
+        let paused = create(
+            &store,
+            NewCampaign {
+                settings: at_nine(),
+                send_at: start,
+                ..draft(&store, "paused").await
+            },
+        )
+        .await;
+        let cancelled = create(
+            &store,
+            NewCampaign {
+                settings: at_nine(),
+                send_at: start,
+                ..draft(&store, "cancelled").await
+            },
         )
         .await;
         let smtp = SmtpServer::start();
@@ -676,13 +609,7 @@ async fn a_local_time_campaign_can_be_paused_resumed_and_cancelled_while_it_wait
 
         // 09:00 in Lima (UTC−5), the last of the two.
         clock.advance(utc("2026-06-01T14:00:00Z") - clock.now());
-        wait_for_status(
-            &store,
-            runs.id,
-            CampaignStatus::Done,
-            Duration::from_secs(20),
-        )
-        .await;
+        done(&store, &runs).await;
         assert_eq!(
             smtp.received().len(),
             2,
@@ -702,13 +629,7 @@ async fn a_local_time_campaign_can_be_paused_resumed_and_cancelled_while_it_wait
         resume_campaign(&store, &dispatcher.queue, paused.id, 2)
             .await
             .unwrap();
-        wait_for_status(
-            &store,
-            paused.id,
-            CampaignStatus::Done,
-            Duration::from_secs(20),
-        )
-        .await;
+        done(&store, &paused).await;
         handle.shutdown().await.unwrap();
         assert_eq!(
             smtp.received().len(),
