@@ -5,6 +5,7 @@
 
 mod api_keys;
 mod as_sent;
+mod attribution;
 mod audience;
 mod behaviour;
 mod campaigns;
@@ -31,6 +32,7 @@ mod waiting;
 
 pub use api_keys::ApiKey;
 pub use as_sent::SentDelivery;
+pub use attribution::{ATTRIBUTION_WINDOW_SECONDS, Attributed, RecommendationCredit};
 pub use audience::LEDGER_LOCK;
 pub use behaviour::{BehaviourKind, Interaction, RecipientHistory};
 pub use campaigns::{Campaign, CampaignSettings, CampaignSummary, NewCampaign};

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::attribution::{self, Attributed, AttributedPurchase, RecommendationCredit};
 use super::{LedgerCounts, SqlFilter, Store, StoreError, bind_filter, built, on_pool};
 use crate::domain::CampaignStatus;
 
@@ -34,6 +35,8 @@ pub struct SegmentStats {
     pub audience: i64,
     pub ledger: LedgerCounts,
     pub waiting: super::Waiting,
+    /// Purchases attributed to the campaign (see `store::attribution`).
+    pub attributed: Attributed,
     pub bounces: i64,
     pub opens: Engagement,
     pub clicks: Engagement,
@@ -53,6 +56,12 @@ pub struct CampaignStats {
     /// Deferred for local send times, quiet hours or the frequency cap, and skipped by
     /// the cap.
     pub waiting: super::Waiting,
+    /// Purchases attributed to the campaign: the recipient's last human click within
+    /// the window before each was on this campaign's message.
+    pub attributed: Attributed,
+    /// Attributed purchases of products the message recommended, by position and
+    /// reason.
+    pub recommendations: Vec<RecommendationCredit>,
     /// Failed deliveries whose address went on the suppression list as a hard bounce.
     pub bounces: i64,
     pub opens: Engagement,
@@ -105,6 +114,7 @@ macro_rules! bind_scope {
 struct Counts {
     ledger: LedgerCounts,
     waiting: super::Waiting,
+    purchases: Vec<AttributedPurchase>,
     bounces: i64,
     opens: Engagement,
     clicks: Engagement,
@@ -166,6 +176,7 @@ impl Store {
                 audience: c.ledger.total(),
                 click_through_rate: c.rate(c.clicks.unique_human),
                 open_rate: c.rate(c.opens.unique_human),
+                attributed: attribution::totals(&c.purchases),
                 ledger: c.ledger,
                 waiting: c.waiting,
                 bounces: c.bounces,
@@ -183,6 +194,8 @@ impl Store {
             open_rate: counts.rate(counts.opens.unique_human),
             ledger: counts.ledger,
             waiting: counts.waiting,
+            attributed: attribution::totals(&counts.purchases),
+            recommendations: attribution::by_recommendation(&counts.purchases),
             bounces: counts.bounces,
             opens: counts.opens,
             clicks: counts.clicks,
@@ -197,11 +210,18 @@ impl Store {
         Ok(Counts {
             ledger: self.scoped_ledger(scope).await?,
             waiting: self.scoped_waiting(scope).await?,
+            purchases: self.attributed(scope).await?,
             bounces: self.bounces(scope).await?,
             opens,
             clicks,
             unsubscribes,
         })
+    }
+
+    async fn attributed(&self, scope: &Scope<'_>) -> Result<Vec<AttributedPurchase>, StoreError> {
+        let sql = attribution::attributed_sql(&scope.restrict("d.recipient_id"));
+        Ok(on_pool!(self, pool =>
+            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(pool).await)?)
     }
 
     async fn scoped_waiting(&self, scope: &Scope<'_>) -> Result<super::Waiting, StoreError> {

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod attribution;
 mod bounce_classify;
 mod campaign_lifecycle;
 mod cli_errors;
