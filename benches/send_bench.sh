@@ -28,8 +28,11 @@
 #                         [--connections 8] [--slots N] [--batch-size N] [--port 2526]
 #                         [--work DIR] [--pg URL] [--pg-db NAME] [--run-timeout S] [--label TEXT]
 #                         [--no-build] [--bin PATH] [--nodelay-shim] [--perf] [--sql-log]
+#                         [--worker-args "ARGS"]
 #   --connections   worker --concurrency and smtp-source -s (default 8)
 #   --slots, --batch-size   passed to `mailcast worker` when given (else its defaults)
+#   --worker-args   more flags for `mailcast worker`, split on spaces (e.g.
+#                   "--frequency-cap 3/7d" to measure the cap's cost)
 #   --pg            server URL without database (default postgres://postgres@127.0.0.1:5432)
 #   --pg-db         database the script creates and drops, with NAME_tpl beside it
 #                   (default mailcast_sendbench); give each concurrent invocation its own
@@ -69,6 +72,7 @@ BIN=
 SHIM=0
 PERF=0
 SQL_LOG=0
+EXTRA_WORKER_ARGS=
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -89,6 +93,7 @@ while [ $# -gt 0 ]; do
         --nodelay-shim) SHIM=1; shift ;;
         --perf) PERF=1; shift ;;
         --sql-log) SQL_LOG=1; shift ;;
+        --worker-args) EXTRA_WORKER_ARGS=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -179,6 +184,8 @@ fi
 WORKER_FLAGS=(--concurrency "$CONNECTIONS")
 [ -n "$SLOTS" ] && WORKER_FLAGS+=(--slots "$SLOTS")
 [ -n "$BATCH" ] && WORKER_FLAGS+=(--batch-size "$BATCH")
+# shellcheck disable=SC2206 # split on purpose: several flags in one argument
+[ -n "$EXTRA_WORKER_ARGS" ] && WORKER_FLAGS+=($EXTRA_WORKER_ARGS)
 
 # --- helpers ------------------------------------------------------------------------
 db_url() { # engine kind(tpl|run) n

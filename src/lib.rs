@@ -15,6 +15,7 @@ pub mod import;
 pub mod links;
 pub mod recommend;
 pub mod render;
+pub mod schedule;
 pub mod segment;
 pub mod shutdown;
 pub mod store;

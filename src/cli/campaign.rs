@@ -10,7 +10,10 @@ use crate::dispatch::{
 use crate::domain::{CampaignKind, DeliveryStatus, EmailAddress};
 use crate::links::KeyRing;
 use crate::render::LinkSettings;
-use crate::store::{Campaign, CampaignSettings, CampaignSummary, NewCampaign, Store, Template};
+use crate::schedule::{LocalSendTime, QuietHours};
+use crate::store::{
+    Campaign, CampaignSettings, CampaignSummary, NewCampaign, Store, Template, Waiting,
+};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TemplateCommand {
@@ -75,9 +78,16 @@ pub struct CreateArgs {
     pub topic: Option<String>,
     #[command(flatten)]
     pub sender: super::SenderArgs,
-    /// RFC 3339 time to start sending.
+    /// RFC 3339 time to start sending; with --local, a wall time without offset
+    /// (2026-12-08T09:00) that each recipient gets in their own time zone.
     #[arg(long)]
     pub send_at: Option<String>,
+    /// Send at --send-at in each recipient's time zone, earliest zones first.
+    #[arg(long, requires = "send_at")]
+    pub local: bool,
+    /// Quiet hours for this campaign (`21:00-08:00`), or `off`; the worker's when unset.
+    #[arg(long)]
+    pub quiet_hours: Option<String>,
     #[arg(long, value_enum, default_value = "marketing")]
     pub kind: KindArg,
 }
@@ -189,6 +199,21 @@ async fn requeue(store: &Store, name: &str, from: DeliveryStatus) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
+/// When the campaign starts, and the local wall time it is sent at (--local).
+fn send_time(args: &CreateArgs) -> anyhow::Result<(Option<i64>, Option<LocalSendTime>)> {
+    let Some(text) = args.send_at.as_deref() else {
+        return Ok((None, None));
+    };
+    if args.local {
+        let local: LocalSendTime = text
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--send-at: {e}"))?;
+        return Ok((Some(local.earliest()), Some(local)));
+    }
+    let at = crate::time::parse_timestamp(text).map_err(|e| anyhow::anyhow!("--send-at: {e}"))?;
+    Ok((Some(at), None))
+}
+
 /// The campaign CAMPAIGN names: by name first, then by id when it is all digits;
 /// `#7` is always the id.
 pub(super) async fn find(store: &Store, name: &str) -> anyhow::Result<Campaign> {
@@ -255,6 +280,7 @@ fn list_line(campaign: &CampaignSummary) -> String {
 }
 
 async fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
+    let (send_at, local_send_time) = send_time(&args)?;
     let template = store
         .template_by_name(&args.template)
         .await?
@@ -274,12 +300,11 @@ async fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
     if let Some(reply_to) = &args.sender.reply_to {
         EmailAddress::parse(reply_to).context("--reply-to")?;
     }
-    let send_at = args
-        .send_at
-        .as_deref()
-        .map(crate::time::parse_timestamp)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--send-at: {e}"))?;
+    if let Some(hours) = args.quiet_hours.as_deref().filter(|h| h.trim() != "off") {
+        hours
+            .parse::<QuietHours>()
+            .map_err(|e| anyhow::anyhow!("--quiet-hours: {e}"))?;
+    }
     let campaign = NewCampaign {
         name: args.name.clone(),
         kind: match args.kind {
@@ -293,7 +318,11 @@ async fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
         from_email: args.sender.from_email,
         reply_to: args.sender.reply_to,
         send_at,
-        settings: CampaignSettings::default(),
+        settings: CampaignSettings {
+            local_send_time: local_send_time.map(|t| t.to_string()),
+            quiet_hours: args.quiet_hours.clone(),
+            ..CampaignSettings::default()
+        },
     };
     refuse_what_cannot_render(&campaign, template)?;
     let id = store.create_campaign(&campaign).await?;
@@ -340,6 +369,16 @@ async fn status(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
         counts.suppressed,
         counts.unknown
     );
+    let waiting = store.waiting(campaign.id).await?;
+    if waiting != Waiting::default() {
+        println!(
+            "  waiting: {} for their local send time, {} for quiet hours to end, {} for the frequency cap; {} skipped by the cap",
+            waiting.local_time,
+            waiting.quiet_hours,
+            waiting.capped_deferred,
+            waiting.capped_skipped
+        );
+    }
     let attention = [DeliveryStatus::Failed, DeliveryStatus::Unknown];
     for report in store.deliveries_in(campaign.id, &attention).await? {
         println!(

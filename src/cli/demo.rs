@@ -194,7 +194,7 @@ async fn wait_until_finished(
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     loop {
-        let status = store.campaign(campaign_id).await?.status()?;
+        let status = store.campaign(campaign_id).await?.status;
         if matches!(
             status,
             CampaignStatus::Done | CampaignStatus::Expired | CampaignStatus::Cancelled

@@ -8,6 +8,7 @@ mod logging;
 mod personalised;
 mod preview;
 mod recommend;
+pub mod segment;
 mod send;
 mod serve;
 mod stats;
@@ -110,7 +111,7 @@ pub enum Command {
     /// Check, count and store segments.
     Segment {
         #[command(subcommand)]
-        command: crate::segment::SegmentCommand,
+        command: segment::SegmentCommand,
     },
     /// Run scheduled campaigns: start jobs and deliveries.
     Worker(WorkerArgs),
@@ -248,7 +249,7 @@ async fn run_with_store(store: &Store, command: Command) -> anyhow::Result<ExitC
         Command::Template { command } => campaign::run_template(store, command).await,
         Command::Campaign { command } => campaign::run(store, command).await,
         Command::Segment { command } => {
-            crate::segment::run(store, &command).await?;
+            segment::run(store, &command).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker(args) => worker::run(store, &args).await,

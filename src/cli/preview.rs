@@ -13,7 +13,7 @@ use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct PreviewArgs {
-    /// Campaign name.
+    /// Campaign name or id.
     #[arg(long)]
     pub campaign: String,
     /// A stored recipient's address.
@@ -27,10 +27,7 @@ pub struct PreviewArgs {
 }
 
 pub async fn run(store: &Store, args: &PreviewArgs) -> anyhow::Result<ExitCode> {
-    let campaign = store
-        .campaign_by_name(&args.campaign)
-        .await?
-        .with_context(|| format!("no campaign named '{}'", args.campaign))?;
+    let campaign = super::campaign::find(store, &args.campaign).await?;
     let email = EmailAddress::parse(&args.recipient).context("--recipient")?;
     let recipient = store
         .recipient_by_email(&email)

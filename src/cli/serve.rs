@@ -113,12 +113,9 @@ pub async fn serve(store: &Store, args: &ServeArgs) -> anyhow::Result<ExitCode> 
 pub async fn run(store: &Store, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let worker = &args.worker;
     // The same settings as `mailcast worker` takes from these arguments.
-    let dispatcher = super::worker::dispatcher(store, &worker.transport, |settings| {
-        settings.slots = worker.slots;
-        settings.batch_size = worker.batch_size;
-        settings.lease = std::time::Duration::from_secs(worker.lease_seconds.max(1));
-    })
-    .await?;
+    let dispatcher =
+        super::worker::dispatcher(store, &worker.transport, |settings| worker.apply(settings))
+            .await?;
     // The worker's ring: loaded once, so its warnings are said once.
     let keyring = dispatcher.settings.keyring.clone();
     let settings = settings(&worker.transport.public.base_url, &args.http, keyring)?;

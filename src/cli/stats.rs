@@ -3,16 +3,11 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
-use crate::store::{CampaignStats, Engagement, Store};
+use crate::store::{ATTRIBUTION_WINDOW_SECONDS, CampaignStats, Engagement, Store};
 
 pub async fn run(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
-    let campaign = store
-        .campaign_by_name(name)
-        .await?
-        .with_context(|| format!("no campaign named '{name}'"))?;
-    let stats = crate::http::campaign_statistics(store, campaign.id).await?;
+    let campaign = super::campaign::find(store, name).await?;
+    let stats = store.campaign_statistics(campaign.id).await?;
     print!("{}", format_stats(&stats));
     Ok(ExitCode::SUCCESS)
 }
@@ -40,10 +35,27 @@ pub fn format_stats(stats: &CampaignStats) -> String {
     engagement(&mut out, "opens", &stats.opens, stats.open_rate);
     engagement(&mut out, "clicks", &stats.clicks, stats.click_through_rate);
     let _ = writeln!(out, "  unsubscribes {:>8}", stats.unsubscribes);
+    let _ = writeln!(
+        out,
+        "  attributed   {:>8}   orders, revenue {} (last human click within {} days)",
+        stats.attributed.orders,
+        money(stats.attributed.revenue_cents),
+        ATTRIBUTION_WINDOW_SECONDS / 86_400
+    );
+    for credit in &stats.recommendations {
+        let _ = writeln!(
+            out,
+            "    recommended #{} ({}): {} orders, revenue {}",
+            credit.position,
+            credit.reason,
+            credit.orders,
+            money(credit.revenue_cents)
+        );
+    }
     for segment in &stats.segments {
         let _ = writeln!(
             out,
-            "  segment {:?}: audience {}, sent {}, unique human opens {} (machine {}), clicks {} (machine {}), unsubscribes {}",
+            "  segment {:?}: audience {}, sent {}, unique human opens {} (machine {}), clicks {} (machine {}), unsubscribes {}, orders {}, revenue {}",
             segment.segment,
             segment.audience,
             segment.ledger.sent,
@@ -51,7 +63,9 @@ pub fn format_stats(stats: &CampaignStats) -> String {
             segment.opens.unique_machine,
             segment.clicks.unique_human,
             segment.clicks.unique_machine,
-            segment.unsubscribes
+            segment.unsubscribes,
+            segment.attributed.orders,
+            money(segment.attributed.revenue_cents)
         );
     }
     if !stats.top_links.is_empty() {
@@ -69,6 +83,12 @@ pub fn format_stats(stats: &CampaignStats) -> String {
         }
     }
     out
+}
+
+/// Cents as units with two decimals (events carry no currency).
+fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
 }
 
 fn engagement(out: &mut String, label: &str, counts: &Engagement, rate: f64) {
@@ -92,7 +112,7 @@ mod tests {
         let stats = CampaignStats {
             campaign_id: 3,
             name: "spring".into(),
-            status: "done".into(),
+            status: crate::domain::CampaignStatus::Done,
             audience: 10,
             ledger: LedgerCounts {
                 sent: 8,
@@ -100,6 +120,9 @@ mod tests {
                 suppressed: 1,
                 ..LedgerCounts::default()
             },
+            waiting: Default::default(),
+            attributed: Default::default(),
+            recommendations: Vec::new(),
             bounces: 1,
             opens: Engagement {
                 unique_human: 4,

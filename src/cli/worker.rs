@@ -10,6 +10,7 @@ use crate::dispatch::{
     DispatchSettings, Dispatcher, DomainLimit, ThrottleSettings, Transport, unique_worker_name,
 };
 use crate::links::KeyRing;
+use crate::schedule::{FrequencyCap, QuietHours, WhenCapped};
 use crate::store::Store;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -118,6 +119,39 @@ pub struct WorkerArgs {
     /// third of this, so only after a crash do its deliveries become `unknown`.
     #[arg(long, default_value_t = 300)]
     pub lease_seconds: u64,
+    /// The time zone of recipients who have none (an IANA name).
+    #[arg(long, default_value = "UTC", value_parser = crate::schedule::parse_zone)]
+    pub default_timezone: chrono_tz::Tz,
+    /// Marketing messages wait while it is this time in the recipient's zone
+    /// (`21:00-08:00`); campaigns may set their own or `off`.
+    #[arg(long, value_parser = |t: &str| t.parse::<QuietHours>())]
+    pub quiet_hours: Option<QuietHours>,
+    /// At most N marketing messages per recipient in a rolling window, over every
+    /// campaign (`3/7d`, `2/24h`).
+    #[arg(long, value_parser = |t: &str| t.parse::<FrequencyCap>())]
+    pub frequency_cap: Option<FrequencyCap>,
+    /// Count only messages of campaigns with the same topic.
+    #[arg(long, requires = "frequency_cap")]
+    pub cap_per_topic: bool,
+    /// What becomes of a message over the cap.
+    #[arg(long, value_enum, default_value = "skip", requires = "frequency_cap")]
+    pub when_capped: WhenCapped,
+}
+
+impl WorkerArgs {
+    /// These arguments as dispatch settings (`mailcast worker` and `mailcast run`).
+    pub fn apply(&self, settings: &mut DispatchSettings) {
+        settings.slots = self.slots;
+        settings.batch_size = self.batch_size;
+        settings.lease = std::time::Duration::from_secs(self.lease_seconds.max(1));
+        settings.default_zone = self.default_timezone;
+        settings.quiet_hours = self.quiet_hours;
+        settings.frequency_cap = self.frequency_cap.map(|cap| FrequencyCap {
+            per_topic: self.cap_per_topic,
+            when_capped: self.when_capped,
+            ..cap
+        });
+    }
 }
 
 /// Builds the dispatcher a worker process runs with; `configure` adjusts the
@@ -154,12 +188,7 @@ pub async fn dispatcher(
 }
 
 pub async fn run(store: &Store, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
-    let dispatcher = dispatcher(store, &args.transport, |settings| {
-        settings.slots = args.slots;
-        settings.batch_size = args.batch_size;
-        settings.lease = std::time::Duration::from_secs(args.lease_seconds.max(1));
-    })
-    .await?;
+    let dispatcher = dispatcher(store, &args.transport, |settings| args.apply(settings)).await?;
     let stop = crate::shutdown::shutdown_signal();
     report_unreachable_relays(&args.transport).await?;
     tracing::info!(

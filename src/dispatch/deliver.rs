@@ -8,6 +8,7 @@ use super::runtime::CampaignRuntime;
 use super::{DispatchError, Dispatcher, JobLeases, SendResult};
 use crate::domain::{CampaignStatus, EmailAddress};
 use crate::render::RenderedMessage;
+use crate::schedule::{WhenCapped, zone_of};
 use crate::store::{Claim, ClaimedDelivery, DeliveryOutcome, ExpiredLeases, RefusedMailbox};
 
 /// How a render failure starts in the ledger's `last_error`.
@@ -133,7 +134,7 @@ async fn prepare_batch(
         return Ok(Next::ShuttingDown);
     }
     let store = &dispatcher.store;
-    let status = store.campaign(runtime.id).await?.status()?;
+    let status = store.campaign(runtime.id).await?.status;
     if status != CampaignStatus::Running {
         return Ok(Next::Stopped(status));
     }
@@ -250,6 +251,8 @@ fn claim(dispatcher: &Dispatcher, campaign_id: i64, after_id: i64) -> Claim {
         limit: dispatcher.settings.batch_size,
         lease_seconds: dispatcher.settings.lease.as_secs() as i64,
         after_id,
+        due: dispatcher.settings.clock.now(),
+        cap: dispatcher.settings.frequency_cap,
     }
 }
 
@@ -280,7 +283,7 @@ async fn finish(dispatcher: &Dispatcher, campaign_id: i64) -> Result<BatchEnd, D
     let at = store
         .next_retry_at(campaign_id)
         .await?
-        .unwrap_or_else(crate::time::now);
+        .unwrap_or_else(|| dispatcher.settings.clock.now());
     Ok(BatchEnd::RetryAt(at))
 }
 
@@ -340,6 +343,16 @@ async fn prepare_claimed(
     let (decided, eligible): (Vec<_>, Vec<_>) =
         claimed.into_iter().partition(|d| d.ineligible.is_some());
     let mut prepared: Vec<Prepared> = decided.into_iter().map(suppressed).collect();
+    let (waiting, eligible): (Vec<_>, Vec<_>) = eligible
+        .into_iter()
+        .map(|d| (waits(dispatcher, runtime, &d), d))
+        .partition(|(outcome, _)| outcome.is_some());
+    prepared.extend(
+        waiting
+            .into_iter()
+            .filter_map(|(o, _)| o.map(Prepared::Decided)),
+    );
+    let eligible: Vec<ClaimedDelivery> = eligible.into_iter().map(|(_, d)| d).collect();
     let facts: Vec<(i64, i64, i64)> = eligible
         .iter()
         .map(|d| (d.delivery_id, d.attempts, d.queued_at))
@@ -394,6 +407,43 @@ async fn send_batch(
         .buffer_unordered(concurrency)
         .collect()
         .await
+}
+
+/// What becomes of a delivery that may not go now: over the frequency cap (skipped
+/// or held until the window has room), or quiet hours in the recipient's zone (held
+/// until they end).
+fn waits(
+    dispatcher: &Dispatcher,
+    runtime: &CampaignRuntime,
+    delivery: &ClaimedDelivery,
+) -> Option<DeliveryOutcome> {
+    let settings = &dispatcher.settings;
+    let delivery_id = delivery.delivery_id;
+    if let (Some(until), Some(cap)) = (delivery.capped_until, settings.frequency_cap) {
+        let reason = cap.reason();
+        return Some(match cap.when_capped {
+            WhenCapped::Skip => DeliveryOutcome::Suppressed {
+                delivery_id,
+                reason,
+            },
+            WhenCapped::Defer => DeliveryOutcome::Held {
+                delivery_id,
+                until,
+                reason,
+            },
+        });
+    }
+    let quiet = runtime.quiet_hours(settings.quiet_hours)?;
+    let zone = zone_of(
+        delivery.recipient.timezone.as_deref(),
+        settings.default_zone,
+    );
+    let until = quiet.held_until(settings.clock.now(), zone)?;
+    Some(DeliveryOutcome::Held {
+        delivery_id,
+        until,
+        reason: format!("quiet hours {quiet} in {zone}"),
+    })
 }
 
 /// Consent or the suppression list no longer allow this message.
@@ -501,7 +551,7 @@ fn deferred(
     queued_at: i64,
     reason: String,
 ) -> DeliveryOutcome {
-    let now = crate::time::now();
+    let now = dispatcher.settings.clock.now();
     match dispatcher
         .settings
         .retry

@@ -52,7 +52,9 @@ use ledger_writer::{HeldLeases, LedgerWriter};
 
 use crate::links::KeyRing;
 use crate::render::DkimSettings;
+use crate::schedule::{FrequencyCap, QuietHours};
 use crate::store::Store;
+use crate::time::Clock;
 
 /// How often a worker process looks for expired leases while it delivers.
 const LEASE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -86,6 +88,21 @@ pub struct DispatchSettings {
     pub poll_interval: Duration,
     /// Share of messages failing to render past which a campaign pauses itself.
     pub max_render_failure_rate: f64,
+    /// When deliveries are due (local send times, quiet hours, retries): the system
+    /// clock, or a manual one in tests. Leases and the ledger's own times are always
+    /// the system's.
+    pub clock: Clock,
+    /// The zone of recipients without one (local send times, quiet hours).
+    pub default_zone: chrono_tz::Tz,
+    /// Marketing messages wait while it is quiet in the recipient's zone; a campaign
+    /// may set its own or turn them off.
+    pub quiet_hours: Option<QuietHours>,
+    /// At most this many marketing messages per recipient in a rolling window, over
+    /// every campaign.
+    pub frequency_cap: Option<FrequencyCap>,
+    /// The longest a campaign waiting for retries or local send times goes without a
+    /// job looking at it again.
+    pub recheck: Duration,
 }
 
 impl DispatchSettings {
@@ -103,6 +120,11 @@ impl DispatchSettings {
             dkim: None,
             poll_interval: Duration::from_millis(100),
             max_render_failure_rate: 0.05,
+            clock: Clock::system(),
+            default_zone: crate::schedule::DEFAULT_ZONE,
+            quiet_hours: None,
+            frequency_cap: None,
+            recheck: Duration::from_secs(60),
         }
     }
 }

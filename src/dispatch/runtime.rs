@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::DispatchError;
+use crate::domain::CampaignKind;
 use crate::domain::EmailAddress;
 use crate::links::KeyRing;
 use crate::recommend::Recommender;
@@ -12,7 +13,8 @@ use crate::render::{
     CampaignRenderer, DkimSettings, LinkSettings, RecipientContext, Recommendation, RenderSpec,
     RenderedWith,
 };
-use crate::store::{Product, Recipient, RecipientHistory, SqlFilter, Store};
+use crate::schedule::QuietHours;
+use crate::store::{Campaign, Product, Recipient, RecipientHistory, SqlFilter, Store};
 
 /// Render failures are judged only after this many renders.
 const MIN_RENDERS_TO_JUDGE: u64 = 20;
@@ -25,6 +27,11 @@ pub struct CampaignRuntime {
     pub relay: Option<String>,
     /// The template version every message is rendered from.
     template_id: i64,
+    /// Marketing messages wait for quiet hours and count towards frequency caps.
+    pub marketing: bool,
+    /// The campaign's own quiet hours: `Some(None)` for none at all, `None` to follow
+    /// the worker's.
+    quiet_hours: Option<Option<QuietHours>>,
     /// The segments the template may branch on, compiled once.
     declared_segments: Vec<(String, SqlFilter)>,
     /// Their names in the campaign's order: a record names segments by position.
@@ -70,6 +77,8 @@ impl CampaignRuntime {
             envelope_from: campaign.from_email.clone(),
             relay: campaign.settings.0.smtp_relay.clone(),
             template_id: campaign.template_id,
+            marketing: campaign.kind == CampaignKind::Marketing,
+            quiet_hours: campaign_quiet_hours(&campaign)?,
             declared_segments,
             declared_names: names.clone(),
             recommender,
@@ -84,6 +93,14 @@ impl CampaignRuntime {
         let total = self.renders.fetch_add(attempted, Ordering::Relaxed) + attempted;
         let failures = self.render_failures.fetch_add(failed, Ordering::Relaxed) + failed;
         (total >= MIN_RENDERS_TO_JUDGE).then(|| failures as f64 / total as f64)
+    }
+
+    /// The quiet hours this campaign's messages keep, given the worker's.
+    pub fn quiet_hours(&self, worker: Option<QuietHours>) -> Option<QuietHours> {
+        if !self.marketing {
+            return None;
+        }
+        self.quiet_hours.unwrap_or(worker)
     }
 
     /// The record of what `ctx` gives this campaign's message (see [`RenderedWith`]).
@@ -142,6 +159,21 @@ impl CampaignRuntime {
         Ok(store
             .recipient_segment_names(ids, &self.declared_segments)
             .await?)
+    }
+}
+
+/// `off` or a window; unset follows the worker.
+fn campaign_quiet_hours(campaign: &Campaign) -> Result<Option<Option<QuietHours>>, DispatchError> {
+    match campaign.settings.0.quiet_hours.as_deref().map(str::trim) {
+        None => Ok(None),
+        Some("off") => Ok(Some(None)),
+        Some(text) => text
+            .parse()
+            .map(|hours| Some(Some(hours)))
+            .map_err(|reason| DispatchError::Campaign {
+                campaign: campaign.id,
+                reason,
+            }),
     }
 }
 

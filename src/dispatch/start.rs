@@ -1,8 +1,10 @@
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{DeliverBatch, DispatchError, Dispatcher, JobQueue, StartCampaign};
+use super::{DeliverBatch, DispatchError, DispatchSettings, Dispatcher, JobQueue, StartCampaign};
 use crate::domain::CampaignStatus;
+use crate::schedule::LocalSendTime;
 use crate::store::{Campaign, SqlFilter, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +27,7 @@ pub async fn schedule_campaign(
     campaign_id: i64,
 ) -> Result<(), DispatchError> {
     let campaign = store.campaign(campaign_id).await?;
-    if campaign.status()? == CampaignStatus::Draft {
+    if campaign.status == CampaignStatus::Draft {
         super::validate::validate_campaign(store, campaign_id).await?;
     }
     let moved = store
@@ -86,9 +88,9 @@ pub async fn start_campaign(
 ) -> Result<StartOutcome, DispatchError> {
     let store = &dispatcher.store;
     let campaign = store.campaign(campaign_id).await?;
-    let outcome = match campaign.status()? {
+    let outcome = match campaign.status {
         CampaignStatus::Scheduled => {
-            if is_expired(&campaign, dispatcher.settings.start_grace) {
+            if is_expired(&campaign, &dispatcher.settings) {
                 store
                     .transition_campaign(
                         campaign_id,
@@ -103,7 +105,11 @@ pub async fn start_campaign(
                 return Ok(StartOutcome::Expired);
             }
             let filter = audience_filter(store, &campaign).await?;
-            let audience = store.freeze_audience(&campaign, &filter).await?;
+            let send_times = send_times(store, &campaign, &dispatcher.settings).await?;
+            let now = dispatcher.settings.clock.now();
+            let audience = store
+                .freeze_audience_at(&campaign, &filter, send_times.as_ref(), now)
+                .await?;
             store
                 .transition_campaign(
                     campaign_id,
@@ -126,10 +132,37 @@ pub async fn start_campaign(
     Ok(outcome)
 }
 
-fn is_expired(campaign: &Campaign, grace: Duration) -> bool {
+fn is_expired(campaign: &Campaign, settings: &DispatchSettings) -> bool {
+    let grace = settings.start_grace.as_secs() as i64;
     campaign
         .send_at
-        .is_some_and(|at| crate::time::now() > at + grace.as_secs() as i64)
+        .is_some_and(|at| settings.clock.now() > at + grace)
+}
+
+/// For a campaign sent at a local time: when it comes in each zone the recipients
+/// name (`""` for those who name none).
+async fn send_times(
+    store: &Store,
+    campaign: &Campaign,
+    settings: &DispatchSettings,
+) -> Result<Option<HashMap<String, i64>>, DispatchError> {
+    let Some(text) = &campaign.settings.0.local_send_time else {
+        return Ok(None);
+    };
+    let at: LocalSendTime = text.parse().map_err(|reason| DispatchError::Campaign {
+        campaign: campaign.id,
+        reason,
+    })?;
+    let zones = store.recipient_zones().await?;
+    Ok(Some(
+        zones
+            .into_iter()
+            .map(|zone| {
+                let instant = at.for_recipient(Some(zone.as_str()), settings.default_zone);
+                (zone, instant)
+            })
+            .collect(),
+    ))
 }
 
 /// The campaign's segment as SQL; every consented recipient when it names none.

@@ -234,7 +234,10 @@ async fn handle_deliver(
 ) -> Result<(), BoxDynError> {
     let end = super::deliver_campaign(&dispatcher, job.campaign_id).await?;
     let wait = match end {
-        BatchEnd::RetryAt(at) => Duration::from_secs((at - crate::time::now()).max(1) as u64),
+        BatchEnd::RetryAt(at) => {
+            let until = Duration::from_secs((at - dispatcher.settings.clock.now()).max(1) as u64);
+            until.min(dispatcher.settings.recheck)
+        }
         // A killed worker's leases only expire with time: look again then.
         BatchEnd::OthersInFlight => dispatcher.settings.lease,
         // Any worker still running (or this one, restarted) goes on at once.

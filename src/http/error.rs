@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::dispatch::DispatchError;
-use crate::store::StoreError;
+use crate::store::{FailureKind, StoreError};
 
 /// Messages by field name (`email`, `recipients[2].country`).
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
@@ -98,16 +98,12 @@ impl HttpError {
 }
 
 fn store_status(error: &StoreError) -> StatusCode {
-    match error {
-        StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
-        StoreError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        StoreError::Query(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-            StatusCode::CONFLICT
-        }
-        StoreError::Query(sqlx::Error::PoolTimedOut) | StoreError::Connect { .. } => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    match error.kind() {
+        FailureKind::NotFound => StatusCode::NOT_FOUND,
+        FailureKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        FailureKind::Conflict => StatusCode::CONFLICT,
+        FailureKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        FailureKind::Other => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::store::{LedgerCounts, TrackingKind, Verdict};
+use crate::store::{LedgerCounts, TrackingKind, Verdict, Waiting};
 
 #[derive(Default)]
 pub(crate) struct Metrics {
@@ -21,6 +21,7 @@ pub(crate) struct Snapshot {
     pub events_queued: usize,
     pub store_up: bool,
     pub deliveries: Option<LedgerCounts>,
+    pub waiting: Option<Waiting>,
 }
 
 impl Metrics {
@@ -166,6 +167,36 @@ fn render_store(out: &mut String, snapshot: &Snapshot) {
     ] {
         let _ = writeln!(out, "mailcast_deliveries{{status=\"{status}\"}} {n}");
     }
+    render_waiting(out, snapshot);
+}
+
+fn render_waiting(out: &mut String, snapshot: &Snapshot) {
+    let Some(waiting) = snapshot.waiting else {
+        return;
+    };
+    header(
+        out,
+        "mailcast_deliveries_waiting",
+        "gauge",
+        "Deferred deliveries waiting for their local send time, quiet hours or the frequency cap.",
+    );
+    for (reason, n) in [
+        ("local_time", waiting.local_time),
+        ("quiet_hours", waiting.quiet_hours),
+        ("frequency_cap", waiting.capped_deferred),
+    ] {
+        let _ = writeln!(
+            out,
+            "mailcast_deliveries_waiting{{reason=\"{reason}\"}} {n}"
+        );
+    }
+    header(
+        out,
+        "mailcast_deliveries_capped",
+        "gauge",
+        "Deliveries the frequency cap skipped (suppressed).",
+    );
+    let _ = writeln!(out, "mailcast_deliveries_capped {}", waiting.capped_skipped);
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -215,6 +246,11 @@ mod tests {
                 sent: 9,
                 ..LedgerCounts::default()
             }),
+            waiting: Some(Waiting {
+                quiet_hours: 2,
+                capped_skipped: 1,
+                ..Waiting::default()
+            }),
         });
         for line in [
             "mailcast_http_requests_total{route=\"/c/{token}\",status=\"302\"} 2",
@@ -223,6 +259,8 @@ mod tests {
             "mailcast_tracking_events_queued 3",
             "mailcast_delivery_queue_depth 5",
             "mailcast_deliveries{status=\"sent\"} 9",
+            "mailcast_deliveries_waiting{reason=\"quiet_hours\"} 2",
+            "mailcast_deliveries_capped 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

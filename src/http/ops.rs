@@ -46,10 +46,18 @@ async fn metrics(State(state): State<AppState>) -> Response {
         }
         Err(_) => None,
     };
+    let waiting = match deliveries {
+        Some(_) => tokio::time::timeout(STORE_TIMEOUT, state.store.waiting_totals())
+            .await
+            .ok()
+            .and_then(Result::ok),
+        None => None,
+    };
     let snapshot = Snapshot {
         events_queued: state.events.queued(),
         store_up: deliveries.is_some(),
         deliveries,
+        waiting,
     };
     let content_type = [(
         header::CONTENT_TYPE,

@@ -29,6 +29,8 @@ pub struct HttpSettings {
     /// Timeouts, the connection cap and body limits.
     pub limits: HttpLimits,
     pub writer: WriterSettings,
+    /// When opens and clicks happen (the system clock; tests move a manual one).
+    pub clock: crate::time::Clock,
 }
 
 impl HttpSettings {
@@ -39,6 +41,7 @@ impl HttpSettings {
             trust_forwarded_for: false,
             limits: HttpLimits::default(),
             writer: WriterSettings::default(),
+            clock: crate::time::Clock::system(),
         }
     }
 }

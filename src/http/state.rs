@@ -84,7 +84,7 @@ impl AppState {
             campaign_id: token.campaign_id,
             recipient_id: token.recipient_id,
             link_id,
-            occurred_at: crate::time::now(),
+            occurred_at: self.settings.clock.now(),
             ip: client.facts.ip.map(|ip| ip.to_string()),
             user_agent: client.facts.user_agent.clone(),
             verdict,

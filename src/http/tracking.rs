@@ -95,25 +95,7 @@ async fn target(
 /// renderer stores targets with them (see `render::links`); this keeps a target
 /// stored without them, or settings changed since, tagged the same way.
 pub(crate) fn with_utm(url: &str, settings: &CampaignSettings) -> String {
-    if settings.utm.is_empty() {
-        return url.to_string();
-    }
-    let Ok(mut parsed) = url::Url::parse(url) else {
-        return url.to_string();
-    };
-    let present: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
-    let missing: Vec<_> = settings
-        .utm
-        .iter()
-        .filter(|(k, _)| !present.contains(k))
-        .collect();
-    if !missing.is_empty() {
-        let mut query = parsed.query_pairs_mut();
-        for (key, value) in missing {
-            query.append_pair(key, value);
-        }
-    }
-    parsed.into()
+    crate::links::with_utm(url, &settings.utm)
 }
 
 #[cfg(test)]

@@ -12,6 +12,31 @@ pub use token::{MAC_LEN, Token, TokenError, TokenKind};
 
 use sha2::{Digest, Sha256};
 
+/// Appends the UTM parameters (key, value) that `url` does not set already, in the
+/// parsed URL's normal form; without parameters, or when `url` does not parse, it is
+/// left as it is.
+pub fn with_utm<'a>(url: &str, utm: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
+    let utm: Vec<_> = utm.into_iter().collect();
+    if utm.is_empty() {
+        return url.to_string();
+    }
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_string();
+    };
+    let present: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    let missing: Vec<_> = utm
+        .into_iter()
+        .filter(|(k, _)| !present.contains(k))
+        .collect();
+    if !missing.is_empty() {
+        let mut query = parsed.query_pairs_mut();
+        for (key, value) in missing {
+            query.append_pair(key, value);
+        }
+    }
+    parsed.into()
+}
+
 /// The link id of the hidden honeypot link. Real link ids are 48-bit hashes of their
 /// URL ([`link_id`]), so this one never names a real target.
 pub const HONEYPOT_LINK_ID: i64 = 1 << 48;

@@ -149,25 +149,7 @@ impl LinkPlan {
 
     /// Appends the campaign's UTM parameters unless the URL already sets them.
     fn with_utm(&self, url: &str) -> String {
-        if self.utm.is_empty() {
-            return url.to_string();
-        }
-        let Ok(mut parsed) = url::Url::parse(url) else {
-            return url.to_string();
-        };
-        let present: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
-        let missing: Vec<_> = self
-            .utm
-            .iter()
-            .filter(|(k, _)| !present.contains(k))
-            .collect();
-        if !missing.is_empty() {
-            let mut query = parsed.query_pairs_mut();
-            for (key, value) in missing {
-                query.append_pair(key, value);
-            }
-        }
-        parsed.into()
+        crate::links::with_utm(url, self.utm.iter().map(|(k, v)| (k, v)))
     }
 
     /// A dynamic target: the rendered (HTML-escaped) href text → id and stored target.

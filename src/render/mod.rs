@@ -62,7 +62,7 @@ impl RenderSpec {
         Self {
             campaign_id: campaign.id,
             campaign_name: campaign.name.clone(),
-            marketing: campaign.kind != "transactional",
+            marketing: campaign.kind == crate::domain::CampaignKind::Marketing,
             template,
             from_name: campaign.from_name.clone(),
             from_email: campaign.from_email.clone(),

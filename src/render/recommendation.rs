@@ -51,6 +51,18 @@ impl Because {
         }
     }
 
+    /// The reason's name, without the product it names.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Because::BoughtWith(_) => "bought_with",
+            Because::ViewedWith(_) => "viewed_with",
+            Because::InCart => "in_cart",
+            Because::Viewed => "viewed",
+            Because::PopularInCategory => "popular_in_category",
+            Because::Trending => "trending",
+        }
+    }
+
     /// `b<id>`, `w<id>`, `c`, `v`, `p` or `t`.
     pub(crate) fn code(&self) -> String {
         match *self {

@@ -102,7 +102,6 @@
 
 pub mod ast;
 mod calls;
-pub mod commands;
 mod compile;
 mod compile_attr;
 mod error;
@@ -116,7 +115,6 @@ mod typing;
 use std::collections::HashMap;
 
 pub use ast::Expr;
-pub use commands::{SegmentCommand, run};
 pub use compile::compile;
 pub use error::{ParseError, Pos, SegmentError};
 pub use inline::{MAX_SEGMENT_DEPTH, MAX_TERMS, Resolve, inline, no_segments, references};

@@ -1,5 +1,7 @@
 //! Who may be mailed, and freezing a campaign's audience into the delivery ledger.
 
+use std::collections::HashMap;
+
 use super::{Campaign, Engine, SqlFilter, Store, StoreError, bind_filter, built, on_pool};
 use crate::domain::CampaignKind;
 
@@ -50,16 +52,12 @@ const NOT_SUPPRESSED: &str =
     "NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = r.email_hash)";
 
 impl Eligibility {
-    fn of(campaign: &Campaign) -> Result<Eligibility, StoreError> {
-        let kind: CampaignKind = campaign
-            .kind
-            .parse()
-            .map_err(|e: crate::domain::UnknownStatus| StoreError::Invalid(e.to_string()))?;
-        Ok(match (kind, campaign.topic_id) {
+    fn of(campaign: &Campaign) -> Eligibility {
+        match (campaign.kind, campaign.topic_id) {
             (CampaignKind::Transactional, _) => Eligibility::Transactional,
             (CampaignKind::Marketing, None) => Eligibility::Marketing,
             (CampaignKind::Marketing, Some(topic)) => Eligibility::MarketingForTopic(topic),
-        })
+        }
     }
 
     /// The conditions over `recipients r`; `topic` is the placeholder of the topic id.
@@ -87,16 +85,35 @@ impl Eligibility {
 }
 
 /// The freeze statement: `$1` campaign, `$2` now, then the topic when the rule binds
-/// one, then the filter's own parameters.
-fn freeze_sql(eligibility: Eligibility, filter: &SqlFilter) -> String {
-    let bound = 2 + usize::from(eligibility.topic().is_some());
+/// one, then the send times when given (JSON object: zone → unix seconds; a delivery
+/// whose time is still to come waits `deferred` until then), then the filter's own
+/// parameters.
+fn freeze_sql(eligibility: Eligibility, filter: &SqlFilter, engine: Engine, local: bool) -> String {
+    let mut next = 3 + usize::from(eligibility.topic().is_some());
+    let (status, next_attempt, zones) = if local {
+        let zones = match engine {
+            Engine::Sqlite => format!("(SELECT key AS zone, value AS at FROM json_each(${next}))"),
+            Engine::Postgres => format!(
+                "(SELECT key AS zone, value::bigint AS at FROM jsonb_each_text(${next}::jsonb))"
+            ),
+        };
+        next += 1;
+        (
+            "CASE WHEN z.at > $2 THEN 'deferred' ELSE 'pending' END",
+            "CASE WHEN z.at > $2 THEN z.at END",
+            format!("LEFT JOIN {zones} z ON z.zone = COALESCE(r.timezone, '')"),
+        )
+    } else {
+        ("'pending'", "NULL", String::new())
+    };
     format!(
-        "INSERT INTO deliveries (campaign_id, recipient_id, status, created_at, updated_at)
-         SELECT $1, r.id, 'pending', $2, $2 FROM recipients r
+        "INSERT INTO deliveries (campaign_id, recipient_id, status, next_attempt_at,
+                                 created_at, updated_at)
+         SELECT $1, r.id, {status}, {next_attempt}, $2, $2 FROM recipients r {zones}
          WHERE {} AND ({})
          ON CONFLICT (campaign_id, recipient_id) DO NOTHING",
         eligibility.conditions(3),
-        filter.shifted(bound)
+        filter.shifted(next - 1)
     )
 }
 
@@ -108,9 +125,23 @@ impl Store {
         campaign: &Campaign,
         filter: &SqlFilter,
     ) -> Result<u64, StoreError> {
-        let eligibility = Eligibility::of(campaign)?;
-        let sql = freeze_sql(eligibility, filter);
-        let now = crate::time::now();
+        self.freeze_audience_at(campaign, filter, None, crate::time::now())
+            .await
+    }
+
+    /// As [`Store::freeze_audience`] at `now`; with `send_times` (the zone a recipient
+    /// names, `""` for none → when their message may go), each delivery waits for its
+    /// recipient's time.
+    pub async fn freeze_audience_at(
+        &self,
+        campaign: &Campaign,
+        filter: &SqlFilter,
+        send_times: Option<&HashMap<String, i64>>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let eligibility = Eligibility::of(campaign);
+        let sql = freeze_sql(eligibility, filter, self.engine(), send_times.is_some());
+        let zones = send_times.map(|t| serde_json::to_string(t).expect("send times serialise"));
         let inserted = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             if self.engine() == Engine::Postgres {
@@ -123,11 +154,22 @@ impl Store {
             if let Some(topic) = eligibility.topic() {
                 query = query.bind(topic);
             }
+            if let Some(zones) = &zones {
+                query = query.bind(zones);
+            }
             let inserted = bind_filter!(query, filter).execute(&mut *tx).await?.rows_affected();
             tx.commit().await?;
             inserted
         });
         Ok(inserted)
+    }
+
+    /// Every time zone recipients name, as written (`""` for none).
+    pub async fn recipient_zones(&self) -> Result<Vec<String>, StoreError> {
+        let sql = "SELECT DISTINCT COALESCE(timezone, '') FROM recipients";
+        let rows: Vec<(String,)> =
+            on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|(zone,)| zone).collect())
     }
 }
 
@@ -141,14 +183,31 @@ mod tests {
             sql: "r.country = $1".into(),
             params: vec![],
         };
-        let marketing = freeze_sql(Eligibility::Marketing, &filter);
+        let freeze = |eligibility| freeze_sql(eligibility, &filter, Engine::Sqlite, false);
+        let marketing = freeze(Eligibility::Marketing);
         assert!(marketing.contains("r.country = $3"), "{marketing}");
         assert!(!marketing.contains("consents"), "{marketing}");
-        let topic = freeze_sql(Eligibility::MarketingForTopic(7), &filter);
+        let topic = freeze(Eligibility::MarketingForTopic(7));
         assert!(topic.contains("k.topic_id = $3"), "{topic}");
         assert!(topic.contains("r.country = $4"), "{topic}");
-        let transactional = freeze_sql(Eligibility::Transactional, &filter);
+        let transactional = freeze(Eligibility::Transactional);
         assert!(transactional.contains("NOT IN ('bounced', 'erased')"));
         assert!(transactional.contains("r.country = $3"), "{transactional}");
+    }
+
+    #[test]
+    fn send_times_come_after_the_topic_and_before_the_filter() {
+        let filter = SqlFilter {
+            sql: "r.country = $1".into(),
+            params: vec![],
+        };
+        let local = freeze_sql(
+            Eligibility::MarketingForTopic(7),
+            &filter,
+            Engine::Postgres,
+            true,
+        );
+        assert!(local.contains("jsonb_each_text($4::jsonb)"), "{local}");
+        assert!(local.contains("r.country = $5"), "{local}");
     }
 }

@@ -18,6 +18,13 @@ pub struct CampaignSettings {
     /// number).
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub data: serde_json::Map<String, serde_json::Value>,
+    /// Sent at this wall time in each recipient's own zone (`2026-12-08T09:00`; see
+    /// `schedule::LocalSendTime`); `send_at` is then when it first comes anywhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_send_time: Option<String>,
+    /// Quiet hours for this campaign (`21:00-08:00`), or `off`; the worker's when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,8 +45,10 @@ pub struct NewCampaign {
 pub struct Campaign {
     pub id: i64,
     pub name: String,
-    pub kind: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub kind: CampaignKind,
+    #[sqlx(try_from = "String")]
+    pub status: CampaignStatus,
     pub template_id: i64,
     pub segment_id: Option<i64>,
     pub topic_id: Option<i64>,
@@ -53,14 +62,6 @@ pub struct Campaign {
     /// Why the campaign paused itself (a relay refused the sender, too many render
     /// failures); None when a person paused it or it is not paused.
     pub pause_reason: Option<String>,
-}
-
-impl Campaign {
-    pub fn status(&self) -> Result<CampaignStatus, StoreError> {
-        self.status
-            .parse()
-            .map_err(|e: crate::domain::UnknownStatus| StoreError::Invalid(e.to_string()))
-    }
 }
 
 const COLUMNS: &str = "id, name, kind, status, template_id, segment_id, topic_id, from_name,

@@ -4,7 +4,7 @@
 //! sent later, exactly once.
 
 use super::ledger::{OutcomeRow, outcome_row};
-use super::{Db, Store, StoreError, built, on_pool};
+use super::{Db, Engine, Store, StoreError, built, on_pool};
 use crate::store::DeliveryOutcome;
 
 // One statement records outcomes and marks deliveries as handed, so a group costs one
@@ -71,8 +71,12 @@ impl Store {
     ) -> Result<Vec<i64>, StoreError> {
         let (back, outcomes): (Vec<&DeliveryOutcome>, Vec<&DeliveryOutcome>) =
             outcomes.iter().partition(|o| o.hands_back());
+        let (held, back): (Vec<&DeliveryOutcome>, Vec<&DeliveryOutcome>) = back
+            .into_iter()
+            .partition(|o| matches!(o, DeliveryOutcome::Held { .. }));
         let back: Vec<i64> = back.iter().map(|o| o.delivery_id()).collect();
         self.release_claims(worker, &back).await?;
+        self.hold_claims(worker, &held).await?;
         if outcomes.is_empty() && handing.is_empty() {
             return Ok(Vec::new());
         }
@@ -121,6 +125,52 @@ impl Store {
             .into_iter()
             .filter(|id| handing.contains(id))
             .collect())
+    }
+
+    /// Hands back deliveries this worker claimed that must wait (`Held`): `deferred`
+    /// until their time, with the reason, no attempt counted.
+    async fn hold_claims(&self, worker: &str, held: &[&DeliveryOutcome]) -> Result<(), StoreError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<serde_json::Value> = held
+            .iter()
+            .map(|o| {
+                let row = outcome_row(o, 0);
+                serde_json::json!({"id": row.id, "until": row.next_attempt_at, "reason": row.last_error})
+            })
+            .collect();
+        let rows = serde_json::Value::from(rows).to_string();
+        let values = match self.engine() {
+            Engine::Sqlite => {
+                "(SELECT value ->> 'id' AS id, value ->> 'until' AS until,
+                                       value ->> 'reason' AS reason FROM json_each($1))"
+            }
+            Engine::Postgres => {
+                "jsonb_to_recordset($1::jsonb) AS v(id bigint, until bigint, reason text)"
+            }
+        };
+        let alias = if self.engine() == Engine::Sqlite {
+            " v"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE deliveries
+             SET status = 'deferred', next_attempt_at = v.until, last_error = v.reason,
+                 attempts = attempts - 1, lease_until = NULL, worker = NULL, updated_at = $3
+             FROM {values}{alias}
+             WHERE deliveries.id = v.id AND deliveries.worker = $2
+               AND deliveries.status = 'sending'"
+        );
+        on_pool!(self, pool => sqlx::query(built(&sql))
+            .bind(&rows)
+            .bind(worker)
+            .bind(crate::time::now())
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
     }
 
     /// Deliveries whose lease ran out while `sending`: those handed to SMTP may or may

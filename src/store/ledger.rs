@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::{Db, Recipient, Store, StoreError, built, on_pool};
 use crate::domain::DeliveryStatus;
+use crate::schedule::FrequencyCap;
 
 use super::audience::ineligible_reason_for;
 
@@ -21,6 +22,12 @@ pub struct Claim {
     /// When too few are found there, the claim looks again from the start, so a
     /// delivery released or re-queued below the bound is still found.
     pub after_id: i64,
+    /// Deferred deliveries whose time is at or before this are due (the dispatcher's
+    /// clock; leases use the system's).
+    pub due: i64,
+    /// Marketing deliveries over this cap come back with `capped_until`; claims with a
+    /// cap take turns, so two workers cannot both pass it for one recipient.
+    pub cap: Option<FrequencyCap>,
 }
 
 #[derive(Debug, Clone)]
@@ -32,6 +39,9 @@ pub struct ClaimedDelivery {
     pub recipient: Recipient,
     /// Set when consent or the suppression list no longer allow this message.
     pub ineligible: Option<String>,
+    /// Set when the frequency cap does not allow this message now: when the window
+    /// has room again.
+    pub capped_until: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -40,6 +50,7 @@ struct ClaimedRow {
     attempts: i64,
     queued_at: i64,
     ineligible: Option<String>,
+    capped_until: Option<i64>,
     #[sqlx(flatten)]
     recipient: Recipient,
 }
@@ -78,6 +89,13 @@ pub enum DeliveryOutcome {
     Withdrawn {
         delivery_id: i64,
     },
+    /// Handed back unsent to wait until `until` (quiet hours, a frequency cap), no
+    /// attempt counted.
+    Held {
+        delivery_id: i64,
+        until: i64,
+        reason: String,
+    },
 }
 
 impl DeliveryOutcome {
@@ -88,7 +106,9 @@ impl DeliveryOutcome {
     pub fn status(&self) -> DeliveryStatus {
         match self {
             DeliveryOutcome::Sent { .. } => DeliveryStatus::Sent,
-            DeliveryOutcome::Deferred { .. } => DeliveryStatus::Deferred,
+            DeliveryOutcome::Deferred { .. } | DeliveryOutcome::Held { .. } => {
+                DeliveryStatus::Deferred
+            }
             DeliveryOutcome::Failed { .. } => DeliveryStatus::Failed,
             DeliveryOutcome::Suppressed { .. } => DeliveryStatus::Suppressed,
             DeliveryOutcome::Unknown { .. } => DeliveryStatus::Unknown,
@@ -148,7 +168,7 @@ const CLAIM_SQLITE: &str = "
     WHERE id IN (
         SELECT id FROM (
             SELECT id FROM deliveries
-            WHERE campaign_id = $1 AND status = 'deferred' AND next_attempt_at <= $3
+            WHERE campaign_id = $1 AND status = 'deferred' AND next_attempt_at <= $7
             ORDER BY next_attempt_at, id LIMIT $5)
         UNION ALL
         SELECT id FROM (
@@ -169,7 +189,7 @@ const CLAIM_POSTGRES: &str = "
         FROM (
             SELECT id FROM (
                 SELECT id FROM deliveries
-                WHERE campaign_id = $1 AND status = 'deferred' AND next_attempt_at <= $3
+                WHERE campaign_id = $1 AND status = 'deferred' AND next_attempt_at <= $7
                 ORDER BY next_attempt_at, id LIMIT $5
                 FOR UPDATE SKIP LOCKED) due
             UNION ALL
@@ -183,23 +203,7 @@ const CLAIM_POSTGRES: &str = "
         WHERE d.id = picked.id
         RETURNING d.id, d.attempts, d.created_at, d.recipient_id, d.campaign_id)";
 
-/// The claimed deliveries `d` (from `rows`, chosen by `filter`) with their recipients
-/// and eligibility, in id order.
-fn claimed_select(rows: &str, filter: &str) -> String {
-    format!(
-        "SELECT d.id AS delivery_id, d.attempts, d.created_at AS queued_at, {} AS ineligible,
-                r.id, r.email, r.first_name, r.last_name, r.country, r.city, r.attributes,
-                r.locale, r.timezone, r.status, r.created_at
-         FROM {rows}
-         JOIN recipients r ON r.id = d.recipient_id
-         JOIN campaigns c ON c.id = d.campaign_id
-         {filter}
-         ORDER BY d.id",
-        ineligible_reason_for("c.topic_id", "c.kind")
-    )
-}
-
-/// The claim statements' parameters, $1 to $6.
+/// The claim statements' parameters, $1 to $7.
 macro_rules! bind_claim {
     ($query:expr, $claim:expr, $limit:expr, $after_id:expr) => {
         $query
@@ -209,7 +213,21 @@ macro_rules! bind_claim {
             .bind($claim.lease_seconds)
             .bind($limit)
             .bind($after_id)
+            .bind($claim.due)
     };
+}
+
+/// The cap's parameters for [`claimed_select`]: most messages (0: no cap), window,
+/// now, per topic (0 or 1).
+macro_rules! bind_cap {
+    ($query:expr, $cap:expr) => {{
+        let cap: Option<&FrequencyCap> = $cap;
+        $query
+            .bind(cap.map_or(0, |c| c.max))
+            .bind(cap.map_or(0, |c| c.window_seconds))
+            .bind(crate::time::now())
+            .bind(cap.map_or(0_i64, |c| i64::from(c.per_topic)))
+    }};
 }
 
 /// One row of [`Store::write_ledger`]: an outcome, or a mark.
@@ -240,6 +258,69 @@ impl<'a> OutcomeRow<'a> {
     }
 }
 
+/// The claimed deliveries `d` (from `rows`, chosen by `filter`) with their recipients,
+/// eligibility and frequency cap (its parameters from `$cap`, see [`bind_cap`]), in id
+/// order.
+fn claimed_select(rows: &str, filter: &str, cap: usize) -> String {
+    format!(
+        "SELECT d.id AS delivery_id, d.attempts, d.created_at AS queued_at, {} AS ineligible,
+                {} AS capped_until,
+                r.id, r.email, r.first_name, r.last_name, r.country, r.city, r.attributes,
+                r.locale, r.timezone, r.status, r.created_at
+         FROM {rows}
+         JOIN recipients r ON r.id = d.recipient_id
+         JOIN campaigns c ON c.id = d.campaign_id
+         {filter}
+         ORDER BY d.id",
+        ineligible_reason_for("c.topic_id", "c.kind"),
+        capped_until(cap)
+    )
+}
+
+/// When a marketing delivery is over the cap: the time the oldest message counted
+/// leaves the window. Counted: the recipient's other marketing deliveries handed to
+/// SMTP (or claimed) within the window, of any campaign or of the same topic.
+fn capped_until(first: usize) -> String {
+    let (max, window, now, per_topic) = (first, first + 1, first + 2, first + 3);
+    format!(
+        "CASE WHEN c.kind = 'marketing' AND ${max} > 0 THEN (
+            SELECT CASE WHEN COUNT(*) >= ${max}
+                        THEN MIN(COALESCE(d2.handed_at, d2.updated_at)) + ${window} END
+            FROM deliveries d2 JOIN campaigns c2 ON c2.id = d2.campaign_id
+            WHERE d2.recipient_id = d.recipient_id AND d2.id <> d.id
+              AND c2.kind = 'marketing' AND d2.status IN ('sent', 'unknown', 'sending')
+              AND COALESCE(d2.handed_at, d2.updated_at) > ${now} - ${window}
+              AND (${per_topic} = 0 OR c2.topic_id IS NOT DISTINCT FROM c.topic_id))
+         END"
+    )
+}
+
+/// SQLite's claim: the update, then the rows it claimed with their recipients.
+async fn sqlite_claim(
+    conn: &mut sqlx::SqliteConnection,
+    store: &Store,
+    claim: &Claim,
+    limit: i64,
+    after_id: i64,
+) -> Result<Vec<ClaimedRow>, StoreError> {
+    let ids: Vec<i64> = bind_claim!(sqlx::query_scalar(CLAIM_SQLITE), claim, limit, after_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let filter = format!("WHERE d.id IN ({})", store.json_ints(1));
+    let sql = claimed_select("deliveries d", &filter, 2);
+    let query =
+        sqlx::query_as(built(&sql)).bind(serde_json::to_string(&ids).expect("ids serialise"));
+    Ok(bind_cap!(query, claim.cap.as_ref())
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+/// PostgreSQL advisory lock key: claims with a frequency cap take turns.
+const CAP_LOCK: i64 = 0x6361_7073; // "caps"
+
 impl Store {
     /// Leases claimable deliveries to a worker and returns them with their recipients.
     pub async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
@@ -257,26 +338,44 @@ impl Store {
         limit: i64,
         after_id: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let cap = claim.cap.as_ref();
         let rows: Vec<ClaimedRow> = match &self.db {
             Db::Sqlite(pool) => {
-                let ids: Vec<i64> =
-                    bind_claim!(sqlx::query_scalar(CLAIM_SQLITE), claim, limit, after_id)
-                        .fetch_all(pool)
-                        .await?;
-                if ids.is_empty() {
-                    return Ok(Vec::new());
+                // With a cap, one transaction: the claim's write lock keeps other claims
+                // out until the cap was counted.
+                let mut conn = pool.acquire().await?;
+                if cap.is_some() {
+                    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
                 }
-                let filter = format!("WHERE d.id IN ({})", self.json_ints(1));
-                sqlx::query_as(built(&claimed_select("deliveries d", &filter)))
-                    .bind(serde_json::to_string(&ids).expect("ids serialise"))
-                    .fetch_all(pool)
-                    .await?
+                let claimed = sqlite_claim(&mut conn, self, claim, limit, after_id).await;
+                if cap.is_some() {
+                    let end = if claimed.is_ok() {
+                        "COMMIT"
+                    } else {
+                        "ROLLBACK"
+                    };
+                    sqlx::query(end).execute(&mut *conn).await?;
+                }
+                claimed?
             }
             Db::Postgres(pool) => {
-                let sql = format!("{CLAIM_POSTGRES} {}", claimed_select("claimed d", ""));
-                bind_claim!(sqlx::query_as(built(&sql)), claim, limit, after_id)
-                    .fetch_all(pool)
-                    .await?
+                let sql = format!("{CLAIM_POSTGRES} {}", claimed_select("claimed d", "", 8));
+                let query = bind_cap!(
+                    bind_claim!(sqlx::query_as(built(&sql)), claim, limit, after_id),
+                    cap
+                );
+                if cap.is_none() {
+                    query.fetch_all(pool).await?
+                } else {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(CAP_LOCK)
+                        .execute(&mut *tx)
+                        .await?;
+                    let rows = query.fetch_all(&mut *tx).await?;
+                    tx.commit().await?;
+                    rows
+                }
             }
         };
         Ok(rows
@@ -287,6 +386,7 @@ impl Store {
                 queued_at: row.queued_at,
                 recipient: row.recipient,
                 ineligible: row.ineligible,
+                capped_until: row.capped_until,
             })
             .collect())
     }
@@ -447,6 +547,11 @@ fn outcome_columns(outcome: &DeliveryOutcome) -> (i64, Option<&str>, Option<&str
             delivery_id,
             retry_at,
             reason,
+        }
+        | DeliveryOutcome::Held {
+            delivery_id,
+            until: retry_at,
+            reason,
         } => (*delivery_id, None, Some(reason), Some(*retry_at)),
         DeliveryOutcome::Failed {
             delivery_id,
@@ -473,7 +578,9 @@ impl DeliveryOutcome {
     pub fn hands_back(&self) -> bool {
         matches!(
             self,
-            DeliveryOutcome::Released { .. } | DeliveryOutcome::Withdrawn { .. }
+            DeliveryOutcome::Released { .. }
+                | DeliveryOutcome::Withdrawn { .. }
+                | DeliveryOutcome::Held { .. }
         )
     }
 }

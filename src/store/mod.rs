@@ -5,6 +5,7 @@
 
 mod api_keys;
 mod as_sent;
+mod attribution;
 mod audience;
 mod batch_merge;
 mod behaviour;
@@ -31,15 +32,17 @@ mod suppressions;
 mod templates;
 mod tracking;
 mod triggered;
+mod waiting;
 
 pub use api_keys::ApiKey;
 pub use as_sent::SentDelivery;
+pub use attribution::{ATTRIBUTION_WINDOW_SECONDS, Attributed, RecommendationCredit};
 pub use audience::LEDGER_LOCK;
 pub use behaviour::{BehaviourKind, Interaction, RecipientHistory};
 pub use campaigns::{Campaign, CampaignSettings, CampaignSummary, NewCampaign};
 pub use catalog::{NewProduct, Product};
 pub use connect::{Engine, redact_url};
-pub use error::StoreError;
+pub use error::{FailureKind, StoreError};
 pub use events::NewEvent;
 pub(crate) use filter::bind_filter;
 pub use filter::{SqlFilter, SqlParam};
@@ -59,6 +62,7 @@ pub use templates::{NewTemplate, StoredTemplate, Template, TemplateVersion};
 pub use tracking::{
     MAX_ROWS_PER_INSERT, NewTrackingEvent, StoredClick, TrackingEvent, TrackingKind, Verdict,
 };
+pub use waiting::Waiting;
 
 use sqlx::{PgPool, SqlitePool};
 

@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
+use super::attribution::{self, Attributed, AttributedPurchase, RecommendationCredit};
 use super::{LedgerCounts, SqlFilter, Store, StoreError, bind_filter, built, on_pool};
+use crate::domain::CampaignStatus;
 
 /// Events of one kind for one campaign: unique recipients and raw events, human and
 /// machine apart.
@@ -32,6 +34,9 @@ pub struct SegmentStats {
     pub segment: String,
     pub audience: i64,
     pub ledger: LedgerCounts,
+    pub waiting: super::Waiting,
+    /// Purchases attributed to the campaign (see `store::attribution`).
+    pub attributed: Attributed,
     pub bounces: i64,
     pub opens: Engagement,
     pub clicks: Engagement,
@@ -44,10 +49,19 @@ pub struct SegmentStats {
 pub struct CampaignStats {
     pub campaign_id: i64,
     pub name: String,
-    pub status: String,
+    pub status: CampaignStatus,
     /// Deliveries in the ledger.
     pub audience: i64,
     pub ledger: LedgerCounts,
+    /// Deferred for local send times, quiet hours or the frequency cap, and skipped by
+    /// the cap.
+    pub waiting: super::Waiting,
+    /// Purchases attributed to the campaign: the recipient's last human click within
+    /// the window before each was on this campaign's message.
+    pub attributed: Attributed,
+    /// Attributed purchases of products the message recommended, by position and
+    /// reason.
+    pub recommendations: Vec<RecommendationCredit>,
     /// Failed deliveries whose address went on the suppression list as a hard bounce.
     pub bounces: i64,
     pub opens: Engagement,
@@ -99,6 +113,8 @@ macro_rules! bind_scope {
 /// Counts both a campaign and a segment of it report.
 struct Counts {
     ledger: LedgerCounts,
+    waiting: super::Waiting,
+    purchases: Vec<AttributedPurchase>,
     bounces: i64,
     opens: Engagement,
     clicks: Engagement,
@@ -116,8 +132,26 @@ impl Counts {
 }
 
 impl Store {
-    /// A campaign's statistics, with one breakdown per `(name, filter)` in `segments`
-    /// (compile the campaign's declared segments with `segment::compile_declared`).
+    /// A campaign's statistics with a breakdown per declared segment, as the API and
+    /// `mailcast campaign stats` show them. Segment membership is evaluated now, not as
+    /// it was when the campaign was sent; a declared segment that no longer compiles
+    /// (deleted, changed) is left out and logged.
+    pub async fn campaign_statistics(&self, campaign_id: i64) -> Result<CampaignStats, StoreError> {
+        let campaign = self.campaign(campaign_id).await?;
+        let now = crate::time::now();
+        let mut segments: Vec<(String, SqlFilter)> = Vec::new();
+        for name in &campaign.settings.declared_segments {
+            match crate::segment::compile_named(self, name, now).await {
+                Ok(filter) => segments.push((name.clone(), filter)),
+                Err(error) => {
+                    tracing::warn!(campaign_id, segment = %name, %error, "declared segment left out of the statistics");
+                }
+            }
+        }
+        self.campaign_stats(campaign_id, &segments).await
+    }
+
+    /// A campaign's statistics, with one breakdown per `(name, filter)` in `segments`.
     pub async fn campaign_stats(
         &self,
         campaign_id: i64,
@@ -142,7 +176,9 @@ impl Store {
                 audience: c.ledger.total(),
                 click_through_rate: c.rate(c.clicks.unique_human),
                 open_rate: c.rate(c.opens.unique_human),
+                attributed: attribution::totals(&c.purchases),
                 ledger: c.ledger,
+                waiting: c.waiting,
                 bounces: c.bounces,
                 opens: c.opens,
                 clicks: c.clicks,
@@ -157,6 +193,9 @@ impl Store {
             click_through_rate: counts.rate(counts.clicks.unique_human),
             open_rate: counts.rate(counts.opens.unique_human),
             ledger: counts.ledger,
+            waiting: counts.waiting,
+            attributed: attribution::totals(&counts.purchases),
+            recommendations: attribution::by_recommendation(&counts.purchases),
             bounces: counts.bounces,
             opens: counts.opens,
             clicks: counts.clicks,
@@ -170,11 +209,29 @@ impl Store {
         let (opens, clicks, unsubscribes) = self.engagement(scope).await?;
         Ok(Counts {
             ledger: self.scoped_ledger(scope).await?,
+            waiting: self.scoped_waiting(scope).await?,
+            purchases: self.attributed(scope).await?,
             bounces: self.bounces(scope).await?,
             opens,
             clicks,
             unsubscribes,
         })
+    }
+
+    async fn attributed(&self, scope: &Scope<'_>) -> Result<Vec<AttributedPurchase>, StoreError> {
+        let sql = attribution::attributed_sql(&scope.restrict("d.recipient_id"));
+        Ok(on_pool!(self, pool =>
+            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(pool).await)?)
+    }
+
+    async fn scoped_waiting(&self, scope: &Scope<'_>) -> Result<super::Waiting, StoreError> {
+        let sql = format!(
+            "{} AND d.campaign_id = $1{}",
+            super::waiting::WAITING,
+            scope.restrict("d.recipient_id")
+        );
+        Ok(on_pool!(self, pool =>
+            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_one(pool).await)?)
     }
 
     async fn scoped_ledger(&self, scope: &Scope<'_>) -> Result<LedgerCounts, StoreError> {

@@ -162,7 +162,7 @@ async fn a_live_worker_keeps_its_leases_however_slow_the_relay() {
         // unknown: under a live worker, nothing may.
         let deadline = std::time::Instant::now() + Duration::from_secs(90);
         let mut became_unknown = 0;
-        while store.campaign(campaign).await.unwrap().status().unwrap() != CampaignStatus::Done {
+        while store.campaign(campaign).await.unwrap().status != CampaignStatus::Done {
             let counts = store.ledger_counts(campaign).await.unwrap();
             if counts.unknown > 0 {
                 became_unknown += counts.unknown;
@@ -318,11 +318,7 @@ mod template_versions {
             );
             let kept = store.campaign(campaign).await.unwrap();
             assert_eq!(kept.template_id, second.id, "{engine}: keeps version 2");
-            assert_eq!(
-                kept.status().unwrap(),
-                CampaignStatus::Scheduled,
-                "{engine}"
-            );
+            assert_eq!(kept.status, CampaignStatus::Scheduled, "{engine}");
 
             let worker = mailcast::dispatch::spawn_worker(dispatcher.clone());
             wait_for_status(

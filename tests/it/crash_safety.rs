@@ -87,7 +87,7 @@ async fn wait_until(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> 
 }
 
 async fn campaign_done(store: &Store, id: i64) -> bool {
-    store.campaign(id).await.unwrap().status().unwrap() == CampaignStatus::Done
+    store.campaign(id).await.unwrap().status == CampaignStatus::Done
 }
 
 /// Expires the killed worker's leases as they run out (the lease is 3 s; no other

@@ -362,6 +362,17 @@ async fn campaigns_move_through_their_states_and_refuse_what_they_cannot_do() {
         let (status, body) = api.post("/api/campaigns", json!({"name": "z", "template": "spring", "from_email": "a@shop.example.com", "colour": "red"})).await;
         assert_eq!(status, 422, "{engine}");
         assert!(field_errors(&body).contains("colour"), "{body}");
+        let timing = json!({"name": "t", "template": "spring", "from_email": "a@shop.example.com",
+                            "local_send_time": "2026-12-08T09:00+01:00", "quiet_hours": "9pm-8am"});
+        let (status, body) = api.post("/api/campaigns", timing).await;
+        assert_eq!(status, 422, "{engine}: {body}");
+        assert_eq!(field_errors(&body), BTreeSet::from(["local_send_time".into(), "quiet_hours".into()]), "{body}");
+        let local = json!({"name": "nine", "template": "spring", "topic": "news", "from_email": "a@shop.example.com",
+                           "local_send_time": "2999-12-08T09:00", "quiet_hours": "off"});
+        let (status, body) = api.post("/api/campaigns", local).await;
+        assert_eq!(status, 201, "{engine}: {body}");
+        assert_eq!(body["settings"]["local_send_time"], "2999-12-08T09:00", "{engine}");
+        assert_eq!(body["send_at"], mailcast::time::parse_timestamp("2999-12-07T19:00:00Z").unwrap(), "{engine}: first at UTC+14");
 
         let step = |action: &'static str| {
             let path = format!("/api/campaigns/{id}/{action}");
@@ -442,9 +453,11 @@ async fn triggered_sends_with_the_same_idempotency_key_send_once() {
 
         let send_id = serde_json::from_str::<Value>(&first).unwrap()["send_id"].as_i64().unwrap();
         wait_for(&store, send_id, CampaignStatus::Done).await;
+        // Every send is a campaign of its own: none more may appear from here on.
+        let campaigns = store.list_campaigns().await.unwrap().len();
         let (status, _, again) = send(Some("order-1001"), welcome.clone()).await;
         assert_eq!((status, again), (202, first.clone()), "{engine}: still the first answer after sending");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(store.list_campaigns().await.unwrap().len(), campaigns, "{engine}: nothing queued again");
         assert_eq!(eml_count(outbox.path()), 1, "{engine}: one key, one message");
 
         // A first request with this key still running: the retry is told to wait.
@@ -458,14 +471,14 @@ async fn triggered_sends_with_the_same_idempotency_key_send_once() {
         store.claim_idempotency_key(caller.id, "order-2000", &hash, 86_400).await.unwrap();
         let (status, _, body) = send(Some("order-2000"), canonical).await;
         assert_eq!(status, 409, "{engine}: {body}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(eml_count(outbox.path()), 1, "{engine}: nothing more sent");
+        assert_eq!(store.list_campaigns().await.unwrap().len(), campaigns, "{engine}: nothing queued");
 
         let api = Api { server: &server, key: key.clone() };
         let (status, body) = api.get(&format!("/api/sends/{send_id}")).await;
         assert_eq!(status, 200, "{engine}");
         assert_eq!((body["campaign_status"].as_str(), body["delivery"]["status"].as_str()), (Some("done"), Some("sent")), "{body}");
         worker.shutdown().await.unwrap();
+        assert_eq!(eml_count(outbox.path()), 1, "{engine}: one message in all");
         server.stop().await;
     })
     .await;

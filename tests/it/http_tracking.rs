@@ -14,6 +14,7 @@ use http::{FOREIGN_KEY, OLD_KEY, Seeded, TestServer, keys, seed, server_keys, wa
 use mailcast::links::{HONEYPOT_LINK_ID, Token};
 use mailcast::render::{CampaignRenderer, LinkSettings, RecipientContext, RenderSpec};
 use mailcast::store::{Claim, DeliveryOutcome, Store, TrackingEvent, TrackingKind};
+use mailcast::time::Clock;
 use support::for_each_engine;
 
 const SALE_WITH_UTM: &str =
@@ -186,6 +187,8 @@ async fn sent_just_now(store: &Store, seeded: &Seeded) {
             limit: 10,
             lease_seconds: 60,
             after_id: 0,
+            due: mailcast::time::now(),
+            cap: None,
         })
         .await
         .unwrap();
@@ -246,12 +249,15 @@ async fn every_link_of_a_message_clicked_at_once_is_a_scanner() {
         let server = TestServer::start(&store).await;
         let keys = server_keys();
         let (c, grace) = (seeded.campaign_id, seeded.grace);
-        for link in [seeded.sale_link, seeded.shoes_link] {
+        for (stored, link) in [seeded.sale_link, seeded.shoes_link]
+            .into_iter()
+            .enumerate()
+        {
             let url = server.token_url(&Token::click(c, grace, link), &keys);
             assert_eq!(server.client.get(url).send().await.unwrap().status(), 302);
-            // Apart enough to be written in separate batches: the first is stored
-            // as human, then revised when the second arrives.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Written in separate batches: the first is stored as human, then revised
+            // when the second arrives.
+            wait_for_events(&store, TrackingKind::Click, stored as i64 + 1).await;
         }
         let url = server.token_url(&Token::click(c, seeded.ada, seeded.sale_link), &keys);
         assert_eq!(server.client.get(url).send().await.unwrap().status(), 302);
@@ -322,6 +328,8 @@ async fn a_scanner_following_the_rendered_honeypot_link_is_a_machine_on_that_mes
         let seeded = seed(&store).await;
         let mut settings = http::settings();
         settings.writer.timing.burst = Duration::from_secs(1);
+        let clock = Clock::manual(mailcast::time::now());
+        settings.clock = clock.clone();
         let server = TestServer::start_with(&store, settings).await;
         let (html, text) = render_for(&store, &seeded, &server).await;
         let click_prefix = format!("{}/c/", server.base);
@@ -348,7 +356,7 @@ async fn a_scanner_following_the_rendered_honeypot_link_is_a_machine_on_that_mes
             assert_eq!(status(href).await, 302, "{engine}");
         }
         // Later than the burst window, Grace herself clicks the sale link.
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        clock.advance(3);
         assert_eq!(status(visible[0].1).await, 302, "{engine}");
         server.stop().await;
 

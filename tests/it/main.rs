@@ -3,6 +3,7 @@
 
 mod support;
 
+mod attribution;
 mod bounce_classify;
 mod campaign_lifecycle;
 mod cli_errors;
@@ -21,6 +22,7 @@ mod recommend;
 mod render;
 mod render_failures;
 mod segments;
+mod send_timing;
 mod smtp_sessions;
 mod store_conformance;
 mod suppression_list;

@@ -52,7 +52,7 @@ async fn scheduling_refuses_a_campaign_that_fails_for_sampled_recipients_naming_
             "{engine}: {errors:?}"
         );
         assert!(error.to_string().contains("plan"), "{engine}: {error}");
-        let status = store.campaign(campaign).await.unwrap().status().unwrap();
+        let status = store.campaign(campaign).await.unwrap().status;
         assert_eq!(status, CampaignStatus::Draft, "{engine}: still a draft");
     })
     .await;
@@ -156,7 +156,7 @@ async fn a_runaway_template_is_refused_at_schedule_naming_the_limit() {
             message.contains("loop limit") && message.contains(mailcast::render::MAX_RANGE_VAR),
             "{engine}: {message}"
         );
-        let status = store.campaign(campaign).await.unwrap().status().unwrap();
+        let status = store.campaign(campaign).await.unwrap().status;
         assert_eq!(status, CampaignStatus::Draft, "{engine}: still a draft");
     })
     .await;

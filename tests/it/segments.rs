@@ -12,15 +12,14 @@ use crate::support::segment_gen;
 
 use std::collections::{BTreeSet, HashMap};
 
+use mailcast::cli::segment::{SegmentCommand, run_to};
 use mailcast::domain::EmailAddress;
 use mailcast::segment::ast::{
     Duration, EventFilter, Expr, Field, Metric, Order, Test, TextField, Unit, Value,
 };
-use mailcast::segment::commands::run_to;
 use mailcast::segment::eval::{Person, PersonEvent, Touch, select};
 use mailcast::segment::{
-    SegmentCommand, SegmentError, compile, compile_declared, compile_stored, compile_text,
-    no_segments, parse,
+    SegmentError, compile, compile_declared, compile_stored, compile_text, no_segments, parse,
 };
 use mailcast::store::{Engine, SqlFilter, SqlParam, Store};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};

@@ -85,6 +85,8 @@ fn claim(campaign_id: i64, worker: &str, limit: i64) -> Claim {
         limit,
         lease_seconds: 300,
         after_id: 0,
+        due: mailcast::time::now(),
+        cap: None,
     }
 }
 
@@ -512,7 +514,7 @@ async fn campaign_transitions_only_from_the_allowed_states() {
             );
         }
         let done = store.campaign(campaign.id).await.unwrap();
-        assert_eq!(done.status().unwrap(), CampaignStatus::Done, "{engine}");
+        assert_eq!(done.status, CampaignStatus::Done, "{engine}");
         assert!(
             done.started_at.is_some() && done.finished_at.is_some(),
             "{engine}"

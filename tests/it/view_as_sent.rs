@@ -85,11 +85,8 @@ async fn view_online_is_the_message_that_was_sent(db: &TestDb, engine: &str) {
     }
 
     assert_unsent_is_not_shown(store, &server, &campaign, &sent[0]).await;
-    let nobody = Token::view(campaign.id, 9_999_999);
-    let response = server
-        .get(&format!("/v/{}", nobody.sign(&server_keys())))
-        .await;
-    assert_eq!(response.status(), 404, "{engine}: no such delivery");
+    let nobody = view_online(&server, campaign.id, 9_999_999).await;
+    assert_eq!(nobody.status(), 404, "{engine}: no such delivery");
     server.stop().await;
 }
 
@@ -206,13 +203,7 @@ async fn assert_pages_equal_sent(
     engine: &str,
 ) {
     for message in sent {
-        let view = Token::view(campaign.id, message.recipient_id);
-        let response = server
-            .client
-            .get(server.token_url(&view, &server_keys()))
-            .send()
-            .await
-            .unwrap();
+        let response = view_online(server, campaign.id, message.recipient_id).await;
         assert_eq!(response.status(), 200, "{engine}: {}", message.email);
         let header = |name: &str| response.headers()[name].to_str().unwrap().to_string();
         assert_eq!(header("content-type"), "text/html; charset=utf-8");
@@ -226,6 +217,21 @@ async fn assert_pages_equal_sent(
             message.email
         );
     }
+}
+
+/// `GET /v/{token}` for one recipient of one campaign.
+async fn view_online(
+    server: &TestServer,
+    campaign_id: i64,
+    recipient_id: i64,
+) -> reqwest::Response {
+    let token = Token::view(campaign_id, recipient_id);
+    server
+        .client
+        .get(server.token_url(&token, &server_keys()))
+        .send()
+        .await
+        .unwrap()
 }
 
 /// The sent HTML without its one open-pixel `<img>`.
@@ -293,13 +299,7 @@ async fn assert_unsent_is_not_shown(
         .freeze_audience(&later, &SqlFilter::all())
         .await
         .unwrap();
-    let view = Token::view(later.id, someone.recipient_id);
-    let response = server
-        .client
-        .get(server.token_url(&view, &server_keys()))
-        .send()
-        .await
-        .unwrap();
+    let response = view_online(server, later.id, someone.recipient_id).await;
     assert_eq!(response.status(), 404);
     assert!(
         response

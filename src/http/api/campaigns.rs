@@ -15,6 +15,7 @@ use crate::domain::{CampaignKind, EmailAddress};
 use crate::http::error::{FieldErrors, HttpError, add_error};
 use crate::http::state::AppState;
 use crate::render::LinkSettings;
+use crate::schedule::{LocalSendTime, QuietHours};
 use crate::store::{
     Campaign, CampaignSettings, CampaignStats, LedgerCounts, NewCampaign, StoreError,
 };
@@ -44,6 +45,11 @@ pub(crate) struct NewCampaignBody {
     utm: BTreeMap<String, String>,
     #[serde(default)]
     declared_segments: Vec<String>,
+    /// A wall time without offset (`2026-12-08T09:00`) each recipient gets in their own
+    /// time zone; `send_at` must then be absent.
+    local_send_time: Option<String>,
+    /// Quiet hours for this campaign (`21:00-08:00`), or `off`; the worker's when absent.
+    quiet_hours: Option<String>,
 }
 
 fn marketing() -> CampaignKind {
@@ -104,6 +110,8 @@ async fn check(state: &AppState, body: NewCampaignBody) -> Result<NewCampaign, H
         settings: CampaignSettings {
             utm: body.utm,
             declared_segments: body.declared_segments,
+            local_send_time: body.local_send_time,
+            quiet_hours: body.quiet_hours,
             ..CampaignSettings::default()
         },
     };
@@ -121,6 +129,27 @@ fn check_fields(body: &NewCampaignBody, errors: &mut FieldErrors) -> Option<i64>
     }
     if let Some(Err(e)) = body.reply_to.as_deref().map(EmailAddress::parse) {
         add_error(errors, "reply_to", e.to_string());
+    }
+    if let Some(hours) = body.quiet_hours.as_deref().filter(|h| h.trim() != "off")
+        && let Err(message) = hours.parse::<QuietHours>()
+    {
+        add_error(errors, "quiet_hours", message);
+    }
+    if let Some(local) = &body.local_send_time {
+        if body.send_at.is_some() {
+            add_error(
+                errors,
+                "send_at",
+                "give send_at or local_send_time, not both",
+            );
+        }
+        return match local.parse::<LocalSendTime>() {
+            Ok(local) => Some(local.earliest()),
+            Err(message) => {
+                add_error(errors, "local_send_time", message);
+                None
+            }
+        };
     }
     match body.send_at.as_ref().map(timestamp) {
         Some(Err(message)) => {
@@ -253,7 +282,7 @@ pub(crate) async fn stats(
     Path(id): Path<String>,
 ) -> Result<Json<CampaignStats>, HttpError> {
     let id = campaign_id(&id)?;
-    let stats = crate::http::campaign_statistics(&state.store, id).await;
+    let stats = state.store.campaign_statistics(id).await;
     Ok(Json(stats.map_err(not_found)?))
 }
 

@@ -17,7 +17,7 @@ use super::body::parse;
 use crate::dispatch::{
     CheckedSend, KeyedOutcome, KeyedSend, TriggeredError, TriggeredSend, check_send, send_once,
 };
-use crate::domain::DeliveryStatus;
+use crate::domain::{CampaignStatus, DeliveryStatus};
 use crate::http::error::HttpError;
 use crate::http::state::AppState;
 use crate::render::LinkSettings;
@@ -118,7 +118,7 @@ fn from_triggered(error: TriggeredError) -> HttpError {
 #[derive(Debug, Serialize)]
 struct SendStatus {
     send_id: i64,
-    campaign_status: String,
+    campaign_status: CampaignStatus,
     delivery: Option<DeliveryState>,
 }
 

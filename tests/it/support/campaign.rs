@@ -76,6 +76,16 @@ pub async fn dispatcher_with(
     config: &TransportConfig,
     options: &WorkerOptions,
 ) -> Arc<Dispatcher> {
+    dispatcher_configured(store, config, options, |_| {}).await
+}
+
+/// As [`dispatcher_with`], then `configure` changes the settings.
+pub async fn dispatcher_configured(
+    store: &Store,
+    config: &TransportConfig,
+    options: &WorkerOptions,
+    configure: impl FnOnce(&mut DispatchSettings),
+) -> Arc<Dispatcher> {
     let transport = Transport::new(config, 4)
         .await
         .unwrap()
@@ -93,6 +103,7 @@ pub async fn dispatcher_with(
         max: options.retry_first * 4,
         lifetime: Duration::from_secs(3600),
     };
+    configure(&mut settings);
     Dispatcher::new(store.clone(), transport, settings)
 }
 
@@ -120,7 +131,7 @@ pub async fn wait_for_status(
         &format!("campaign {campaign_id} to be {status}"),
         limit,
         async || {
-            let now = store.campaign(campaign_id).await.unwrap().status().unwrap();
+            let now = store.campaign(campaign_id).await.unwrap().status;
             if now == status {
                 return Ok(());
             }

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 
-use super::{Expr, check_definition, compile_stored, parse};
+use crate::segment::{Expr, check_definition, compile_stored, parse};
 use crate::store::{SqlFilter, Store};
 
 #[derive(Debug, Clone, clap::Subcommand)]

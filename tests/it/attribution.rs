@@ -1,0 +1,216 @@
+//! Purchases attributed to the campaign whose link the recipient last clicked as a
+//! person within five days: window edges, the last click winning, machine clicks and
+//! purchases without a click, whatever order the events arrived in; and purchases of
+//! recommended products credited to their position and reason.
+
+use std::collections::HashMap;
+
+use mailcast::domain::{CampaignKind, EmailAddress};
+use mailcast::store::{
+    ATTRIBUTION_WINDOW_SECONDS, Attributed, Campaign, CampaignSettings, Claim, DeliveryOutcome,
+    Handing, NewCampaign, NewEvent, NewProduct, NewTemplate, NewTrackingEvent,
+    RecommendationCredit, SqlFilter, SqlParam, Store, TrackingKind, Verdict,
+};
+
+use crate::support::campaign::HTML;
+use crate::support::{for_each_engine, recipient};
+
+const T: i64 = 1_780_000_000;
+
+#[tokio::test]
+async fn purchases_go_to_the_last_human_click_within_five_days() {
+    for_each_engine(|store, engine| async move {
+        let people = ["edge", "late", "both", "noclick", "scanned"];
+        let batch: Vec<_> = people
+            .iter()
+            .map(|p| recipient(&format!("{p}@example.com"), "P", &["news"]))
+            .collect();
+        store.upsert_recipients(&batch).await.unwrap();
+        let id = ids(&store, &people).await;
+        let (shoe, bag) = products(&store).await;
+        let x = campaign(&store, "x").await;
+        let y = campaign(&store, "y").await;
+        // x recommended the shoe first (bought with the bag) to everyone.
+        let record = format!("1;{};digest;;{shoe}b{bag},{bag}t;", x.template_id);
+        send(&store, &x, &record).await;
+        send(&store, &y, "1;1;digest;;;").await;
+
+        // Purchases arrive before the clicks that lead to them: the order of arrival
+        // changes nothing.
+        let purchase = |who: &str, product: i64, cents: i64, at: i64| NewEvent {
+            external_id: Some(format!("{who}-{at}")),
+            recipient_id: id[who],
+            kind: "purchase".into(),
+            product_id: Some(product),
+            amount_cents: Some(cents),
+            occurred_at: at,
+            properties: serde_json::Map::new(),
+        };
+        let window = ATTRIBUTION_WINDOW_SECONDS;
+        store
+            .insert_events(&[
+                purchase("edge", shoe, 1_000, T + window),
+                purchase("late", shoe, 2_000, T + window + 1),
+                purchase("both", bag, 700, T + 200),
+                purchase("noclick", shoe, 3_000, T + 10),
+                purchase("scanned", bag, 500, T + 60),
+            ])
+            .await
+            .unwrap();
+        let click = |who: &str, campaign: &Campaign, at: i64, verdict: Verdict| NewTrackingEvent {
+            kind: TrackingKind::Click,
+            campaign_id: campaign.id,
+            recipient_id: id[who],
+            link_id: Some(1),
+            occurred_at: at,
+            ip: None,
+            user_agent: None,
+            verdict,
+            reason: (verdict == Verdict::Machine).then(|| "scanner".into()),
+        };
+        store
+            .insert_tracking_events(&[
+                click("edge", &x, T, Verdict::Human),
+                click("late", &x, T, Verdict::Human),
+                click("both", &x, T, Verdict::Human),
+                click("both", &y, T + 100, Verdict::Human),
+                click("scanned", &x, T, Verdict::Human),
+                click("scanned", &y, T + 50, Verdict::Machine),
+            ])
+            .await
+            .unwrap();
+
+        let of_x = store.campaign_statistics(x.id).await.unwrap();
+        assert_eq!(
+            of_x.attributed,
+            Attributed {
+                orders: 2,
+                revenue_cents: 1_500
+            },
+            "{engine}: edge (exactly five days) and scanned (machine click on y ignored)"
+        );
+        assert_eq!(
+            of_x.recommendations,
+            [
+                RecommendationCredit {
+                    position: 1,
+                    reason: "bought_with",
+                    orders: 1,
+                    revenue_cents: 1_000
+                },
+                RecommendationCredit {
+                    position: 2,
+                    reason: "trending",
+                    orders: 1,
+                    revenue_cents: 500
+                },
+            ],
+            "{engine}"
+        );
+        let of_y = store.campaign_statistics(y.id).await.unwrap();
+        assert_eq!(
+            of_y.attributed,
+            Attributed {
+                orders: 1,
+                revenue_cents: 700
+            },
+            "{engine}: both clicked x, then y: y's"
+        );
+    })
+    .await;
+}
+
+async fn ids(store: &Store, people: &[&str]) -> HashMap<String, i64> {
+    let mut ids = HashMap::new();
+    for p in people {
+        let email = EmailAddress::parse(&format!("{p}@example.com")).unwrap();
+        let found = store.recipient_by_email(&email).await.unwrap().unwrap();
+        ids.insert(p.to_string(), found.id);
+    }
+    ids
+}
+
+async fn products(store: &Store) -> (i64, i64) {
+    let product = |sku: &str| NewProduct {
+        sku: sku.into(),
+        name: sku.into(),
+        url: format!("https://shop.example.com/{sku}"),
+        image_url: None,
+        price_cents: 1_000,
+        currency: "EUR".into(),
+        category: "things".into(),
+        in_stock: true,
+    };
+    store
+        .upsert_products(&[product("SHOE"), product("BAG")])
+        .await
+        .unwrap();
+    let ids = store.product_ids(&["SHOE", "BAG"]).await.unwrap();
+    (ids["SHOE"], ids["BAG"])
+}
+
+async fn campaign(store: &Store, name: &str) -> Campaign {
+    let template_id = store
+        .upsert_template(&NewTemplate {
+            name: "attribution".into(),
+            subject: "News".into(),
+            preheader: None,
+            html: HTML.into(),
+            text: None,
+        })
+        .await
+        .unwrap();
+    let id = store
+        .create_campaign(&NewCampaign {
+            name: name.into(),
+            kind: CampaignKind::Marketing,
+            template_id,
+            segment_id: None,
+            topic: Some("news".into()),
+            from_name: "Shop".into(),
+            from_email: "news@shop.example.com".into(),
+            reply_to: None,
+            send_at: None,
+            settings: CampaignSettings::default(),
+        })
+        .await
+        .unwrap();
+    store.campaign(id).await.unwrap()
+}
+
+/// Every recipient's message of `campaign` handed over with `record`, then sent.
+async fn send(store: &Store, campaign: &Campaign, record: &str) {
+    let everyone = SqlFilter {
+        sql: "r.email LIKE $1".into(),
+        params: vec![SqlParam::Text("%@example.com".into())],
+    };
+    store.freeze_audience(campaign, &everyone).await.unwrap();
+    let claimed = store
+        .claim(&Claim {
+            campaign_id: campaign.id,
+            worker: "w".into(),
+            limit: 100,
+            lease_seconds: 300,
+            after_id: 0,
+            due: mailcast::time::now(),
+            cap: None,
+        })
+        .await
+        .unwrap();
+    let handing: Vec<Handing> = claimed
+        .iter()
+        .map(|d| Handing {
+            delivery_id: d.delivery_id,
+            rendered_with: record.into(),
+        })
+        .collect();
+    store.write_ledger("w", &[], &handing).await.unwrap();
+    let sent: Vec<DeliveryOutcome> = claimed
+        .iter()
+        .map(|d| DeliveryOutcome::Sent {
+            delivery_id: d.delivery_id,
+            message_id: format!("<{}@example.com>", d.delivery_id),
+        })
+        .collect();
+    store.record_outcomes("w", &sent).await.unwrap();
+}
