@@ -128,7 +128,7 @@ async fn run_pass<K: Kind>(
     options: &ImportOptions,
     write: bool,
 ) -> Result<ImportReport, ImportError> {
-    let mut rows = Rows::open(input)?;
+    let mut rows = Rows::of(input)?;
     rows.require_columns(K::REQUIRED)?;
     let label = if write { "importing" } else { "checking" };
     let progress = Progress::start(options.progress, rows.total_bytes(), label);

@@ -126,9 +126,9 @@ enum Source<'a> {
 }
 
 impl<'a> Rows<'a> {
-    pub fn open(input: Input<'a>) -> Result<Rows<'a>, ImportError> {
+    pub fn of(input: Input<'a>) -> Result<Rows<'a>, ImportError> {
         match input {
-            Input::File(path) => Rows::open_file(path),
+            Input::File(path) => Rows::open(path),
             Input::Objects(rows) => Ok(Rows {
                 path: PathBuf::new(),
                 total_bytes: 0,
@@ -137,7 +137,7 @@ impl<'a> Rows<'a> {
         }
     }
 
-    fn open_file(path: &Path) -> Result<Rows<'a>, ImportError> {
+    pub fn open(path: &Path) -> Result<Rows<'a>, ImportError> {
         let format = Format::of(path)?;
         let file = File::open(path).map_err(|e| ImportError::io(path, e))?;
         let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);

@@ -104,7 +104,11 @@ mod tests {
 
     #[test]
     fn a_repeated_address_becomes_one_row_where_later_given_values_win() {
-        let mut first = row("Ada@example.com", Some("Ada"), json!({"a": 1, "o": {"x": 1}}));
+        let mut first = row(
+            "Ada@example.com",
+            Some("Ada"),
+            json!({"a": 1, "o": {"x": 1}}),
+        );
         first.created_at = Some(5);
         let mut second = row("ada@EXAMPLE.com", None, json!({"o": {"y": 2}, "b": null}));
         second.created_at = Some(9);
@@ -114,7 +118,11 @@ mod tests {
         let ada = &merged.recipients[0];
         let later = EmailAddress::parse("ada@EXAMPLE.com").unwrap();
         assert_eq!(ada.email.as_str(), later.as_str(), "the later spelling");
-        assert_eq!(ada.first_name.as_deref(), Some("Ada"), "kept: not given later");
+        assert_eq!(
+            ada.first_name.as_deref(),
+            Some("Ada"),
+            "kept: not given later"
+        );
         assert_eq!(ada.created_at, Some(5), "the inserting row's");
         let attributes = serde_json::Value::Object(ada.attributes.clone());
         assert_eq!(attributes, json!({"a": 1, "o": {"y": 2}, "b": null}));

@@ -126,10 +126,7 @@ async fn insert_postgres(conn: &mut PgConnection, batch: &[NewEvent]) -> Result<
     Ok(result.rows_affected())
 }
 
-async fn insert_sqlite(
-    conn: &mut SqliteConnection,
-    batch: &[NewEvent],
-) -> Result<u64, StoreError> {
+async fn insert_sqlite(conn: &mut SqliteConnection, batch: &[NewEvent]) -> Result<u64, StoreError> {
     let rows: Vec<_> = batch
         .iter()
         .map(|e| {

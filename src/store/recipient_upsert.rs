@@ -162,9 +162,8 @@ async fn upsert_postgres(
     let mut stream = conn.copy_in_raw(PG_COPY).await?;
     stream.send(copy.as_bytes()).await?;
     stream.finish().await?;
-    let column = |f: fn(&ConsentGrant) -> &str| -> Vec<&str> {
-        batch.consents.iter().map(f).collect()
-    };
+    let column =
+        |f: fn(&ConsentGrant) -> &str| -> Vec<&str> { batch.consents.iter().map(f).collect() };
     let (inserted,): (i64,) = sqlx::query_as(PG_UPSERT)
         .bind(now)
         .bind(column(|c| &c.email_key))
@@ -243,4 +242,3 @@ async fn existing_keys_sqlite(
     .await?;
     Ok(rows.into_iter().map(|(k,)| k).collect())
 }
-

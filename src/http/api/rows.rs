@@ -43,12 +43,13 @@ pub(crate) async fn import_rows(
         progress: false,
         max_errors: rows.len().max(1),
     };
-    let report = import_objects(store, kind, rows, &options)
-        .await
-        .map_err(|error| match error {
-            ImportError::Store(error) => HttpError::Store(error),
-            other => HttpError::Internal(format!("import of API rows: {other}")),
-        })?;
+    let report =
+        import_objects(store, kind, rows, &options)
+            .await
+            .map_err(|error| match error {
+                ImportError::Store(error) => HttpError::Store(error),
+                other => HttpError::Internal(format!("import of API rows: {other}")),
+            })?;
     if report.has_rejections() {
         return Err(HttpError::invalid(rejections(&report, naming)));
     }
