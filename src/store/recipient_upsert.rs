@@ -29,11 +29,8 @@ const PG_STAGE: &str = "
 
 const PG_COPY: &str = "COPY recipients_import FROM STDIN";
 
-/// `||` replaces each top-level attribute whole. The consents join the upserted rows
-/// themselves, not the table: while an import grows the table its statistics still
-/// call it small, and the planner would hash-join a full scan of it for every batch.
-/// Consent from an import never overrides an opt-out the store already holds. A
-/// returned row whose `xmax` is 0 was inserted, not updated.
+/// `||` replaces each top-level attribute whole. A returned row whose `xmax` is 0 was
+/// inserted, not updated.
 const PG_UPSERT: &str = "
     WITH upserted AS (
         INSERT INTO recipients (email, email_key, email_hash, first_name, last_name, country,
@@ -51,15 +48,17 @@ const PG_UPSERT: &str = "
             locale = COALESCE(excluded.locale, recipients.locale),
             timezone = COALESCE(excluded.timezone, recipients.timezone),
             updated_at = excluded.updated_at
-        RETURNING id, email_key, xmax = 0 AS inserted),
-    granted AS (
-        INSERT INTO consents (recipient_id, topic_id, status, source, updated_at)
-        SELECT u.id, t.id, 'subscribed', c.source, $1
-        FROM UNNEST($2::text[], $3::text[], $4::text[]) AS c (email_key, topic, source)
-        JOIN upserted u ON u.email_key = c.email_key
-        JOIN topics t ON t.name = c.topic
-        ON CONFLICT (recipient_id, topic_id) DO NOTHING)
+        RETURNING xmax = 0 AS inserted)
     SELECT COUNT(*) FILTER (WHERE inserted) FROM upserted";
+
+/// Consent from an import never overrides an opt-out the store already holds.
+const PG_CONSENTS: &str = "
+    INSERT INTO consents (recipient_id, topic_id, status, source, updated_at)
+    SELECT r.id, t.id, 'subscribed', c.source, $4
+    FROM UNNEST($1::text[], $2::text[], $3::text[]) AS c (email_key, topic, source)
+    JOIN recipients r ON r.email_key = c.email_key
+    JOIN topics t ON t.name = c.topic
+    ON CONFLICT (recipient_id, topic_id) DO NOTHING";
 
 /// `$1` is a JSON array of rows, each an array in the column order below. SQLite's
 /// `json_patch` merges objects recursively (RFC 7396), so every attribute whose new
@@ -162,15 +161,21 @@ async fn upsert_postgres(
     let mut stream = conn.copy_in_raw(PG_COPY).await?;
     stream.send(copy.as_bytes()).await?;
     stream.finish().await?;
-    let column =
-        |f: fn(&ConsentGrant) -> &str| -> Vec<&str> { batch.consents.iter().map(f).collect() };
     let (inserted,): (i64,) = sqlx::query_as(PG_UPSERT)
         .bind(now)
-        .bind(column(|c| &c.email_key))
-        .bind(column(|c| &c.topic))
-        .bind(column(|c| &c.source))
         .fetch_one(&mut *conn)
         .await?;
+    if !batch.consents.is_empty() {
+        let column =
+            |f: fn(&ConsentGrant) -> &str| -> Vec<&str> { batch.consents.iter().map(f).collect() };
+        sqlx::query(PG_CONSENTS)
+            .bind(column(|c| &c.email_key))
+            .bind(column(|c| &c.topic))
+            .bind(column(|c| &c.source))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(inserted as u64)
 }
 
