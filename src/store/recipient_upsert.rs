@@ -2,6 +2,8 @@
 //! through COPY into a staging table; SQLite reads it as one JSON array bound to one
 //! prepared statement (measured faster than multi-row VALUES: README, Import).
 
+use std::collections::HashMap;
+
 use sqlx::{PgConnection, SqliteConnection};
 
 use super::batch_merge::{ConsentGrant, MergedBatch, merge_by_email};
@@ -32,31 +34,31 @@ const PG_COPY: &str = "COPY recipients_import FROM STDIN";
 /// `||` replaces each top-level attribute whole. A returned row whose `xmax` is 0 was
 /// inserted, not updated.
 const PG_UPSERT: &str = "
-    WITH upserted AS (
-        INSERT INTO recipients (email, email_key, email_hash, first_name, last_name, country,
-                                city, attributes, locale, timezone, created_at, updated_at)
-        SELECT email, email_key, email_hash, first_name, last_name, country,
-               city, attributes, locale, timezone, created_at, $1
-        FROM recipients_import ORDER BY seq
-        ON CONFLICT (email_key) DO UPDATE SET
-            email = excluded.email,
-            first_name = COALESCE(excluded.first_name, recipients.first_name),
-            last_name = COALESCE(excluded.last_name, recipients.last_name),
-            country = COALESCE(excluded.country, recipients.country),
-            city = COALESCE(excluded.city, recipients.city),
-            attributes = recipients.attributes || excluded.attributes,
-            locale = COALESCE(excluded.locale, recipients.locale),
-            timezone = COALESCE(excluded.timezone, recipients.timezone),
-            updated_at = excluded.updated_at
-        RETURNING xmax = 0 AS inserted)
-    SELECT COUNT(*) FILTER (WHERE inserted) FROM upserted";
+    INSERT INTO recipients (email, email_key, email_hash, first_name, last_name, country,
+                            city, attributes, locale, timezone, created_at, updated_at)
+    SELECT email, email_key, email_hash, first_name, last_name, country,
+           city, attributes, locale, timezone, created_at, $1
+    FROM recipients_import ORDER BY seq
+    ON CONFLICT (email_key) DO UPDATE SET
+        email = excluded.email,
+        first_name = COALESCE(excluded.first_name, recipients.first_name),
+        last_name = COALESCE(excluded.last_name, recipients.last_name),
+        country = COALESCE(excluded.country, recipients.country),
+        city = COALESCE(excluded.city, recipients.city),
+        attributes = recipients.attributes || excluded.attributes,
+        locale = COALESCE(excluded.locale, recipients.locale),
+        timezone = COALESCE(excluded.timezone, recipients.timezone),
+        updated_at = excluded.updated_at
+    RETURNING email_key, id, xmax = 0";
 
-/// Consent from an import never overrides an opt-out the store already holds.
+/// Consent from an import never overrides an opt-out the store already holds. The
+/// recipients come as ids the upsert returned: joined by address, the table growing
+/// under the import still looks small to the planner, which then hash-joins a full
+/// scan of it for every batch (1,000,000 recipients: 68 s, against 55 s by id).
 const PG_CONSENTS: &str = "
     INSERT INTO consents (recipient_id, topic_id, status, source, updated_at)
-    SELECT r.id, t.id, 'subscribed', c.source, $4
-    FROM UNNEST($1::text[], $2::text[], $3::text[]) AS c (email_key, topic, source)
-    JOIN recipients r ON r.email_key = c.email_key
+    SELECT c.recipient_id, t.id, 'subscribed', c.source, $4
+    FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS c (recipient_id, topic, source)
     JOIN topics t ON t.name = c.topic
     ON CONFLICT (recipient_id, topic_id) DO NOTHING";
 
@@ -161,17 +163,35 @@ async fn upsert_postgres(
     let mut stream = conn.copy_in_raw(PG_COPY).await?;
     stream.send(copy.as_bytes()).await?;
     stream.finish().await?;
-    let (inserted,): (i64,) = sqlx::query_as(PG_UPSERT)
+    let upserted: Vec<(String, i64, bool)> = sqlx::query_as(PG_UPSERT)
         .bind(now)
-        .fetch_one(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
+    let inserted = upserted.iter().filter(|(_, _, inserted)| *inserted).count();
     if !batch.consents.is_empty() {
-        let column =
-            |f: fn(&ConsentGrant) -> &str| -> Vec<&str> { batch.consents.iter().map(f).collect() };
+        let ids: HashMap<&str, i64> = upserted
+            .iter()
+            .map(|(k, id, _)| (k.as_str(), *id))
+            .collect();
+        let granted: Vec<(i64, &ConsentGrant)> = batch
+            .consents
+            .iter()
+            .filter_map(|c| ids.get(c.email_key.as_str()).map(|&id| (id, c)))
+            .collect();
         sqlx::query(PG_CONSENTS)
-            .bind(column(|c| &c.email_key))
-            .bind(column(|c| &c.topic))
-            .bind(column(|c| &c.source))
+            .bind(granted.iter().map(|(id, _)| *id).collect::<Vec<i64>>())
+            .bind(
+                granted
+                    .iter()
+                    .map(|(_, c)| c.topic.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                granted
+                    .iter()
+                    .map(|(_, c)| c.source.as_str())
+                    .collect::<Vec<&str>>(),
+            )
             .bind(now)
             .execute(&mut *conn)
             .await?;
