@@ -14,10 +14,15 @@ mod evaluate;
 mod legacy;
 mod mime;
 mod reason;
+mod return_path;
 mod ses;
 
 pub use evaluate::{Disagreement, Evaluation, LineEnding, evaluate_dir};
 pub use mime::OriginalMessage;
+pub use return_path::{
+    DEFAULT_PREFIX, DeliveryKey, MAX_PREFIX_LEN, ReturnPath, ReturnPathError,
+    delivery_of_message_id,
+};
 
 /// What a message says about a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

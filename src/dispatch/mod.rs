@@ -48,6 +48,7 @@ use std::time::Duration;
 
 use ledger_writer::{HeldLeases, LedgerWriter};
 
+use crate::bounce::ReturnPath;
 use crate::links::KeyRing;
 use crate::render::DkimSettings;
 use crate::store::Store;
@@ -84,6 +85,9 @@ pub struct DispatchSettings {
     pub poll_interval: Duration,
     /// Share of messages failing to render past which a campaign pauses itself.
     pub max_render_failure_rate: f64,
+    /// Per-delivery envelope senders at the bounce domain; None sends from the
+    /// campaign's sender address.
+    pub return_path: Option<ReturnPath>,
 }
 
 impl DispatchSettings {
@@ -101,6 +105,7 @@ impl DispatchSettings {
             dkim: None,
             poll_interval: Duration::from_millis(100),
             max_render_failure_rate: 0.05,
+            return_path: None,
         }
     }
 }

@@ -20,6 +20,7 @@ mod pipeline;
 mod recommend;
 mod render;
 mod render_failures;
+mod return_path;
 mod segments;
 mod smtp_sessions;
 mod store_conformance;
