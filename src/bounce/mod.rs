@@ -11,6 +11,7 @@ mod arf;
 mod autoreply;
 mod dsn;
 mod evaluate;
+mod intake;
 mod legacy;
 mod mime;
 mod reason;
@@ -18,6 +19,7 @@ mod return_path;
 mod ses;
 
 pub use evaluate::{Disagreement, Evaluation, LineEnding, evaluate_dir};
+pub use intake::{BounceSettings, process, process_unprocessed, store};
 pub use mime::OriginalMessage;
 pub use return_path::{
     DEFAULT_PREFIX, DeliveryKey, MAX_PREFIX_LEN, ReturnPath, ReturnPathError,

@@ -1,15 +1,40 @@
-//! `mailcast bounces evaluate`.
+//! `mailcast bounces evaluate|list|show`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use crate::bounce::{DEFAULT_PREFIX, LineEnding, ReturnPath, evaluate_dir};
+use crate::store::{BounceRecord, Store};
+use crate::time::format_timestamp;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BouncesCommand {
     /// Classify the messages of DIR/mail and compare with DIR/labels.tsv: agreement on
     /// class and recipient, the confusion table and every disagreement.
     Evaluate(EvaluateArgs),
+    /// Received bounces, newest first: class, address, status and what each did.
+    List {
+        /// How many to show.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// How many of the newest to skip.
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
+    },
+    /// One received bounce: what was read from it, its delivery, what it did, and the
+    /// message as received.
+    Show {
+        /// The bounce's id, as `bounces list` shows it.
+        id: i64,
+    },
+}
+
+impl BouncesCommand {
+    pub fn needs_store(&self) -> bool {
+        !matches!(self, BouncesCommand::Evaluate(_))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -24,11 +49,90 @@ pub struct EvaluateArgs {
     pub repeat: usize,
 }
 
+/// The commands that need no database.
 pub fn run(command: &BouncesCommand) -> anyhow::Result<ExitCode> {
-    let BouncesCommand::Evaluate(args) = command;
-    let evaluation = evaluate_dir(&args.dir, args.line_endings, args.repeat)?;
-    print!("{}", evaluation.render());
-    Ok(ExitCode::SUCCESS)
+    match command {
+        BouncesCommand::Evaluate(args) => {
+            let evaluation = evaluate_dir(&args.dir, args.line_endings, args.repeat)?;
+            print!("{}", evaluation.render());
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => unreachable!("needs a store"),
+    }
+}
+
+pub async fn run_with_store(store: &Store, command: BouncesCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BouncesCommand::Evaluate(_) => run(&command),
+        BouncesCommand::List { limit, offset } => {
+            let bounces = store.received_bounces(limit.into(), offset.into()).await?;
+            if bounces.is_empty() {
+                println!("no bounces received");
+            }
+            for bounce in &bounces {
+                println!("{}", one_line(bounce));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BouncesCommand::Show { id } => {
+            let (record, raw) = store
+                .bounce(id)
+                .await?
+                .with_context(|| format!("no bounce with id {id}"))?;
+            print!("{}", described(&record));
+            println!("\n{}", String::from_utf8_lossy(&raw));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn or_dash(value: Option<&str>) -> &str {
+    value.filter(|v| !v.is_empty()).unwrap_or("-")
+}
+
+fn one_line(b: &BounceRecord) -> String {
+    let delivery = b
+        .delivery_id
+        .map_or("-".to_string(), |id| format!("delivery {id}"));
+    format!(
+        "#{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        b.id,
+        format_timestamp(b.received_at),
+        or_dash(b.class.as_deref().or(Some("unprocessed"))),
+        or_dash(b.recipient.as_deref()),
+        or_dash(b.status.as_deref()),
+        delivery,
+        or_dash(b.action.as_deref()),
+    )
+}
+
+fn described(b: &BounceRecord) -> String {
+    let processed = b
+        .processed_at
+        .map_or("not yet".to_string(), format_timestamp);
+    let delivery = match (b.delivery_id, b.campaign_id) {
+        (Some(id), Some(campaign)) => format!("{id} (campaign {campaign})"),
+        (Some(id), None) => id.to_string(),
+        _ => "none of ours".to_string(),
+    };
+    [
+        ("bounce", format!("#{}", b.id)),
+        ("received", format_timestamp(b.received_at)),
+        ("processed", processed),
+        ("envelope from", or_dash(b.envelope_from.as_deref()).into()),
+        ("envelope to", or_dash(b.envelope_to.as_deref()).into()),
+        ("class", or_dash(b.class.as_deref()).into()),
+        ("recipient", or_dash(b.recipient.as_deref()).into()),
+        ("status", or_dash(b.status.as_deref()).into()),
+        ("diagnostic", or_dash(b.diagnostic.as_deref()).into()),
+        ("delivery", delivery),
+        ("matched by", or_dash(b.matched_by.as_deref()).into()),
+        ("action", or_dash(b.action.as_deref()).into()),
+        ("digest", b.digest.clone()),
+    ]
+    .into_iter()
+    .map(|(name, value)| format!("{name:<14}{value}\n"))
+    .collect()
 }
 
 /// `--bounce-domain` and `--bounce-prefix`: where bounces of the messages sent go.

@@ -320,7 +320,7 @@ async fn status(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
         println!("  paused because {reason}");
     }
     println!(
-        "  audience {}: sent {}, pending {}, sending {}, deferred {}, failed {}, suppressed {}, unknown {}",
+        "  audience {}: sent {}, pending {}, sending {}, deferred {}, failed {}, suppressed {}, unknown {}, bounced {}",
         counts.total(),
         counts.sent,
         counts.pending,
@@ -328,7 +328,8 @@ async fn status(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
         counts.deferred,
         counts.failed,
         counts.suppressed,
-        counts.unknown
+        counts.unknown,
+        counts.bounced
     );
     let attention = [DeliveryStatus::Failed, DeliveryStatus::Unknown];
     for report in store.deliveries_in(campaign.id, &attention).await? {

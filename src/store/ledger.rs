@@ -1,5 +1,6 @@
 //! The delivery ledger: one row per (campaign, recipient), moved through
-//! pending → sending → sent | deferred | failed | suppressed | unknown.
+//! pending → sending → sent | deferred | failed | suppressed | unknown; a sent (or
+//! unknown) delivery that a hard bounce reports afterwards becomes bounced.
 
 use serde::Serialize;
 
@@ -108,6 +109,8 @@ pub struct LedgerCounts {
     pub failed: i64,
     pub suppressed: i64,
     pub unknown: i64,
+    /// Sent, and reported afterwards by a hard bounce.
+    pub bounced: i64,
 }
 
 impl LedgerCounts {
@@ -119,6 +122,7 @@ impl LedgerCounts {
             + self.failed
             + self.suppressed
             + self.unknown
+            + self.bounced
     }
 
     /// Nothing left that a worker would still try.
@@ -378,6 +382,7 @@ impl Store {
                 Ok(DeliveryStatus::Failed) => &mut counts.failed,
                 Ok(DeliveryStatus::Suppressed) => &mut counts.suppressed,
                 Ok(DeliveryStatus::Unknown) => &mut counts.unknown,
+                Ok(DeliveryStatus::Bounced) => &mut counts.bounced,
                 Err(e) => return Err(StoreError::Invalid(e.to_string())),
             };
             *slot = n;

@@ -6,6 +6,7 @@
 mod api_keys;
 mod audience;
 mod behaviour;
+mod bounces;
 mod campaigns;
 mod catalog;
 mod connect;
@@ -30,6 +31,11 @@ mod triggered;
 pub use api_keys::ApiKey;
 pub use audience::LEDGER_LOCK;
 pub use behaviour::{BehaviourKind, Interaction, RecipientHistory};
+pub use bounces::{
+    BounceRecord, BounceVerdict, BouncedDelivery, COMPLAINT_REASON, COMPLAINT_SOURCE,
+    HARD_BOUNCE_REASON, IncomingBounce, MatchedBy, RawBounce, SoftBouncePolicy, StoredRaw,
+    bounce_digest,
+};
 pub use campaigns::{Campaign, CampaignSettings, CampaignSummary, NewCampaign};
 pub use catalog::{NewProduct, Product};
 pub use connect::{Engine, redact_url};

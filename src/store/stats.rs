@@ -270,6 +270,7 @@ fn ledger_from(rows: Vec<(String, i64)>) -> LedgerCounts {
             "failed" => counts.failed = n,
             "suppressed" => counts.suppressed = n,
             "unknown" => counts.unknown = n,
+            "bounced" => counts.bounced = n,
             _ => {}
         }
     }

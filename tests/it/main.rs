@@ -4,6 +4,7 @@
 mod support;
 
 mod bounce_classify;
+mod bounce_effects;
 mod campaign_lifecycle;
 mod cli_errors;
 mod crash_safety;

@@ -2,6 +2,7 @@
 //! `TEST_DATABASE_URL` is set) and a real SMTP server.
 #![allow(dead_code)]
 
+pub mod bounce_mail;
 pub mod campaign;
 pub mod dkimpy;
 pub mod http;
