@@ -170,7 +170,12 @@ impl Command {
     pub fn is_long_running(&self) -> bool {
         matches!(
             self,
-            Command::Serve(_) | Command::Run(_) | Command::Worker(_)
+            Command::Serve(_)
+                | Command::Run(_)
+                | Command::Worker(_)
+                | Command::Bounces {
+                    command: bounces::BouncesCommand::Receive(_)
+                }
         )
     }
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod bounce_classify;
 mod bounce_effects;
+mod bounce_receiver;
 mod campaign_lifecycle;
 mod cli_errors;
 mod crash_safety;

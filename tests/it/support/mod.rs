@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bounce_mail;
+pub mod bounce_receiver;
 pub mod campaign;
 pub mod dkimpy;
 pub mod http;

@@ -1,0 +1,264 @@
+//! The inbound SMTP receiver for the bounce domain, on both engines: it stores a bounce
+//! before answering 250 and applies it; it refuses other domains (never a relay),
+//! oversize messages and connections over its cap; a bounce stored before a crash is
+//! applied when the receiver starts again.
+
+use crate::support;
+
+use std::time::Duration;
+
+use mailcast::bounce::{self, BounceSettings, ReceiverLimits, ReturnPath};
+use mailcast::domain::EmailAddress;
+use mailcast::links::KeyRing;
+use mailcast::store::{IncomingBounce, LedgerCounts, SoftBouncePolicy, Store};
+use support::bounce_mail::dsn;
+use support::bounce_receiver::{Client, Receiver};
+use support::campaign::{HTML, WorkerOptions, create_campaign, run_to_done};
+use support::scripted_smtp::{ScriptedServer, accept_all, always_accept_dot};
+use support::{eventually, for_each_engine, recipient};
+
+const DOMAIN: &str = "bounce.shop.example.com";
+
+fn settings() -> BounceSettings {
+    BounceSettings {
+        return_path: Some(ReturnPath::new("bounces", DOMAIN).unwrap()),
+        keys: KeyRing::development(),
+        soft: SoftBouncePolicy::default(),
+    }
+}
+
+fn limits() -> ReceiverLimits {
+    ReceiverLimits {
+        max_message_size: 64 * 1024,
+        max_connections: 4,
+        ..ReceiverLimits::default()
+    }
+}
+
+/// ann and ben get campaign "spring" with return paths; returns the campaign and ann's
+/// (return path, Message-ID).
+async fn spring_sent(store: &Store) -> (i64, String, String) {
+    store
+        .upsert_recipients(&[
+            recipient("ann@example.com", "Ann", &["news"]),
+            recipient("ben@example.com", "Ben", &["news"]),
+        ])
+        .await
+        .unwrap();
+    let server = ScriptedServer::start(accept_all(), always_accept_dot()).await;
+    let campaign = create_campaign(store, "spring", "news", HTML).await;
+    let options = WorkerOptions {
+        return_path: settings().return_path,
+        ..WorkerOptions::default()
+    };
+    run_to_done(store, campaign, &server.url(), &options).await;
+    let ann = server
+        .received()
+        .into_iter()
+        .find(|m| m.to == ["ann@example.com"])
+        .unwrap();
+    let message_id = ann
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID: ").map(str::to_string))
+        .unwrap();
+    server.stop();
+    (campaign, ann.from, message_id)
+}
+
+async fn wait_for_bounced(store: &Store, campaign: i64, engine: &str) -> LedgerCounts {
+    eventually(
+        &format!("{engine}: ann's delivery to be bounced"),
+        Duration::from_secs(10),
+        async || {
+            let counts = store.ledger_counts(campaign).await.unwrap();
+            if counts.bounced == 1 {
+                Ok(counts)
+            } else {
+                Err(format!("{counts:?}"))
+            }
+        },
+    )
+    .await
+}
+
+async fn stored(store: &Store) -> usize {
+    store.received_bounces(100, 0).await.unwrap().len()
+}
+
+#[tokio::test]
+async fn a_bounce_is_stored_before_250_and_then_applied() {
+    for_each_engine(|store, engine| async move {
+        let (campaign, return_path, message_id) = spring_sent(&store).await;
+        let receiver = Receiver::start(&store, settings(), limits()).await;
+        let mut raw = dsn(
+            &return_path,
+            "ann@example.com",
+            "5.1.1",
+            "550 5.1.1 User unknown",
+            &message_id,
+        );
+        // A line that starts with a dot travels dot-stuffed and is stored as written.
+        raw.extend_from_slice(b".a line with a leading dot\r\n..and two\r\n");
+        let mut client = Client::connect(receiver.addr).await;
+        assert!(
+            client.greeting.starts_with("220 "),
+            "{engine}: {}",
+            client.greeting
+        );
+        let replies = client.send(&return_path, &raw).await;
+        assert!(replies[0].contains("SIZE 65536"), "{engine}: {replies:?}");
+        assert!(replies[4].starts_with("250 2.0.0"), "{engine}: {replies:?}");
+        // 250 came after the commit: the row is there now, whatever processing is doing.
+        let listed = store.received_bounces(10, 0).await.unwrap();
+        assert_eq!(listed.len(), 1, "{engine}");
+        let (record, kept) = store.bounce(listed[0].id).await.unwrap().unwrap();
+        assert_eq!(kept, raw, "{engine}: stored dot-unstuffed, byte for byte");
+        assert_eq!(
+            record.envelope_to.as_deref(),
+            Some(return_path.as_str()),
+            "{engine}"
+        );
+        assert_eq!(client.command("QUIT").await, "221 2.0.0 Bye", "{engine}");
+
+        let counts = wait_for_bounced(&store, campaign, engine).await;
+        assert_eq!(counts.sent, 1, "{engine}: {counts:?}");
+        let ann = EmailAddress::parse("ann@example.com").unwrap();
+        assert!(store.is_suppressed(&ann).await.unwrap(), "{engine}");
+        receiver.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn mail_for_another_domain_is_refused_and_nothing_is_stored() {
+    for_each_engine(|store, engine| async move {
+        let receiver = Receiver::start(&store, settings(), limits()).await;
+        let mut client = Client::connect(receiver.addr).await;
+        let raw = dsn(
+            "someone@example.org",
+            "x@example.net",
+            "5.1.1",
+            "550 unknown",
+            "<a@b>",
+        );
+        let replies = client.send("someone@example.org", &raw).await;
+        assert!(replies[2].starts_with("550 5.7.1"), "{engine}: {replies:?}");
+        assert!(
+            replies[3].starts_with("554"),
+            "{engine}: DATA without a recipient: {replies:?}"
+        );
+        for other in [
+            "postmaster@shop.example.com",
+            "a@sub.bounce.shop.example.com",
+            "a@bounce.shop.example.com.evil.example",
+        ] {
+            let reply = client.command(&format!("RCPT TO:<{other}>")).await;
+            assert!(reply.starts_with("550 5.7.1"), "{engine}: {other}: {reply}");
+        }
+        assert_eq!(stored(&store).await, 0, "{engine}");
+        receiver.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_oversize_message_is_refused_and_nothing_is_stored() {
+    for_each_engine(|store, engine| async move {
+        let receiver = Receiver::start(&store, settings(), limits()).await;
+        let mut client = Client::connect(receiver.addr).await;
+        client.command("EHLO mx.example.net").await;
+        let declared = client.command("MAIL FROM:<> SIZE=1000000").await;
+        assert!(declared.starts_with("552 5.3.4"), "{engine}: {declared}");
+
+        let to = format!("bounces+x@{DOMAIN}");
+        let mut raw = dsn(&to, "ann@example.com", "5.1.1", "550 unknown", "<a@b>");
+        for _ in 0..2000 {
+            raw.extend_from_slice(b"padding padding padding padding padding padding\r\n");
+        }
+        let replies = client.send(&to, &raw).await;
+        assert!(replies[4].starts_with("552 5.3.4"), "{engine}: {replies:?}");
+        assert_eq!(
+            client.command("NOOP").await,
+            "250 2.0.0 OK",
+            "{engine}: still in step"
+        );
+        assert_eq!(stored(&store).await, 0, "{engine}");
+        receiver.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_refused() {
+    for_each_engine(|store, engine| async move {
+        let one = ReceiverLimits {
+            max_connections: 1,
+            ..limits()
+        };
+        let receiver = Receiver::start(&store, settings(), one).await;
+        let mut first = Client::connect(receiver.addr).await;
+        assert!(first.greeting.starts_with("220"), "{engine}");
+        let second = Client::connect(receiver.addr).await;
+        assert!(
+            second.greeting.starts_with("421 4.3.2"),
+            "{engine}: {}",
+            second.greeting
+        );
+        first.command("QUIT").await;
+        drop(first);
+        let third = eventually("a free slot", Duration::from_secs(5), async || {
+            let client = Client::connect(receiver.addr).await;
+            if client.greeting.starts_with("220") {
+                Ok(client)
+            } else {
+                Err(client.greeting.clone())
+            }
+        })
+        .await;
+        drop(third);
+        receiver.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_bounce_stored_before_a_crash_is_applied_when_the_receiver_starts() {
+    for_each_engine(|store, engine| async move {
+        let (campaign, return_path, message_id) = spring_sent(&store).await;
+        // What a receiver that stopped after its commit (and its 250) leaves behind.
+        let raw = dsn(
+            &return_path,
+            "ann@example.com",
+            "5.1.1",
+            "550 5.1.1 User unknown",
+            &message_id,
+        );
+        let envelope_to = [return_path.clone()];
+        bounce::store(
+            &store,
+            &IncomingBounce {
+                raw: &raw,
+                envelope_from: Some(""),
+                envelope_to: &envelope_to,
+                received_at: mailcast::time::now(),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            store.ledger_counts(campaign).await.unwrap().bounced,
+            0,
+            "{engine}"
+        );
+
+        let receiver = Receiver::start(&store, settings(), limits()).await;
+        wait_for_bounced(&store, campaign, engine).await;
+        assert!(
+            store.unprocessed_bounces(10).await.unwrap().is_empty(),
+            "{engine}"
+        );
+        receiver.stop().await;
+    })
+    .await;
+}
