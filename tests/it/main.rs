@@ -19,6 +19,7 @@ mod http_unsubscribe;
 mod import;
 mod logging;
 mod pipeline;
+mod postfix_bounces;
 mod recommend;
 mod render;
 mod render_failures;

@@ -7,6 +7,7 @@ pub mod bounce_receiver;
 pub mod campaign;
 pub mod dkimpy;
 pub mod http;
+pub mod postfix;
 pub mod scripted_smtp;
 pub mod segment_data;
 pub mod segment_db;
