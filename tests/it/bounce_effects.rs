@@ -463,3 +463,38 @@ async fn bounces_stored_but_not_processed_are_processed_later() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn erasing_a_recipient_erases_the_bounces_about_them() {
+    for_each_engine(|store, engine| async move {
+        readers(&store).await;
+        let (_, sent) = send_campaign(&store, "spring").await;
+        let settings = settings(SoftBouncePolicy::default());
+        for email in ["ann@example.com", "ben@example.com"] {
+            let to = sent_to(&sent, email);
+            let raw = dsn(
+                &to.return_path,
+                email,
+                "5.1.1",
+                "550 5.1.1 User unknown",
+                &to.message_id,
+            );
+            receive(&store, &settings, &raw, &to.return_path).await;
+        }
+        let ann = EmailAddress::parse("ann@example.com").unwrap();
+        assert!(store.erase_recipient(&ann).await.unwrap(), "{engine}");
+        let left: Vec<Option<String>> = store
+            .received_bounces(10, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| b.recipient)
+            .collect();
+        assert_eq!(left, [Some("ben@example.com".to_string())], "{engine}");
+        assert!(
+            store.is_suppressed(&ann).await.unwrap(),
+            "{engine}: the hash stays"
+        );
+    })
+    .await;
+}
