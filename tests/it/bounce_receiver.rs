@@ -262,3 +262,108 @@ async fn a_bounce_stored_before_a_crash_is_applied_when_the_receiver_starts() {
     })
     .await;
 }
+
+/// `mailcast --database URL ARGS…`: (exit code, stdout, stderr).
+fn mailcast_cli(database: &str, args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mailcast"))
+        .arg("--database")
+        .arg(database)
+        .args(args)
+        .output()
+        .expect("run mailcast");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+async fn run_takes_bounces_and_the_cli_lists_them(store: Store, url: String, engine: &str) {
+    let (campaign, return_path, message_id) = spring_sent(&store).await;
+    let port = free_port();
+    let outbox = tempfile::tempdir().unwrap();
+    let keys = format!(
+        "{}:{}",
+        mailcast::links::DEVELOPMENT_KEY_ID,
+        hex::encode(mailcast::links::INSECURE_DEVELOPMENT_KEY)
+    );
+    let bounce_listen = format!("127.0.0.1:{port}");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_mailcast"))
+        .arg("--database")
+        .arg(&url)
+        .args(["run", "--listen", "127.0.0.1:0", "--outbox"])
+        .arg(outbox.path())
+        .args(["--bounce-domain", DOMAIN, "--bounce-listen", &bounce_listen])
+        .env("MAILCAST_LINK_KEYS", &keys)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start mailcast run");
+    let addr: std::net::SocketAddr = bounce_listen.parse().unwrap();
+    let mut client = eventually(
+        "the receiver of `run`",
+        Duration::from_secs(20),
+        async || match tokio::net::TcpStream::connect(addr).await {
+            Ok(_) => Ok(Client::connect(addr).await),
+            Err(e) => Err(e.to_string()),
+        },
+    )
+    .await;
+    let raw = dsn(
+        &return_path,
+        "ann@example.com",
+        "5.1.1",
+        "550 5.1.1 User unknown",
+        &message_id,
+    );
+    let replies = client.send(&return_path, &raw).await;
+    assert!(replies[4].starts_with("250 "), "{engine}: {replies:?}");
+    client.command("QUIT").await;
+    wait_for_bounced(&store, campaign, engine).await;
+    // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
+    let status = run.wait().unwrap();
+    assert!(status.success(), "{engine}: run ended with {status}");
+
+    let (code, listed, stderr) = mailcast_cli(&url, &["bounces", "list"]);
+    assert_eq!(code, 0, "{engine}: {stderr}");
+    assert!(
+        listed.starts_with("#1\t") && listed.contains("\thard\tann@example.com\t5.1.1\tdelivery "),
+        "{engine}: {listed}"
+    );
+    let (code, shown, stderr) = mailcast_cli(&url, &["bounces", "show", "1"]);
+    assert_eq!(code, 0, "{engine}: {stderr}");
+    for expected in [
+        "class         hard",
+        "matched by    return_path",
+        "action        delivery bounced; address suppressed",
+        "Final-Recipient: rfc822; ann@example.com",
+    ] {
+        assert!(
+            shown.contains(expected),
+            "{engine}: {expected:?} not in\n{shown}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn run_receives_bounces_beside_the_worker_and_the_cli_lists_them() {
+    let sqlite = support::TestDb::sqlite().await;
+    run_takes_bounces_and_the_cli_lists_them(sqlite.store.clone(), sqlite.url.clone(), "sqlite")
+        .await;
+    sqlite.drop_database().await;
+    if let Some(postgres) = support::TestDb::postgres().await {
+        run_takes_bounces_and_the_cli_lists_them(
+            postgres.store.clone(),
+            postgres.url.clone(),
+            "postgres",
+        )
+        .await;
+        postgres.drop_database().await;
+    }
+}
