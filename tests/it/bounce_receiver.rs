@@ -367,3 +367,93 @@ async fn run_receives_bounces_beside_the_worker_and_the_cli_lists_them() {
         postgres.drop_database().await;
     }
 }
+
+#[tokio::test]
+async fn commands_out_of_order_are_refused_and_the_session_goes_on() {
+    let db = support::TestDb::sqlite().await;
+    let receiver = Receiver::start(&db.store, settings(), limits()).await;
+    let mut client = Client::connect(receiver.addr).await;
+    let to = format!("RCPT TO:<bounces+x@{DOMAIN}>");
+    assert!(
+        client
+            .command("MAIL FROM:<>")
+            .await
+            .starts_with("503 5.5.1")
+    );
+    assert!(
+        client
+            .command("HELO mx.example.net")
+            .await
+            .starts_with("250 ")
+    );
+    assert!(client.command(&to).await.starts_with("503 5.5.1"));
+    assert!(client.command("DATA").await.starts_with("503 5.5.1"));
+    assert!(
+        client
+            .command("MAIL FROM:<>")
+            .await
+            .starts_with("250 2.1.0")
+    );
+    assert!(
+        client
+            .command("MAIL FROM:<>")
+            .await
+            .starts_with("503 5.5.1")
+    );
+    assert!(client.command("RSET").await.starts_with("250 "));
+    assert!(
+        client.command(&to).await.starts_with("503 5.5.1"),
+        "RSET ended the transaction"
+    );
+    assert!(
+        client
+            .command("MAIL FROM:a@b")
+            .await
+            .starts_with("501 5.5.4")
+    );
+    assert!(client.command("STARTTLS").await.starts_with("502 5.5.2"));
+    assert!(
+        client
+            .command(&"X".repeat(5000))
+            .await
+            .starts_with("500 5.5.2")
+    );
+    assert_eq!(client.command("NOOP").await, "250 2.0.0 OK");
+    assert_eq!(client.command("QUIT").await, "221 2.0.0 Bye");
+    receiver.stop().await;
+}
+
+#[tokio::test]
+async fn a_bounce_left_unprocessed_while_running_is_applied_on_the_next_round() {
+    for_each_engine(|store, engine| async move {
+        let (campaign, return_path, message_id) = spring_sent(&store).await;
+        let often = ReceiverLimits {
+            retry_interval: Duration::from_millis(100),
+            ..limits()
+        };
+        let receiver = Receiver::start(&store, settings(), often).await;
+        // Stored by another process sharing the database, which stopped before applying.
+        let raw = dsn(
+            &return_path,
+            "ann@example.com",
+            "5.1.1",
+            "550 5.1.1 User unknown",
+            &message_id,
+        );
+        let envelope_to = [return_path.clone()];
+        bounce::store(
+            &store,
+            &IncomingBounce {
+                raw: &raw,
+                envelope_from: Some(""),
+                envelope_to: &envelope_to,
+                received_at: mailcast::time::now(),
+            },
+        )
+        .await
+        .unwrap();
+        wait_for_bounced(&store, campaign, engine).await;
+        receiver.stop().await;
+    })
+    .await;
+}

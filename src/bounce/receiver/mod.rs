@@ -30,6 +30,9 @@ pub struct ReceiverLimits {
     pub command_timeout: Duration,
     /// The name the receiver greets with.
     pub hostname: String,
+    /// How often stored bounces whose processing failed (the store was unreachable
+    /// after the commit) are tried again.
+    pub retry_interval: Duration,
 }
 
 impl Default for ReceiverLimits {
@@ -39,6 +42,7 @@ impl Default for ReceiverLimits {
             max_connections: 32,
             command_timeout: Duration::from_secs(300),
             hostname: "localhost".to_string(),
+            retry_interval: Duration::from_secs(60),
         }
     }
 }
@@ -120,6 +124,11 @@ pub async fn serve_receiver(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut sessions = tokio::task::JoinSet::new();
     let (stopping, stop_seen) = tokio::sync::watch::channel(false);
+    let retries = tokio::spawn(retry_unprocessed(
+        intake.clone(),
+        limits.retry_interval,
+        stop_seen.clone(),
+    ));
     tokio::pin!(stop);
     loop {
         let (socket, peer) = tokio::select! {
@@ -148,6 +157,7 @@ pub async fn serve_receiver(
     // answer.
     let _ = stopping.send(true);
     while sessions.join_next().await.is_some() {}
+    let _ = retries.await;
     Ok(())
 }
 
@@ -162,6 +172,23 @@ async fn session(
     let session = session::Session::new(stream, intake, limits, stopping);
     if let Err(end) = session.run().await {
         tracing::debug!(%peer, %end, "bounce receiver session ended");
+    }
+}
+
+/// Applies, every `interval` until the receiver stops, what is stored and unprocessed.
+async fn retry_unprocessed(
+    intake: Arc<Intake>,
+    interval: Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stopping.wait_for(|stop| *stop) => return,
+        }
+        if let Err(error) = super::process_unprocessed(&intake.store, &intake.settings).await {
+            tracing::warn!(%error, "cannot apply stored bounces yet; trying again later");
+        }
     }
 }
 
