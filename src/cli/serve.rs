@@ -145,7 +145,7 @@ pub async fn run(store: &Store, args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     // All listen for the signal from the start, so all stop at once.
-    let worker = crate::dispatch::run_worker(dispatcher.clone(), stop_worker);
+    let worker = crate::dispatch::run_worker(dispatcher, stop_worker);
     let served = serve_http(listener, store.clone(), settings, stop_http);
     let (stopped, served, received) = tokio::join!(worker, served, bounces);
     served?;

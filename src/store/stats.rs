@@ -48,7 +48,8 @@ pub struct CampaignStats {
     /// Deliveries in the ledger.
     pub audience: i64,
     pub ledger: LedgerCounts,
-    /// Failed deliveries whose address went on the suppression list as a hard bounce.
+    /// Hard bounces: failed deliveries whose address went on the suppression list as
+    /// a bounce, and deliveries a bounce reported after they were sent (`bounced`).
     pub bounces: i64,
     pub opens: Engagement,
     pub clicks: Engagement,
@@ -224,9 +225,12 @@ impl Store {
     async fn bounces(&self, scope: &Scope<'_>) -> Result<i64, StoreError> {
         let sql = format!(
             "SELECT COUNT(*) FROM deliveries d JOIN recipients rr ON rr.id = d.recipient_id
-             WHERE d.campaign_id = $1 AND d.status = 'failed'
-               AND EXISTS (SELECT 1 FROM suppressions s
-                           WHERE s.email_hash = rr.email_hash AND s.reason LIKE 'bounce%'){}",
+             WHERE d.campaign_id = $1
+               AND (d.status = 'bounced'
+                    OR (d.status = 'failed'
+                        AND EXISTS (SELECT 1 FROM suppressions s
+                                    WHERE s.email_hash = rr.email_hash
+                                      AND s.reason LIKE 'bounce%'))){}",
             scope.restrict("d.recipient_id")
         );
         let (n,): (i64,) = on_pool!(self, pool =>

@@ -155,6 +155,8 @@ async fn a_hard_bounce_marks_the_delivery_bounced_and_suppresses_the_address() {
             status_of(&store, campaign, "ann@example.com").await,
             DeliveryStatus::Bounced
         );
+        let stats = store.campaign_stats(campaign, &[]).await.unwrap();
+        assert_eq!(stats.bounces, 1, "{engine}: campaign statistics count it");
         let address = EmailAddress::parse("ann@example.com").unwrap();
         let suppression = store
             .suppression(&address)
