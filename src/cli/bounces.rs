@@ -261,9 +261,10 @@ fn described(b: &BounceRecord) -> String {
 /// `--bounce-domain` and `--bounce-prefix`: where bounces of the messages sent go.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReturnPathArgs {
-    /// Send every message with the envelope sender PREFIX+TOKEN@DOMAIN, TOKEN naming
-    /// its delivery (signed with the link keys), so each bounce finds its delivery.
-    /// Without it, the envelope sender is the campaign's sender address.
+    /// The bounce domain: every message is sent with the envelope sender
+    /// PREFIX+TOKEN@DOMAIN, TOKEN naming its delivery (signed with the link keys), and
+    /// the bounce receiver takes mail for this domain only. Without it, the envelope
+    /// sender is the campaign's sender address.
     #[arg(long, env = "MAILCAST_BOUNCE_DOMAIN")]
     pub bounce_domain: Option<String>,
     /// The local part before the `+TOKEN` of the return path.
