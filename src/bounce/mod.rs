@@ -11,13 +11,22 @@ mod arf;
 mod autoreply;
 mod dsn;
 mod evaluate;
+mod intake;
 mod legacy;
 mod mime;
 mod reason;
+mod receiver;
+mod return_path;
 mod ses;
 
 pub use evaluate::{Disagreement, Evaluation, LineEnding, evaluate_dir};
+pub use intake::{BounceSettings, process, process_unprocessed, store};
 pub use mime::OriginalMessage;
+pub use receiver::{ReceiverError, ReceiverLimits, bind_receiver, serve_receiver};
+pub use return_path::{
+    DEFAULT_PREFIX, DeliveryKey, MAX_PREFIX_LEN, ReturnPath, ReturnPathError,
+    delivery_of_message_id,
+};
 
 /// What a message says about a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

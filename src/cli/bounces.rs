@@ -1,15 +1,154 @@
-//! `mailcast bounces evaluate`.
+//! `mailcast bounces evaluate|list|show|receive`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::bounce::{LineEnding, evaluate_dir};
+use anyhow::Context;
+
+use crate::bounce::{
+    BounceSettings, DEFAULT_PREFIX, LineEnding, ReceiverLimits, ReturnPath, bind_receiver,
+    evaluate_dir, serve_receiver,
+};
+use crate::links::KeyRing;
+use crate::store::{BounceRecord, SoftBouncePolicy, Store};
+use crate::time::format_timestamp;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BouncesCommand {
     /// Classify the messages of DIR/mail and compare with DIR/labels.tsv: agreement on
     /// class and recipient, the confusion table and every disagreement.
     Evaluate(EvaluateArgs),
+    /// Received bounces, newest first: class, address, status and what each did.
+    List {
+        /// How many to show.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// How many of the newest to skip.
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
+    },
+    /// One received bounce: what was read from it, its delivery, what it did, and the
+    /// message as received.
+    Show {
+        /// The bounce's id, as `bounces list` shows it.
+        id: i64,
+    },
+    /// Receive bounces over SMTP for the bounce domain (point its MX, or the relay's
+    /// transport for it, here) and apply each once it is stored.
+    Receive(ReceiveArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReceiveArgs {
+    /// Address and port to listen on, e.g. 0.0.0.0:25.
+    #[arg(long, env = "MAILCAST_BOUNCE_LISTEN")]
+    pub listen: String,
+    #[command(flatten)]
+    pub return_path: ReturnPathArgs,
+    #[command(flatten)]
+    pub receiver: ReceiverArgs,
+}
+
+/// How the bounce receiver takes mail and what soft bounces do.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReceiverArgs {
+    /// Largest message the bounce receiver accepts, in bytes; larger ones get 552.
+    #[arg(long, env = "MAILCAST_BOUNCE_MAX_SIZE", default_value_t = ReceiverLimits::default().max_message_size)]
+    pub bounce_max_size: usize,
+    /// SMTP sessions the bounce receiver serves at once; more get 421.
+    #[arg(long, env = "MAILCAST_BOUNCE_MAX_CONNECTIONS", default_value_t = ReceiverLimits::default().max_connections)]
+    pub bounce_max_connections: usize,
+    /// The host name the bounce receiver greets with.
+    #[arg(long, env = "MAILCAST_BOUNCE_HOSTNAME", default_value = "localhost")]
+    pub bounce_hostname: String,
+    #[command(flatten)]
+    pub soft: SoftBounceArgs,
+}
+
+impl ReceiverArgs {
+    pub fn limits(&self) -> anyhow::Result<ReceiverLimits> {
+        anyhow::ensure!(
+            self.bounce_max_connections > 0,
+            "--bounce-max-connections must be at least 1"
+        );
+        anyhow::ensure!(
+            self.bounce_max_size >= 1024,
+            "--bounce-max-size must be at least 1024 bytes, not {}",
+            self.bounce_max_size
+        );
+        Ok(ReceiverLimits {
+            max_message_size: self.bounce_max_size,
+            max_connections: self.bounce_max_connections,
+            hostname: self.bounce_hostname.clone(),
+            ..ReceiverLimits::default()
+        })
+    }
+}
+
+/// A bound bounce receiver, ready to serve.
+pub(super) struct BounceReceiver {
+    listener: tokio::net::TcpListener,
+    settings: BounceSettings,
+    limits: ReceiverLimits,
+}
+
+impl BounceReceiver {
+    /// Checks the settings and binds `listen`, so that a mistake stops the process
+    /// before anything else starts.
+    pub async fn bind(
+        listen: &str,
+        path: Option<ReturnPath>,
+        args: &ReceiverArgs,
+        keys: KeyRing,
+    ) -> anyhow::Result<BounceReceiver> {
+        let path =
+            path.context("receiving bounces needs --bounce-domain (MAILCAST_BOUNCE_DOMAIN)")?;
+        let limits = args.limits()?;
+        let settings = BounceSettings {
+            return_path: Some(path),
+            keys,
+            soft: args.soft.policy()?,
+        };
+        let listener = bind_receiver(listen).await?;
+        Ok(BounceReceiver {
+            listener,
+            settings,
+            limits,
+        })
+    }
+
+    /// Applies what an earlier process left stored, then serves until `stop`.
+    pub async fn serve(
+        self,
+        store: &Store,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let domain = self
+            .settings
+            .return_path
+            .as_ref()
+            .map(|p| p.domain().to_string());
+        tracing::info!(
+            listen = %self.listener.local_addr()?,
+            domain = domain.as_deref().unwrap_or(""),
+            "bounce receiver listening"
+        );
+        serve_receiver(
+            self.listener,
+            store.clone(),
+            self.settings,
+            self.limits,
+            stop,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+impl BouncesCommand {
+    pub fn needs_store(&self) -> bool {
+        !matches!(self, BouncesCommand::Evaluate(_))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -24,9 +163,151 @@ pub struct EvaluateArgs {
     pub repeat: usize,
 }
 
+/// The commands that need no database.
 pub fn run(command: &BouncesCommand) -> anyhow::Result<ExitCode> {
-    let BouncesCommand::Evaluate(args) = command;
-    let evaluation = evaluate_dir(&args.dir, args.line_endings, args.repeat)?;
-    print!("{}", evaluation.render());
-    Ok(ExitCode::SUCCESS)
+    match command {
+        BouncesCommand::Evaluate(args) => {
+            let evaluation = evaluate_dir(&args.dir, args.line_endings, args.repeat)?;
+            print!("{}", evaluation.render());
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => unreachable!("needs a store"),
+    }
+}
+
+pub async fn run_with_store(store: &Store, command: BouncesCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BouncesCommand::Evaluate(_) => run(&command),
+        BouncesCommand::List { limit, offset } => {
+            let bounces = store.received_bounces(limit.into(), offset.into()).await?;
+            if bounces.is_empty() {
+                println!("no bounces received");
+            }
+            for bounce in &bounces {
+                println!("{}", one_line(bounce));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BouncesCommand::Show { id } => {
+            let (record, raw) = store
+                .bounce(id)
+                .await?
+                .with_context(|| format!("no bounce with id {id}"))?;
+            print!("{}", described(&record));
+            println!("\n{}", String::from_utf8_lossy(&raw));
+            Ok(ExitCode::SUCCESS)
+        }
+        BouncesCommand::Receive(args) => {
+            let keys = KeyRing::load(store).await.context("link signing keys")?;
+            let path = args.return_path.return_path()?;
+            let receiver = BounceReceiver::bind(&args.listen, path, &args.receiver, keys).await?;
+            receiver
+                .serve(store, crate::shutdown::shutdown_signal())
+                .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn or_dash(value: Option<&str>) -> &str {
+    value.filter(|v| !v.is_empty()).unwrap_or("-")
+}
+
+fn one_line(b: &BounceRecord) -> String {
+    let delivery = b
+        .delivery_id
+        .map_or("-".to_string(), |id| format!("delivery {id}"));
+    format!(
+        "#{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        b.id,
+        format_timestamp(b.received_at),
+        or_dash(b.class.as_deref().or(Some("unprocessed"))),
+        or_dash(b.recipient.as_deref()),
+        or_dash(b.status.as_deref()),
+        delivery,
+        or_dash(b.action.as_deref()),
+    )
+}
+
+fn described(b: &BounceRecord) -> String {
+    let processed = b
+        .processed_at
+        .map_or("not yet".to_string(), format_timestamp);
+    let delivery = match (b.delivery_id, b.campaign_id) {
+        (Some(id), Some(campaign)) => format!("{id} (campaign {campaign})"),
+        (Some(id), None) => id.to_string(),
+        _ => "none of ours".to_string(),
+    };
+    [
+        ("bounce", format!("#{}", b.id)),
+        ("received", format_timestamp(b.received_at)),
+        ("processed", processed),
+        ("envelope from", or_dash(b.envelope_from.as_deref()).into()),
+        ("envelope to", or_dash(b.envelope_to.as_deref()).into()),
+        ("class", or_dash(b.class.as_deref()).into()),
+        ("recipient", or_dash(b.recipient.as_deref()).into()),
+        ("status", or_dash(b.status.as_deref()).into()),
+        ("diagnostic", or_dash(b.diagnostic.as_deref()).into()),
+        ("delivery", delivery),
+        ("matched by", or_dash(b.matched_by.as_deref()).into()),
+        ("action", or_dash(b.action.as_deref()).into()),
+        ("digest", b.digest.clone()),
+    ]
+    .into_iter()
+    .map(|(name, value)| format!("{name:<14}{value}\n"))
+    .collect()
+}
+
+/// `--bounce-domain` and `--bounce-prefix`: where bounces of the messages sent go.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReturnPathArgs {
+    /// The bounce domain: every message is sent with the envelope sender
+    /// PREFIX+TOKEN@DOMAIN, TOKEN naming its delivery (signed with the link keys), and
+    /// the bounce receiver takes mail for this domain only. Without it, the envelope
+    /// sender is the campaign's sender address.
+    #[arg(long, env = "MAILCAST_BOUNCE_DOMAIN")]
+    pub bounce_domain: Option<String>,
+    /// The local part before the `+TOKEN` of the return path.
+    #[arg(long, env = "MAILCAST_BOUNCE_PREFIX", default_value = DEFAULT_PREFIX)]
+    pub bounce_prefix: String,
+}
+
+impl ReturnPathArgs {
+    pub fn return_path(&self) -> anyhow::Result<Option<ReturnPath>> {
+        self.bounce_domain
+            .as_deref()
+            .map(|domain| ReturnPath::new(&self.bounce_prefix, domain))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--bounce-domain/--bounce-prefix: {e}"))
+    }
+}
+/// When soft bounces suppress an address.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SoftBounceArgs {
+    /// Soft bounces (mailbox full, greylisted, expired …) that suppress an address …
+    #[arg(long, env = "MAILCAST_SOFT_BOUNCE_LIMIT", default_value_t = SoftBouncePolicy::default().limit)]
+    pub soft_bounce_limit: i64,
+    /// … among the last this many messages sent to it.
+    #[arg(long, env = "MAILCAST_SOFT_BOUNCE_WINDOW", default_value_t = SoftBouncePolicy::default().window)]
+    pub soft_bounce_window: i64,
+}
+
+impl SoftBounceArgs {
+    pub fn policy(&self) -> anyhow::Result<SoftBouncePolicy> {
+        anyhow::ensure!(
+            self.soft_bounce_limit >= 1,
+            "--soft-bounce-limit must be at least 1, not {}",
+            self.soft_bounce_limit
+        );
+        anyhow::ensure!(
+            self.soft_bounce_window >= self.soft_bounce_limit,
+            "--soft-bounce-window ({}) must be at least --soft-bounce-limit ({})",
+            self.soft_bounce_window,
+            self.soft_bounce_limit
+        );
+        Ok(SoftBouncePolicy {
+            limit: self.soft_bounce_limit,
+            window: self.soft_bounce_window,
+        })
+    }
 }

@@ -359,7 +359,7 @@ async fn status(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
         println!("  paused because {reason}");
     }
     println!(
-        "  audience {}: sent {}, pending {}, sending {}, deferred {}, failed {}, suppressed {}, unknown {}",
+        "  audience {}: sent {}, pending {}, sending {}, deferred {}, failed {}, suppressed {}, unknown {}, bounced {}",
         counts.total(),
         counts.sent,
         counts.pending,
@@ -367,7 +367,8 @@ async fn status(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
         counts.deferred,
         counts.failed,
         counts.suppressed,
-        counts.unknown
+        counts.unknown,
+        counts.bounced
     );
     let waiting = store.waiting(campaign.id).await?;
     if waiting != Waiting::default() {

@@ -144,7 +144,7 @@ pub enum Command {
         #[command(subcommand)]
         command: recommend::RecommendCommand,
     },
-    /// Bounce classification: evaluate it against a labelled corpus.
+    /// Bounces: received ones (list, show), and the classifier against a labelled corpus.
     Bounces {
         #[command(subcommand)]
         command: bounces::BouncesCommand,
@@ -172,7 +172,12 @@ impl Command {
     pub fn is_long_running(&self) -> bool {
         matches!(
             self,
-            Command::Serve(_) | Command::Run(_) | Command::Worker(_)
+            Command::Serve(_)
+                | Command::Run(_)
+                | Command::Worker(_)
+                | Command::Bounces {
+                    command: bounces::BouncesCommand::Receive(_)
+                }
         )
     }
 }
@@ -229,7 +234,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(&cli.database, &args).await,
         Command::Fixtures { command } => fixtures(command),
         Command::Recommend { command } => recommend::run(&cli.database, &command).await,
-        Command::Bounces { command } => bounces::run(&command),
+        Command::Bounces { command } if !command.needs_store() => bounces::run(&command),
         command => {
             let store = Store::open(&cli.database).await?;
             let code = run_with_store(&store, command).await;
@@ -260,10 +265,8 @@ async fn run_with_store(store: &Store, command: Command) -> anyhow::Result<ExitC
         Command::ApiKey { command } => serve::api_key(store, command).await,
         Command::Stats { campaign } => stats::run(store, &campaign).await,
         Command::Suppression { command } => suppression::run(store, command).await,
-        Command::Demo(_)
-        | Command::Fixtures { .. }
-        | Command::Recommend { .. }
-        | Command::Bounces { .. } => {
+        Command::Bounces { command } => bounces::run_with_store(store, command).await,
+        Command::Demo(_) | Command::Fixtures { .. } | Command::Recommend { .. } => {
             unreachable!("handled without a store")
         }
     }

@@ -81,6 +81,11 @@ pub struct RunArgs {
     pub worker: WorkerArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Also receive bounces over SMTP on this address (needs --bounce-domain).
+    #[arg(long, env = "MAILCAST_BOUNCE_LISTEN")]
+    pub bounce_listen: Option<String>,
+    #[command(flatten)]
+    pub receiver: super::bounces::ReceiverArgs,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -120,7 +125,9 @@ pub async fn run(store: &Store, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let keyring = dispatcher.settings.keyring.clone();
     let settings = settings(&worker.transport.public.base_url, &args.http, keyring)?;
     let listener = bind(&args.http.listen).await?;
-    let (stop_worker, stop_http) = (shutdown_signal(), shutdown_signal());
+    let receiver = bounce_receiver(args, &dispatcher).await?;
+    let (stop_worker, stop_http, stop_bounces) =
+        (shutdown_signal(), shutdown_signal(), shutdown_signal());
     super::worker::report_unreachable_relays(&worker.transport).await?;
     tracing::info!(
         worker = %dispatcher.settings.worker_name,
@@ -128,13 +135,35 @@ pub async fn run(store: &Store, args: &RunArgs) -> anyhow::Result<ExitCode> {
         listen = %listener.local_addr()?,
         "worker and HTTP server started; Ctrl-C or SIGTERM stops both"
     );
-    // Both listen for the signal from the start, so both stop at once.
+    let bounces = async {
+        match receiver {
+            Some(receiver) => receiver.serve(store, stop_bounces).await,
+            None => Ok(()),
+        }
+    };
+    // All listen for the signal from the start, so all stop at once.
     let worker = crate::dispatch::run_worker(dispatcher, stop_worker);
     let served = serve_http(listener, store.clone(), settings, stop_http);
-    let (stopped, served) = tokio::join!(worker, served);
+    let (stopped, served, received) = tokio::join!(worker, served, bounces);
     served?;
     stopped?;
+    received?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The bounce receiver of `run`, bound when `--bounce-listen` asks for one.
+async fn bounce_receiver(
+    args: &RunArgs,
+    dispatcher: &crate::dispatch::Dispatcher,
+) -> anyhow::Result<Option<super::bounces::BounceReceiver>> {
+    let Some(listen) = &args.bounce_listen else {
+        return Ok(None);
+    };
+    let settings = &dispatcher.settings;
+    let path = settings.return_path.clone();
+    let keys = settings.keyring.clone();
+    let receiver = super::bounces::BounceReceiver::bind(listen, path, &args.receiver, keys).await?;
+    Ok(Some(receiver))
 }
 
 pub async fn api_key(store: &Store, command: ApiKeyCommand) -> anyhow::Result<ExitCode> {

@@ -54,6 +54,8 @@ pub struct TransportArgs {
     /// (`gmail.com=8/50`). Repeatable.
     #[arg(long = "domain-limit", value_name = "DOMAIN=CONCURRENCY[/RATE]")]
     pub domain_limits: Vec<String>,
+    #[command(flatten)]
+    pub return_path: super::bounces::ReturnPathArgs,
 }
 
 impl TransportArgs {
@@ -183,6 +185,7 @@ pub async fn dispatcher(
         keyring,
     );
     settings.dkim = dkim;
+    settings.return_path = transport.return_path.return_path()?;
     configure(&mut settings);
     Ok(Dispatcher::new(store.clone(), transport_impl, settings))
 }

@@ -312,6 +312,7 @@ async fn runtime_for(
 /// A rendered message and the ledger facts its outcome depends on.
 struct Outgoing {
     delivery_id: i64,
+    recipient_id: i64,
     attempts: i64,
     queued_at: i64,
     message: RenderedMessage,
@@ -363,6 +364,7 @@ async fn prepare_claimed(
         prepared.push(match runtime.renderer.render(&context) {
             Ok(message) => Prepared::Send(Box::new(Outgoing {
                 delivery_id,
+                recipient_id: context.recipient.id,
                 attempts,
                 queued_at,
                 message,
@@ -485,6 +487,7 @@ async fn send(
 ) -> DeliveryOutcome {
     let Outgoing {
         delivery_id,
+        recipient_id,
         attempts,
         queued_at,
         message,
@@ -492,10 +495,15 @@ async fn send(
     } = outgoing;
     let delivery_id = *delivery_id;
     let stem = file_stem(&message.message_id);
+    let return_path = dispatcher
+        .settings
+        .return_path
+        .as_ref()
+        .map(|path| path.address(&dispatcher.settings.keyring, runtime.id, *recipient_id));
     let result = dispatcher
         .transport
         .send(&super::Outgoing {
-            from: &runtime.envelope_from,
+            from: return_path.as_deref().unwrap_or(&runtime.envelope_from),
             to: &message.to,
             raw: &message.raw,
             file_stem: &stem,

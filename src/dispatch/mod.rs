@@ -50,6 +50,7 @@ use std::time::Duration;
 
 use ledger_writer::{HeldLeases, LedgerWriter};
 
+use crate::bounce::ReturnPath;
 use crate::links::KeyRing;
 use crate::render::DkimSettings;
 use crate::schedule::{FrequencyCap, QuietHours};
@@ -103,6 +104,9 @@ pub struct DispatchSettings {
     /// The longest a campaign waiting for retries or local send times goes without a
     /// job looking at it again.
     pub recheck: Duration,
+    /// Per-delivery envelope senders at the bounce domain; None sends from the
+    /// campaign's sender address.
+    pub return_path: Option<ReturnPath>,
 }
 
 impl DispatchSettings {
@@ -125,6 +129,7 @@ impl DispatchSettings {
             quiet_hours: None,
             frequency_cap: None,
             recheck: Duration::from_secs(60),
+            return_path: None,
         }
     }
 }

@@ -55,6 +55,7 @@ string_enum!(DeliveryStatus, "delivery status", {
     Failed => "failed",
     Suppressed => "suppressed",
     Unknown => "unknown",
+    Bounced => "bounced",
 });
 
 string_enum!(CampaignStatus, "campaign status", {

@@ -164,6 +164,7 @@ fn render_store(out: &mut String, snapshot: &Snapshot) {
         ("failed", counts.failed),
         ("suppressed", counts.suppressed),
         ("unknown", counts.unknown),
+        ("bounced", counts.bounced),
     ] {
         let _ = writeln!(out, "mailcast_deliveries{{status=\"{status}\"}} {n}");
     }

@@ -1,6 +1,7 @@
 //! Signed tracking links, shared by rendering (which signs) and the HTTP side (which
 //! verifies). See DESIGN.md, "Signed links".
 
+mod base32;
 mod keyring;
 mod token;
 

@@ -1,6 +1,7 @@
-//! Signed tracking tokens: `/o/{token}`, `/c/{token}`, `/u/{token}`, `/v/{token}`.
+//! Signed tracking tokens: `/o/{token}`, `/c/{token}`, `/u/{token}`, `/v/{token}`, and
+//! the delivery token of a return path (`bounces+{token}@…`).
 //!
-//! Wire format (then URL-safe base64 without padding):
+//! Wire format (then URL-safe base64 without padding; lower-case base32 for return paths):
 //!
 //! ```text
 //! key id (1) · kind (1) · campaign (varint) · recipient (varint) · [link (varint), clicks only]
@@ -35,6 +36,8 @@ pub enum TokenKind {
     Unsubscribe,
     /// "View in browser": `/v/{token}`.
     View,
+    /// The delivery a bounce is about: the local part of the envelope sender.
+    Bounce,
 }
 
 impl TokenKind {
@@ -44,6 +47,7 @@ impl TokenKind {
             TokenKind::Click => 2,
             TokenKind::Unsubscribe => 3,
             TokenKind::View => 4,
+            TokenKind::Bounce => 5,
         }
     }
 
@@ -53,6 +57,7 @@ impl TokenKind {
             2 => Some(TokenKind::Click),
             3 => Some(TokenKind::Unsubscribe),
             4 => Some(TokenKind::View),
+            5 => Some(TokenKind::Bounce),
             _ => None,
         }
     }
@@ -64,6 +69,7 @@ impl TokenKind {
             TokenKind::Click => "c",
             TokenKind::Unsubscribe => "u",
             TokenKind::View => "v",
+            TokenKind::Bounce => "b",
         }
     }
 }
@@ -106,6 +112,10 @@ impl Token {
         Self::new(TokenKind::View, campaign_id, recipient_id, 0)
     }
 
+    pub fn bounce(campaign_id: i64, recipient_id: i64) -> Self {
+        Self::new(TokenKind::Bounce, campaign_id, recipient_id, 0)
+    }
+
     fn new(kind: TokenKind, campaign_id: i64, recipient_id: i64, link_id: i64) -> Self {
         Self {
             kind,
@@ -117,12 +127,24 @@ impl Token {
 
     /// Signs with the ring's first key.
     pub fn sign(&self, keys: &KeyRing) -> String {
+        let (bytes, len) = self.signed_bytes(keys);
+        URL_SAFE_NO_PAD.encode(&bytes[..len])
+    }
+
+    /// Signs with the ring's first key, as lower-case base32: letters and digits only,
+    /// and unchanged when a mail system folds the case of an address.
+    pub fn sign_for_mailbox(&self, keys: &KeyRing) -> String {
+        let (bytes, len) = self.signed_bytes(keys);
+        super::base32::encode(&bytes[..len])
+    }
+
+    fn signed_bytes(&self, keys: &KeyRing) -> ([u8; MAX_LEN], usize) {
         let mut bytes = [0u8; MAX_LEN];
         let len = self.encode_payload(keys.signing_id(), &mut bytes);
         let mut mac = keys.signing_mac().clone();
         mac.update(&bytes[..len]);
         bytes[len..len + MAC_LEN].copy_from_slice(&mac.finalize().into_bytes()[..MAC_LEN]);
-        URL_SAFE_NO_PAD.encode(&bytes[..len + MAC_LEN])
+        (bytes, len + MAC_LEN)
     }
 
     /// Checks the signature under whichever listed key signed the token.
@@ -133,6 +155,19 @@ impl Token {
         let bytes = URL_SAFE_NO_PAD
             .decode(token)
             .map_err(|_| TokenError::Encoding)?;
+        Self::verify_bytes(keys, &bytes)
+    }
+
+    /// [`Token::verify`] for a token made by [`Token::sign_for_mailbox`], in any case.
+    pub fn verify_mailbox(keys: &KeyRing, token: &str) -> Result<Token, TokenError> {
+        if token.len() > MAX_LEN * 8 / 5 + 2 {
+            return Err(TokenError::Malformed);
+        }
+        let bytes = super::base32::decode(token).ok_or(TokenError::Encoding)?;
+        Self::verify_bytes(keys, &bytes)
+    }
+
+    fn verify_bytes(keys: &KeyRing, bytes: &[u8]) -> Result<Token, TokenError> {
         if bytes.len() < 2 + 2 + MAC_LEN {
             return Err(TokenError::Malformed);
         }
@@ -245,6 +280,36 @@ mod tests {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
+    }
+
+    #[test]
+    fn mailbox_tokens_are_short_lower_case_and_survive_case_folding() {
+        let keys = ring(NEW);
+        let token = Token::bounce(12_345, 9_876_543);
+        let text = token.sign_for_mailbox(&keys);
+        assert!(text.len() <= 36, "{text} is {} chars", text.len());
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
+        assert_eq!(Token::verify_mailbox(&keys, &text), Ok(token));
+        assert_eq!(
+            Token::verify_mailbox(&keys, &text.to_ascii_uppercase()),
+            Ok(token)
+        );
+    }
+
+    #[test]
+    fn a_tampered_mailbox_token_is_refused() {
+        let keys = ring(NEW);
+        let text = Token::bounce(1, 2).sign_for_mailbox(&keys);
+        let mut chars: Vec<char> = text.chars().collect();
+        chars[5] = if chars[5] == 'a' { 'b' } else { 'a' };
+        let forged: String = chars.into_iter().collect();
+        assert!(Token::verify_mailbox(&keys, &forged).is_err());
+        for junk in ["", "!", "bounces", &"a".repeat(300)] {
+            assert!(Token::verify_mailbox(&keys, junk).is_err(), "{junk}");
+        }
     }
 
     #[test]

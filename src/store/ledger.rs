@@ -1,5 +1,6 @@
 //! The delivery ledger: one row per (campaign, recipient), moved through
-//! pending → sending → sent | deferred | failed | suppressed | unknown.
+//! pending → sending → sent | deferred | failed | suppressed | unknown; a sent (or
+//! unknown) delivery that a hard bounce reports afterwards becomes bounced.
 
 use serde::Serialize;
 
@@ -128,6 +129,8 @@ pub struct LedgerCounts {
     pub failed: i64,
     pub suppressed: i64,
     pub unknown: i64,
+    /// Sent, and reported afterwards by a hard bounce.
+    pub bounced: i64,
 }
 
 impl LedgerCounts {
@@ -139,6 +142,7 @@ impl LedgerCounts {
             + self.failed
             + self.suppressed
             + self.unknown
+            + self.bounced
     }
 
     /// Nothing left that a worker would still try.
@@ -288,7 +292,8 @@ fn capped_until(first: usize) -> String {
                         THEN MIN(COALESCE(d2.handed_at, d2.updated_at)) + ${window} END
             FROM deliveries d2 JOIN campaigns c2 ON c2.id = d2.campaign_id
             WHERE d2.recipient_id = d.recipient_id AND d2.id <> d.id
-              AND c2.kind = 'marketing' AND d2.status IN ('sent', 'unknown', 'sending')
+              AND c2.kind = 'marketing'
+              AND d2.status IN ('sent', 'bounced', 'unknown', 'sending')
               AND COALESCE(d2.handed_at, d2.updated_at) > ${now} - ${window}
               AND (${per_topic} = 0 OR c2.topic_id IS NOT DISTINCT FROM c.topic_id))
          END"
@@ -481,6 +486,7 @@ impl Store {
                 Ok(DeliveryStatus::Failed) => &mut counts.failed,
                 Ok(DeliveryStatus::Suppressed) => &mut counts.suppressed,
                 Ok(DeliveryStatus::Unknown) => &mut counts.unknown,
+                Ok(DeliveryStatus::Bounced) => &mut counts.bounced,
                 Err(e) => return Err(StoreError::Invalid(e.to_string())),
             };
             *slot = n;

@@ -9,6 +9,7 @@ mod attribution;
 mod audience;
 mod batch_merge;
 mod behaviour;
+mod bounces;
 mod campaigns;
 mod catalog;
 mod connect;
@@ -39,6 +40,11 @@ pub use as_sent::SentDelivery;
 pub use attribution::{ATTRIBUTION_WINDOW_SECONDS, Attributed, RecommendationCredit};
 pub use audience::LEDGER_LOCK;
 pub use behaviour::{BehaviourKind, Interaction, RecipientHistory};
+pub use bounces::{
+    BounceRecord, BounceVerdict, BouncedDelivery, COMPLAINT_REASON, COMPLAINT_SOURCE,
+    HARD_BOUNCE_REASON, IncomingBounce, MatchedBy, RawBounce, SoftBouncePolicy, StoredRaw,
+    bounce_digest,
+};
 pub use campaigns::{Campaign, CampaignSettings, CampaignSummary, NewCampaign};
 pub use catalog::{NewProduct, Product};
 pub use connect::{Engine, redact_url};

@@ -127,7 +127,8 @@ impl Store {
     }
 
     /// Deletes the recipient and everything about them (consents, events, deliveries,
-    /// tracking events and the `data` of their triggered sends), keeping only the
+    /// tracking events, received bounces about them and the `data` of their triggered
+    /// sends), keeping only the
     /// SHA-256 of the address on the suppression list (its clear text removed). False
     /// when no such recipient exists. Their id is never given to anyone else (SQLite
     /// migration 0006; PostgreSQL identities never reuse), and events their old links
@@ -170,6 +171,14 @@ impl Store {
             // Consents and events go with the row (ON DELETE CASCADE).
             sqlx::query("DELETE FROM recipients WHERE id = $1")
                 .bind(recipient.id)
+                .execute(&mut *tx)
+                .await?;
+            // A bounce quotes the address and often the message it returns.
+            sqlx::query("DELETE FROM bounces
+                         WHERE delivery_id IN (SELECT id FROM deliveries WHERE recipient_id = $1)
+                            OR LOWER(recipient) = $2")
+                .bind(recipient.id)
+                .bind(email.key())
                 .execute(&mut *tx)
                 .await?;
             // The ledger has no foreign keys on PostgreSQL (migration 0004). Deleted

@@ -62,7 +62,8 @@ pub struct CampaignStats {
     /// Attributed purchases of products the message recommended, by position and
     /// reason.
     pub recommendations: Vec<RecommendationCredit>,
-    /// Failed deliveries whose address went on the suppression list as a hard bounce.
+    /// Hard bounces: failed deliveries whose address went on the suppression list as
+    /// a bounce, and deliveries a bounce reported after they were sent (`bounced`).
     pub bounces: i64,
     pub opens: Engagement,
     pub clicks: Engagement,
@@ -281,9 +282,12 @@ impl Store {
     async fn bounces(&self, scope: &Scope<'_>) -> Result<i64, StoreError> {
         let sql = format!(
             "SELECT COUNT(*) FROM deliveries d JOIN recipients rr ON rr.id = d.recipient_id
-             WHERE d.campaign_id = $1 AND d.status = 'failed'
-               AND EXISTS (SELECT 1 FROM suppressions s
-                           WHERE s.email_hash = rr.email_hash AND s.reason LIKE 'bounce%'){}",
+             WHERE d.campaign_id = $1
+               AND (d.status = 'bounced'
+                    OR (d.status = 'failed'
+                        AND EXISTS (SELECT 1 FROM suppressions s
+                                    WHERE s.email_hash = rr.email_hash
+                                      AND s.reason LIKE 'bounce%'))){}",
             scope.restrict("d.recipient_id")
         );
         let (n,): (i64,) = on_pool!(self, pool =>
@@ -327,6 +331,7 @@ fn ledger_from(rows: Vec<(String, i64)>) -> LedgerCounts {
             "failed" => counts.failed = n,
             "suppressed" => counts.suppressed = n,
             "unknown" => counts.unknown = n,
+            "bounced" => counts.bounced = n,
             _ => {}
         }
     }

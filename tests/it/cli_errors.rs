@@ -350,3 +350,46 @@ async fn two_processes_on_one_database_sign_with_the_same_generated_key() {
     assert!(mailcast::links::Token::verify(&development, token).is_err());
     store.close().await;
 }
+
+#[test]
+fn bounce_settings_that_cannot_work_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = mailcast(
+        &["bounces", "receive", "--listen", "127.0.0.1:0"],
+        dir.path(),
+    );
+    assert_ne!(code, 0);
+    assert_one_line_error(&stderr, "receiving bounces needs --bounce-domain");
+
+    let (code, _, stderr) = mailcast(
+        &[
+            "bounces",
+            "receive",
+            "--listen",
+            "127.0.0.1:0",
+            "--bounce-domain",
+            "localhost",
+        ],
+        dir.path(),
+    );
+    assert_ne!(code, 0);
+    assert_one_line_error(&stderr, "bounce domain \"localhost\" is not a domain name");
+
+    let (code, _, stderr) = mailcast(
+        &[
+            "bounces",
+            "receive",
+            "--listen",
+            "nowhere",
+            "--bounce-domain",
+            "b.example.com",
+        ],
+        dir.path(),
+    );
+    assert_ne!(code, 0);
+    assert_one_line_error(&stderr, "cannot listen on nowhere for bounces");
+
+    let (code, _, stderr) = mailcast(&["bounces", "show", "99"], dir.path());
+    assert_ne!(code, 0);
+    assert_one_line_error(&stderr, "no bounce with id 99");
+}

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mailcast::bounce::ReturnPath;
 use mailcast::config::{SmtpUrl, TransportConfig};
 use mailcast::dispatch::{
     DispatchSettings, Dispatcher, RetryPolicy, Transport, WorkerHandle, schedule_campaign,
@@ -53,6 +54,8 @@ pub struct WorkerOptions {
     pub retry_first: Duration,
     pub batch_size: i64,
     pub slots: usize,
+    /// Per-delivery envelope senders (VERP); None sends from the campaign's sender.
+    pub return_path: Option<ReturnPath>,
 }
 
 impl Default for WorkerOptions {
@@ -62,6 +65,7 @@ impl Default for WorkerOptions {
             retry_first: Duration::from_secs(1),
             batch_size: 7,
             slots: 2,
+            return_path: None,
         }
     }
 }
@@ -98,6 +102,7 @@ pub async fn dispatcher_configured(
     settings.poll_interval = Duration::from_millis(50);
     settings.batch_size = options.batch_size;
     settings.slots = options.slots;
+    settings.return_path = options.return_path.clone();
     settings.retry = RetryPolicy {
         first: options.retry_first,
         max: options.retry_first * 4,

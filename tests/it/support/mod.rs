@@ -2,9 +2,12 @@
 //! `TEST_DATABASE_URL` is set) and a real SMTP server.
 #![allow(dead_code)]
 
+pub mod bounce_mail;
+pub mod bounce_receiver;
 pub mod campaign;
 pub mod dkimpy;
 pub mod http;
+pub mod postfix;
 pub mod scripted_smtp;
 pub mod segment_data;
 pub mod segment_db;
