@@ -44,8 +44,12 @@ pub(crate) async fn resolve(
     batch: Vec<PendingEvent>,
 ) -> Result<(Vec<NewEvent>, Vec<RowError>), StoreError> {
     let keys: Vec<String> = batch.iter().map(|e| e.email.key()).collect();
-    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let skus: Vec<&str> = batch.iter().filter_map(|e| e.sku.as_deref()).collect();
+    let mut key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    key_refs.sort_unstable();
+    key_refs.dedup();
+    let mut skus: Vec<&str> = batch.iter().filter_map(|e| e.sku.as_deref()).collect();
+    skus.sort_unstable();
+    skus.dedup();
     let recipients = store.recipient_ids(&key_refs).await?;
     let products = store.product_ids(&skus).await?;
     let (mut events, mut rejected) = (Vec::with_capacity(batch.len()), Vec::new());

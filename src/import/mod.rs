@@ -36,12 +36,15 @@ mod report;
 use std::fmt;
 use std::path::Path;
 
+use serde_json::{Map, Value};
+
 pub use cli::{ImportArgs, run};
 pub use error::{ImportError, RowError};
 pub(crate) use fields::nul_path;
 pub use report::ImportReport;
 
 use crate::store::Store;
+use reader::Input;
 
 /// Which table a file feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -99,10 +102,30 @@ pub async fn import_file(
     path: &Path,
     options: &ImportOptions,
 ) -> Result<ImportReport, ImportError> {
+    import(store, kind, Input::File(path), options).await
+}
+
+/// Imports rows already parsed as JSON objects (the API's batches) by the same rules
+/// and through the same store calls as a file; row `i` is reported as line `i + 1`.
+pub async fn import_objects(
+    store: &Store,
+    kind: ImportKind,
+    rows: &[Map<String, Value>],
+    options: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    import(store, kind, Input::Objects(rows), options).await
+}
+
+async fn import(
+    store: &Store,
+    kind: ImportKind,
+    input: Input<'_>,
+    options: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
     use pipeline::{Events, Products, Recipients, import};
     match kind {
-        ImportKind::Recipients => import::<Recipients>(store, kind, path, options).await,
-        ImportKind::Products => import::<Products>(store, kind, path, options).await,
-        ImportKind::Events => import::<Events>(store, kind, path, options).await,
+        ImportKind::Recipients => import::<Recipients>(store, kind, input, options).await,
+        ImportKind::Products => import::<Products>(store, kind, input, options).await,
+        ImportKind::Events => import::<Events>(store, kind, input, options).await,
     }
 }

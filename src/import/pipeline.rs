@@ -1,12 +1,10 @@
 //! The streaming loop: read a row, parse it, collect a batch, hand the batch to the
 //! store. Only the current batch and the kept errors are in memory.
 
-use std::path::Path;
-
 use super::error::{FieldError, ImportError};
 use super::fields::{self, FieldResult};
 use super::progress::Progress;
-use super::reader::{Record, Rows, Step};
+use super::reader::{Input, Record, Rows, Step};
 use super::report::ImportReport;
 use super::{ImportKind, ImportOptions, events, products, recipients};
 use crate::store::{NewProduct, NewRecipient, Store, StoreError};
@@ -105,32 +103,32 @@ impl Kind for Events {
     }
 }
 
-/// Imports a file; with `--strict` a first pass checks every row and the second
-/// (writing) pass only runs when the first rejected nothing.
+/// Imports a file or batch; with `--strict` a first pass checks every row and the
+/// second (writing) pass only runs when the first rejected nothing.
 pub(crate) async fn import<K: Kind>(
     store: &Store,
     kind: ImportKind,
-    path: &Path,
+    input: Input<'_>,
     options: &ImportOptions,
 ) -> Result<ImportReport, ImportError> {
     if options.strict {
-        let mut check = run_pass::<K>(store, kind, path, options, false).await?;
+        let mut check = run_pass::<K>(store, kind, input, options, false).await?;
         if check.has_rejections() {
             check.aborted = true;
             return Ok(check);
         }
     }
-    run_pass::<K>(store, kind, path, options, true).await
+    run_pass::<K>(store, kind, input, options, true).await
 }
 
 async fn run_pass<K: Kind>(
     store: &Store,
     kind: ImportKind,
-    path: &Path,
+    input: Input<'_>,
     options: &ImportOptions,
     write: bool,
 ) -> Result<ImportReport, ImportError> {
-    let mut rows = Rows::open(path)?;
+    let mut rows = Rows::of(input)?;
     rows.require_columns(K::REQUIRED)?;
     let label = if write { "importing" } else { "checking" };
     let progress = Progress::start(options.progress, rows.total_bytes(), label);
@@ -150,7 +148,7 @@ async fn run_pass<K: Kind>(
 
 async fn stream<K: Kind>(
     store: &Store,
-    rows: &mut Rows,
+    rows: &mut Rows<'_>,
     options: &ImportOptions,
     write: bool,
     report: &mut ImportReport,

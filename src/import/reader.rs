@@ -104,20 +104,40 @@ pub(crate) enum Step<'a> {
     Bad(RowError),
 }
 
-/// The rows of one import file.
-pub(crate) struct Rows {
+/// Where rows come from: a file, or objects already parsed (the API's batches), which
+/// are numbered as if they were the lines of a JSON Lines file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Input<'a> {
+    File(&'a Path),
+    Objects(&'a [Map<String, Value>]),
+}
+
+/// The rows of one import file or batch of objects.
+pub(crate) struct Rows<'a> {
     path: PathBuf,
     total_bytes: u64,
-    source: Source,
+    source: Source<'a>,
 }
 
-enum Source {
+enum Source<'a> {
     Csv(CsvRows),
     Json(JsonRows),
+    Objects(ObjectRows<'a>),
 }
 
-impl Rows {
-    pub fn open(path: &Path) -> Result<Rows, ImportError> {
+impl<'a> Rows<'a> {
+    pub fn of(input: Input<'a>) -> Result<Rows<'a>, ImportError> {
+        match input {
+            Input::File(path) => Rows::open(path),
+            Input::Objects(rows) => Ok(Rows {
+                path: PathBuf::new(),
+                total_bytes: 0,
+                source: Source::Objects(ObjectRows { rows, next: 0 }),
+            }),
+        }
+    }
+
+    pub fn open(path: &Path) -> Result<Rows<'a>, ImportError> {
         let format = Format::of(path)?;
         let file = File::open(path).map_err(|e| ImportError::io(path, e))?;
         let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -157,6 +177,7 @@ impl Rows {
         let result = match &mut self.source {
             Source::Csv(csv) => csv.next(),
             Source::Json(json) => json.next(),
+            Source::Objects(objects) => Ok(objects.next()),
         };
         result.map_err(|e| ImportError::io(&self.path, e))
     }
@@ -165,6 +186,7 @@ impl Rows {
         match &self.source {
             Source::Csv(csv) => csv.reader.position().byte(),
             Source::Json(json) => json.bytes,
+            Source::Objects(_) => 0,
         }
     }
 
@@ -177,6 +199,7 @@ impl Rows {
         match &self.source {
             Source::Csv(csv) => csv.line,
             Source::Json(json) => json.line,
+            Source::Objects(objects) => objects.next as u64,
         }
     }
 }
@@ -400,6 +423,22 @@ impl JsonRows {
                 }),
             }));
         }
+    }
+}
+
+struct ObjectRows<'a> {
+    rows: &'a [Map<String, Value>],
+    next: usize,
+}
+
+impl<'a> ObjectRows<'a> {
+    fn next(&mut self) -> Option<Step<'a>> {
+        let object = self.rows.get(self.next)?;
+        self.next += 1;
+        Some(Step::Row(Record {
+            line: self.next as u64,
+            cells: Cells::Json(object),
+        }))
     }
 }
 

@@ -1,6 +1,6 @@
 use serde::Serialize;
 
-use super::{Store, StoreError, UpsertCounts, built, on_pool};
+use super::{Store, StoreError, built, on_pool};
 
 #[derive(Debug, Clone)]
 pub struct NewProduct {
@@ -27,50 +27,7 @@ pub struct Product {
     pub in_stock: bool,
 }
 
-const UPSERT: &str = "
-    INSERT INTO products (sku, name, url, image_url, price_cents, currency, category,
-                          in_stock, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-    ON CONFLICT (sku) DO UPDATE SET
-        name = excluded.name, url = excluded.url, image_url = excluded.image_url,
-        price_cents = excluded.price_cents, currency = excluded.currency,
-        category = excluded.category, in_stock = excluded.in_stock,
-        updated_at = excluded.updated_at";
-
 impl Store {
-    pub async fn upsert_products(&self, batch: &[NewProduct]) -> Result<UpsertCounts, StoreError> {
-        let now = crate::time::now();
-        let mut counts = UpsertCounts::default();
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for product in batch {
-                let existed: Option<(i64,)> =
-                    sqlx::query_as("SELECT id FROM products WHERE sku = $1")
-                        .bind(&product.sku)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                sqlx::query(UPSERT)
-                    .bind(&product.sku)
-                    .bind(&product.name)
-                    .bind(&product.url)
-                    .bind(&product.image_url)
-                    .bind(product.price_cents)
-                    .bind(&product.currency)
-                    .bind(&product.category)
-                    .bind(product.in_stock)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                match existed {
-                    Some(_) => counts.updated += 1,
-                    None => counts.inserted += 1,
-                }
-            }
-            tx.commit().await?;
-        });
-        Ok(counts)
-    }
-
     pub async fn products(&self) -> Result<Vec<Product>, StoreError> {
         let sql = "SELECT id, sku, name, url, image_url, price_cents, currency, category, in_stock
                    FROM products ORDER BY id";

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::{Db, Store, StoreError, on_pool};
+use super::{Store, StoreError, on_pool};
 use crate::domain::EmailAddress;
 
 /// A recipient as an import or the API hands it over. `None` fields leave what the
@@ -52,51 +52,9 @@ impl UpsertCounts {
     }
 }
 
-/// Attributes merge key by key on both engines: a new value replaces the old one
-/// whole. `$13` holds `null` for every new key whose value is an object, so that
-/// SQLite's `json_patch` (RFC 7396, recursive) replaces those objects instead of
-/// merging into them; on PostgreSQL `||` already replaces them and `$13` is inert.
-const UPSERT_SQLITE: &str = "
-    INSERT INTO recipients (email, email_key, first_name, last_name, country, city,
-                            attributes, locale, timezone, created_at, updated_at, email_hash)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-    ON CONFLICT (email_key) DO UPDATE SET
-        email = excluded.email,
-        first_name = COALESCE(excluded.first_name, recipients.first_name),
-        last_name = COALESCE(excluded.last_name, recipients.last_name),
-        country = COALESCE(excluded.country, recipients.country),
-        city = COALESCE(excluded.city, recipients.city),
-        attributes = json_patch(json_patch(recipients.attributes, $13), excluded.attributes),
-        locale = COALESCE(excluded.locale, recipients.locale),
-        timezone = COALESCE(excluded.timezone, recipients.timezone),
-        updated_at = excluded.updated_at";
-
-const UPSERT_POSTGRES: &str = "
-    INSERT INTO recipients (email, email_key, first_name, last_name, country, city,
-                            attributes, locale, timezone, created_at, updated_at, email_hash)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-    ON CONFLICT (email_key) DO UPDATE SET
-        email = excluded.email,
-        first_name = COALESCE(excluded.first_name, recipients.first_name),
-        last_name = COALESCE(excluded.last_name, recipients.last_name),
-        country = COALESCE(excluded.country, recipients.country),
-        city = COALESCE(excluded.city, recipients.city),
-        attributes = recipients.attributes || $13 || excluded.attributes,
-        locale = COALESCE(excluded.locale, recipients.locale),
-        timezone = COALESCE(excluded.timezone, recipients.timezone),
-        updated_at = excluded.updated_at";
-
-/// Consent from an import never overrides an opt-out the store already holds.
-const ADD_CONSENT: &str = "
-    INSERT INTO consents (recipient_id, topic_id, status, source, updated_at)
-    SELECT r.id, t.id, 'subscribed', $3, $4
-    FROM recipients r, topics t
-    WHERE r.email_key = $1 AND t.name = $2
-    ON CONFLICT (recipient_id, topic_id) DO NOTHING";
-
 /// Per row: the first row of a key the store did not hold is an insert; every other
 /// row (an existing key, or a key repeated in the batch) is an update.
-fn count_rows(keys: &[String], existing: &HashSet<String>) -> UpsertCounts {
+pub(super) fn count_rows(keys: &[String], existing: &HashSet<String>) -> UpsertCounts {
     let mut seen = HashSet::with_capacity(keys.len());
     let mut counts = UpsertCounts::default();
     for key in keys {
@@ -109,93 +67,7 @@ fn count_rows(keys: &[String], existing: &HashSet<String>) -> UpsertCounts {
     counts
 }
 
-/// `{key: null}` for each attribute whose new value is an object.
-fn replaced_objects(attributes: &serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
-    attributes
-        .iter()
-        .filter(|(_, v)| v.is_object())
-        .map(|(k, _)| (k.clone(), Value::Null))
-        .collect()
-}
-
 impl Store {
-    /// Inserts or updates a batch of recipients in one transaction. Counts are per
-    /// row (see [`count_rows`]).
-    pub async fn upsert_recipients(
-        &self,
-        batch: &[NewRecipient],
-    ) -> Result<UpsertCounts, StoreError> {
-        let now = crate::time::now();
-        let topics: Vec<&str> = batch
-            .iter()
-            .flat_map(|r| r.topics.iter().map(String::as_str))
-            .collect();
-        self.ensure_topics(&topics).await?;
-        let keys: Vec<String> = batch.iter().map(|r| r.email.key()).collect();
-        let existing = self.existing_email_keys(&keys).await?;
-        let upsert = match self.db {
-            Db::Sqlite(_) => UPSERT_SQLITE,
-            Db::Postgres(_) => UPSERT_POSTGRES,
-        };
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for recipient in batch {
-                let key = recipient.email.key();
-                sqlx::query(upsert)
-                    .bind(recipient.email.as_str())
-                    .bind(&key)
-                    .bind(&recipient.first_name)
-                    .bind(&recipient.last_name)
-                    .bind(&recipient.country)
-                    .bind(&recipient.city)
-                    .bind(Json(&recipient.attributes))
-                    .bind(&recipient.locale)
-                    .bind(&recipient.timezone)
-                    .bind(recipient.created_at.unwrap_or(now))
-                    .bind(now)
-                    .bind(recipient.email.hash())
-                    .bind(Json(replaced_objects(&recipient.attributes)))
-                    .execute(&mut *tx)
-                    .await?;
-                for topic in &recipient.topics {
-                    sqlx::query(ADD_CONSENT)
-                        .bind(&key)
-                        .bind(topic)
-                        .bind(&recipient.consent_source)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            tx.commit().await?;
-        });
-        Ok(count_rows(&keys, &existing))
-    }
-
-    async fn existing_email_keys(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
-        let rows: Vec<(String,)> = match &self.db {
-            Db::Sqlite(pool) => {
-                let json = serde_json::to_string(keys).expect("strings serialise");
-                sqlx::query_as(
-                    "SELECT email_key FROM recipients WHERE email_key IN (SELECT value FROM json_each($1))",
-                )
-                .bind(&json)
-                .fetch_all(pool)
-                .await?
-            }
-            // `= ANY` and not a set-returning function: during a large import the
-            // statistics still call the table small, and the planner would hash-join a
-            // full scan of it for every chunk.
-            Db::Postgres(pool) => {
-                sqlx::query_as("SELECT email_key FROM recipients WHERE email_key = ANY($1)")
-                    .bind(keys)
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
-        Ok(rows.into_iter().map(|(k,)| k).collect())
-    }
-
     pub async fn ensure_topics(&self, names: &[&str]) -> Result<(), StoreError> {
         let mut names = names.to_vec();
         names.sort_unstable();

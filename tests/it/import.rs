@@ -210,6 +210,37 @@ async fn reimport_updates_case_insensitively_and_merges_attributes() {
     .await;
 }
 
+/// A batch is stored with one set-based statement, which touches each row once: a key
+/// new to the store and repeated in the batch ends as if its rows were applied in order.
+#[tokio::test]
+async fn a_new_address_repeated_in_one_batch_ends_as_its_rows_applied_in_order() {
+    for_each_engine(|store, engine| async move {
+        let files = Files::new();
+        let file = files.write(
+            "twice.jsonl",
+            concat!(
+                r#"{"email":"cy@example.com","first_name":"Cy","created_at":1700000000,"topics":["news"],"consent_source":"shop","attributes":{"tier":"gold","prefs":{"a":1}}}"#,
+                "\n",
+                r#"{"email":"CY@example.com","last_name":"Young","created_at":1800000000,"topics":["news","sales"],"consent_source":"crm","attributes":{"prefs":{"b":2}}}"#,
+                "\n"
+            ),
+        );
+        let report = import(&store, ImportKind::Recipients, &file).await;
+        assert_eq!((report.inserted, report.updated), (1, 1), "{engine}");
+        assert_eq!(store.count_recipients().await.unwrap(), 1, "{engine}");
+        let cy = stored(&store, "cy@example.com").await;
+        assert_eq!(cy.email, "CY@example.com", "{engine}: the later spelling");
+        assert_eq!(cy.first_name.as_deref(), Some("Cy"), "{engine}");
+        assert_eq!(cy.last_name.as_deref(), Some("Young"), "{engine}");
+        assert_eq!(cy.created_at, 1_700_000_000, "{engine}: the inserting row's");
+        let expected = json!({"tier": "gold", "prefs": {"b": 2}});
+        assert_eq!(cy.attributes.0, expected, "{engine}");
+        let topics = store.subscribed_topics(cy.id).await.unwrap();
+        assert_eq!(topics, ["news", "sales"], "{engine}");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn json_lines_import_with_typed_values_and_line_numbers() {
     for_each_engine(|store, engine| async move {

@@ -1,14 +1,12 @@
 //! Rows from the API go through the importer, so that a recipient, product or event is
-//! checked by exactly the same rules whether it arrives in a file or over HTTP. The
-//! rows are written as JSON Lines to a temporary file and imported with `strict`: all
-//! or nothing, every rejected row named.
-
-use std::io::Write;
+//! checked by exactly the same rules, and stored by the same batch calls, whether it
+//! arrives in a file or over HTTP. The rows are imported with `strict`: all or
+//! nothing, every rejected row named.
 
 use serde_json::{Map, Value};
 
 use crate::http::error::{FieldErrors, HttpError};
-use crate::import::{ImportError, ImportKind, ImportOptions, ImportReport, import_file};
+use crate::import::{ImportError, ImportKind, ImportOptions, ImportReport, import_objects};
 use crate::store::Store;
 
 pub(crate) type Row = Map<String, Value>;
@@ -39,44 +37,26 @@ pub(crate) async fn import_rows(
     rows: &[Row],
     naming: Naming,
 ) -> Result<ImportReport, HttpError> {
-    let file = jsonl_file(rows)?;
     let options = ImportOptions {
         strict: true,
         batch_size: 1000,
         progress: false,
         max_errors: rows.len().max(1),
     };
-    let report = import_file(store, kind, file.path(), &options)
-        .await
-        .map_err(|error| match error {
-            ImportError::Store(error) => HttpError::Store(error),
-            other => HttpError::Internal(format!("import of API rows: {other}")),
-        })?;
+    let report =
+        import_objects(store, kind, rows, &options)
+            .await
+            .map_err(|error| match error {
+                ImportError::Store(error) => HttpError::Store(error),
+                other => HttpError::Internal(format!("import of API rows: {other}")),
+            })?;
     if report.has_rejections() {
         return Err(HttpError::invalid(rejections(&report, naming)));
     }
     Ok(report)
 }
 
-fn jsonl_file(rows: &[Row]) -> Result<tempfile::NamedTempFile, HttpError> {
-    let io = |e: std::io::Error| HttpError::Internal(format!("temporary file for API rows: {e}"));
-    let mut file = tempfile::Builder::new()
-        .prefix("mailcast-api-")
-        .suffix(".jsonl")
-        .tempfile()
-        .map_err(io)?;
-    {
-        let mut out = std::io::BufWriter::new(file.as_file_mut());
-        for row in rows {
-            serde_json::to_writer(&mut out, row).map_err(|e| io(e.into()))?;
-            out.write_all(b"\n").map_err(io)?;
-        }
-        out.flush().map_err(io)?;
-    }
-    Ok(file)
-}
-
-/// Line N of the file is row N−1 of the request.
+/// Line N is row N−1 of the request.
 fn rejections(report: &ImportReport, naming: Naming) -> FieldErrors {
     let mut fields = FieldErrors::new();
     for error in &report.errors {
