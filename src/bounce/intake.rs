@@ -18,6 +18,27 @@ pub struct BounceSettings {
     pub return_path: Option<ReturnPath>,
     pub keys: KeyRing,
     pub soft: SoftBouncePolicy,
+    pub pause: PauseThresholds,
+}
+
+/// A running campaign pauses itself when, once it has delivered `min_delivered`
+/// messages, more than these shares of them came back as complaints or hard bounces
+/// (Gmail and Yahoo ask bulk senders to stay under 0.3 % complaints).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PauseThresholds {
+    pub complaint_rate: f64,
+    pub hard_rate: f64,
+    pub min_delivered: i64,
+}
+
+impl Default for PauseThresholds {
+    fn default() -> Self {
+        PauseThresholds {
+            complaint_rate: 0.003,
+            hard_rate: 0.05,
+            min_delivered: 1000,
+        }
+    }
 }
 
 /// Stores the message; it is durable when this returns.
@@ -49,7 +70,55 @@ pub async fn process(
     if let Some(action) = &action {
         tracing::info!(bounce = id, class = %verdict.class, %action, "bounce processed");
     }
+    if let (Some((delivery, _)), BounceClass::Hard | BounceClass::Complaint) =
+        (&verdict.delivery, verdict.class)
+    {
+        pause_if_over(store, settings.pause, delivery.campaign_id).await?;
+    }
     Ok(action)
+}
+
+/// Pauses a running campaign whose complaint or hard-bounce rate is over its threshold,
+/// saying why.
+async fn pause_if_over(
+    store: &Store,
+    limits: PauseThresholds,
+    campaign_id: i64,
+) -> Result<(), StoreError> {
+    let feedback = store.feedback(campaign_id).await?;
+    if feedback.delivered < limits.min_delivered {
+        return Ok(());
+    }
+    let over = |what: &str, count: i64, rate: f64, limit: f64| {
+        (rate > limit).then(|| {
+            format!(
+                "{what} rate {:.2}% ({count} of {} delivered) is over {:.2}%",
+                rate * 100.0,
+                feedback.delivered,
+                limit * 100.0
+            )
+        })
+    };
+    let reason = over(
+        "complaint",
+        feedback.complaints,
+        feedback.complaint_rate(),
+        limits.complaint_rate,
+    )
+    .or_else(|| {
+        over(
+            "hard bounce",
+            feedback.hard,
+            feedback.hard_rate(),
+            limits.hard_rate,
+        )
+    });
+    if let Some(reason) = reason
+        && store.pause_campaign_because(campaign_id, &reason).await?
+    {
+        tracing::error!(campaign_id, %reason, "campaign paused by its bounces");
+    }
+    Ok(())
 }
 
 /// Processes every stored bounce left unprocessed; returns how many it applied.

@@ -20,7 +20,7 @@ mod return_path;
 mod ses;
 
 pub use evaluate::{Disagreement, Evaluation, LineEnding, evaluate_dir};
-pub use intake::{BounceSettings, process, process_unprocessed, store};
+pub use intake::{BounceSettings, PauseThresholds, process, process_unprocessed, store};
 pub use mime::OriginalMessage;
 pub use receiver::{ReceiverError, ReceiverLimits, bind_receiver, serve_receiver};
 pub use return_path::{

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::bounce::{
-    BounceSettings, DEFAULT_PREFIX, LineEnding, ReceiverLimits, ReturnPath, bind_receiver,
-    evaluate_dir, serve_receiver,
+    BounceSettings, DEFAULT_PREFIX, LineEnding, PauseThresholds, ReceiverLimits, ReturnPath,
+    bind_receiver, evaluate_dir, serve_receiver,
 };
 use crate::links::KeyRing;
 use crate::store::{BounceRecord, SoftBouncePolicy, Store};
@@ -108,6 +108,7 @@ impl BounceReceiver {
             return_path: Some(path),
             keys,
             soft: args.soft.policy()?,
+            pause: PauseThresholds::default(),
         };
         let listener = bind_receiver(listen).await?;
         Ok(BounceReceiver {

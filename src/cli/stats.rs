@@ -32,6 +32,15 @@ pub fn format_stats(stats: &CampaignStats) -> String {
         stats.bounces,
         ledger.pending + ledger.sending + ledger.deferred
     );
+    let _ = writeln!(
+        out,
+        "  feedback     hard {} ({:.2}% of delivered), soft {}, complaints {} ({:.2}%)",
+        stats.feedback.hard,
+        stats.hard_bounce_rate * 100.0,
+        stats.feedback.soft,
+        stats.feedback.complaints,
+        stats.complaint_rate * 100.0
+    );
     engagement(&mut out, "opens", &stats.opens, stats.open_rate);
     engagement(&mut out, "clicks", &stats.clicks, stats.click_through_rate);
     let _ = writeln!(out, "  unsubscribes {:>8}", stats.unsubscribes);
@@ -123,6 +132,9 @@ mod tests {
             waiting: Default::default(),
             attributed: Default::default(),
             recommendations: Vec::new(),
+            feedback: Default::default(),
+            hard_bounce_rate: 0.0,
+            complaint_rate: 0.0,
             bounces: 1,
             opens: Engagement {
                 unique_human: 4,

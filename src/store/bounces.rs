@@ -393,3 +393,51 @@ fn reply_of(verdict: &BounceVerdict) -> Option<String> {
         .collect();
     (!parts.is_empty()).then(|| parts.join(" "))
 }
+
+/// What received bounces said about one campaign's messages, against how many were
+/// delivered: the figures a sender's reputation is judged by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Feedback {
+    /// Messages the relay accepted (`sent`, and `bounced` later).
+    pub delivered: i64,
+    pub hard: i64,
+    pub soft: i64,
+    pub complaints: i64,
+}
+
+impl Feedback {
+    pub fn hard_rate(&self) -> f64 {
+        rate(self.hard, self.delivered)
+    }
+
+    pub fn complaint_rate(&self) -> f64 {
+        rate(self.complaints, self.delivered)
+    }
+}
+
+fn rate(part: i64, whole: i64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// Deliveries counted once per class, whatever number of reports came for them.
+const FEEDBACK: &str = "
+    SELECT
+        (SELECT COUNT(*) FROM deliveries WHERE campaign_id = $1
+           AND status IN ('sent', 'bounced')) AS delivered,
+        COUNT(DISTINCT CASE WHEN b.class = 'hard' THEN b.delivery_id END) AS hard,
+        COUNT(DISTINCT CASE WHEN b.class = 'soft' THEN b.delivery_id END) AS soft,
+        COUNT(DISTINCT CASE WHEN b.class = 'complaint' THEN b.delivery_id END) AS complaints
+    FROM bounces b JOIN deliveries d ON d.id = b.delivery_id
+    WHERE d.campaign_id = $1";
+
+impl Store {
+    /// Hard bounces, soft bounces and complaints received about a campaign's messages.
+    pub async fn feedback(&self, campaign_id: i64) -> Result<Feedback, StoreError> {
+        Ok(on_pool!(self, pool =>
+            sqlx::query_as(FEEDBACK).bind(campaign_id).fetch_one(pool).await)?)
+    }
+}

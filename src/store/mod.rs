@@ -41,7 +41,7 @@ pub use attribution::{ATTRIBUTION_WINDOW_SECONDS, Attributed, RecommendationCred
 pub use audience::LEDGER_LOCK;
 pub use behaviour::{BehaviourKind, Interaction, RecipientHistory};
 pub use bounces::{
-    BounceRecord, BounceVerdict, BouncedDelivery, COMPLAINT_REASON, COMPLAINT_SOURCE,
+    BounceRecord, BounceVerdict, BouncedDelivery, COMPLAINT_REASON, COMPLAINT_SOURCE, Feedback,
     HARD_BOUNCE_REASON, IncomingBounce, MatchedBy, RawBounce, SoftBouncePolicy, StoredRaw,
     bounce_digest,
 };

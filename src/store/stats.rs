@@ -65,6 +65,10 @@ pub struct CampaignStats {
     /// Hard bounces: failed deliveries whose address went on the suppression list as
     /// a bounce, and deliveries a bounce reported after they were sent (`bounced`).
     pub bounces: i64,
+    /// What received bounces and complaints said, with their rates per delivered message.
+    pub feedback: super::Feedback,
+    pub hard_bounce_rate: f64,
+    pub complaint_rate: f64,
     pub opens: Engagement,
     pub clicks: Engagement,
     /// Recipients who unsubscribed through this campaign's link.
@@ -186,6 +190,7 @@ impl Store {
                 unsubscribes: c.unsubscribes,
             });
         }
+        let feedback = self.feedback(campaign_id).await?;
         Ok(CampaignStats {
             campaign_id,
             name: campaign.name,
@@ -198,6 +203,9 @@ impl Store {
             attributed: attribution::totals(&counts.purchases),
             recommendations: attribution::by_recommendation(&counts.purchases),
             bounces: counts.bounces,
+            feedback,
+            hard_bounce_rate: feedback.hard_rate(),
+            complaint_rate: feedback.complaint_rate(),
             opens: counts.opens,
             clicks: counts.clicks,
             unsubscribes: counts.unsubscribes,

@@ -5,8 +5,8 @@
 
 use crate::support;
 
-use mailcast::bounce::{self, BounceSettings, ReturnPath};
-use mailcast::domain::{DeliveryStatus, EmailAddress};
+use mailcast::bounce::{self, BounceSettings, PauseThresholds, ReturnPath};
+use mailcast::domain::{CampaignStatus, DeliveryStatus, EmailAddress};
 use mailcast::links::KeyRing;
 use mailcast::store::{
     COMPLAINT_REASON, HARD_BOUNCE_REASON, IncomingBounce, SoftBouncePolicy, Store,
@@ -23,6 +23,7 @@ fn settings(soft: SoftBouncePolicy) -> BounceSettings {
         return_path: Some(ReturnPath::new("bounces", DOMAIN).unwrap()),
         keys: KeyRing::development(),
         soft,
+        pause: PauseThresholds::default(),
     }
 }
 
@@ -497,6 +498,54 @@ async fn erasing_a_recipient_erases_the_bounces_about_them() {
             store.is_suppressed(&ann).await.unwrap(),
             "{engine}: the hash stays"
         );
+    })
+    .await;
+}
+
+/// A campaign still sending whose complaint rate passes the threshold pauses itself and
+/// says why; the statistics show the rate. Below the minimum sample it goes on.
+#[tokio::test]
+async fn a_running_campaign_over_the_complaint_threshold_pauses_itself() {
+    for_each_engine(|store, engine| async move {
+        readers(&store).await;
+        let (campaign, sent) = send_campaign(&store, "spring").await;
+        // Still sending, as when other deliveries wait for their retry.
+        store
+            .transition_campaign(campaign, &[CampaignStatus::Done], CampaignStatus::Running)
+            .await
+            .unwrap();
+        let ben = sent_to(&sent, "ben@example.com");
+        let raw = complaint(&ben.return_path, "ben@example.com", &ben.message_id);
+        let mut strict = settings(SoftBouncePolicy::default());
+        strict.pause = PauseThresholds {
+            min_delivered: 4,
+            ..PauseThresholds::default()
+        };
+        receive(&store, &strict, &raw, &ben.return_path).await;
+        assert_eq!(
+            store.campaign(campaign).await.unwrap().status,
+            CampaignStatus::Running,
+            "{engine}: 3 delivered is under the sample of 4"
+        );
+
+        strict.pause.min_delivered = 3;
+        let cat = sent_to(&sent, "cat@example.com");
+        let raw = complaint(&cat.return_path, "cat@example.com", &cat.message_id);
+        receive(&store, &strict, &raw, &cat.return_path).await;
+        let paused = store.campaign(campaign).await.unwrap();
+        assert_eq!(paused.status, CampaignStatus::Paused, "{engine}");
+        assert_eq!(
+            paused.pause_reason.as_deref(),
+            Some("complaint rate 66.67% (2 of 3 delivered) is over 0.30%"),
+            "{engine}"
+        );
+        let stats = store.campaign_statistics(campaign).await.unwrap();
+        assert_eq!(
+            (stats.feedback.complaints, stats.feedback.delivered),
+            (2, 3),
+            "{engine}"
+        );
+        assert!((stats.complaint_rate - 2.0 / 3.0).abs() < 1e-9, "{engine}");
     })
     .await;
 }

@@ -24,6 +24,7 @@ fn settings() -> BounceSettings {
         return_path: Some(ReturnPath::new("bounces", DOMAIN).unwrap()),
         keys: KeyRing::development(),
         soft: SoftBouncePolicy::default(),
+        pause: mailcast::bounce::PauseThresholds::default(),
     }
 }
 

@@ -53,6 +53,7 @@ async fn postfix_dsns_for_unknown_users_bounce_exactly_those_deliveries() {
             return_path: Some(path.clone()),
             keys: KeyRing::development(),
             soft: SoftBouncePolicy::default(),
+            pause: mailcast::bounce::PauseThresholds::default(),
         };
         let receiver = Receiver::start(&store, settings, ReceiverLimits::default()).await;
         let Some(postfix) = Postfix::start(LOCAL, &KNOWN, BOUNCE_DOMAIN, receiver.addr.port())
