@@ -233,6 +233,16 @@ impl Store {
             bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(pool).await)?)
     }
 
+    /// A campaign's deliveries waiting for their local time, quiet hours or the cap, and
+    /// those the cap skipped.
+    pub async fn waiting(&self, campaign_id: i64) -> Result<super::Waiting, StoreError> {
+        let scope = Scope {
+            campaign_id,
+            filter: None,
+        };
+        self.scoped_waiting(&scope).await
+    }
+
     async fn scoped_waiting(&self, scope: &Scope<'_>) -> Result<super::Waiting, StoreError> {
         let sql = format!(
             "{} AND d.campaign_id = $1{}",

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError, built, on_pool};
+use super::{Store, StoreError, on_pool};
 
 /// A campaign's deliveries that wait (`deferred`, not yet tried) or were skipped by
 /// the frequency cap.
@@ -34,12 +34,6 @@ pub(super) const WAITING: &str = "
     FROM deliveries d WHERE d.status IN ('deferred', 'suppressed')";
 
 impl Store {
-    pub async fn waiting(&self, campaign_id: i64) -> Result<Waiting, StoreError> {
-        let sql = format!("{WAITING} AND d.campaign_id = $1");
-        Ok(on_pool!(self, pool =>
-            sqlx::query_as(built(&sql)).bind(campaign_id).fetch_one(pool).await)?)
-    }
-
     /// As [`Store::waiting`], over every campaign (`/metrics`).
     pub async fn waiting_totals(&self) -> Result<Waiting, StoreError> {
         Ok(on_pool!(self, pool => sqlx::query_as(WAITING).fetch_one(pool).await)?)

@@ -5,14 +5,14 @@
 
 use std::collections::HashMap;
 
-use mailcast::domain::{CampaignKind, EmailAddress};
+use mailcast::domain::EmailAddress;
 use mailcast::store::{
-    ATTRIBUTION_WINDOW_SECONDS, Attributed, Campaign, CampaignSettings, Claim, DeliveryOutcome,
-    Handing, NewCampaign, NewEvent, NewProduct, NewTemplate, NewTrackingEvent,
-    RecommendationCredit, SqlFilter, SqlParam, Store, TrackingKind, Verdict,
+    ATTRIBUTION_WINDOW_SECONDS, Attributed, Campaign, Claim, DeliveryOutcome, Handing, NewEvent,
+    NewProduct, NewTrackingEvent, RecommendationCredit, SqlFilter, SqlParam, Store, TrackingKind,
+    Verdict,
 };
 
-use crate::support::campaign::HTML;
+use crate::support::campaign::{HTML, create, draft};
 use crate::support::{for_each_engine, recipient};
 
 const T: i64 = 1_780_000_000;
@@ -150,32 +150,7 @@ async fn products(store: &Store) -> (i64, i64) {
 }
 
 async fn campaign(store: &Store, name: &str) -> Campaign {
-    let template_id = store
-        .upsert_template(&NewTemplate {
-            name: "attribution".into(),
-            subject: "News".into(),
-            preheader: None,
-            html: HTML.into(),
-            text: None,
-        })
-        .await
-        .unwrap();
-    let id = store
-        .create_campaign(&NewCampaign {
-            name: name.into(),
-            kind: CampaignKind::Marketing,
-            template_id,
-            segment_id: None,
-            topic: Some("news".into()),
-            from_name: "Shop".into(),
-            from_email: "news@shop.example.com".into(),
-            reply_to: None,
-            send_at: None,
-            settings: CampaignSettings::default(),
-        })
-        .await
-        .unwrap();
-    store.campaign(id).await.unwrap()
+    create(store, draft(store, name, "news", HTML).await).await
 }
 
 /// Every recipient's message of `campaign` handed over with `record`, then sent.

@@ -16,12 +16,14 @@ use mailcast::links::KeyRing;
 use mailcast::render::LinkSettings;
 use mailcast::schedule::{FrequencyCap, LocalSendTime, QuietHours, WhenCapped, parse_zone};
 use mailcast::store::{
-    Campaign, CampaignSettings, Claim, Db, DeliveryOutcome, Handing, NewCampaign, NewTemplate,
-    SqlFilter, SqlParam, Store,
+    Campaign, CampaignSettings, Claim, Db, DeliveryOutcome, Handing, NewCampaign, SqlFilter,
+    SqlParam, Store,
 };
 use mailcast::time::Clock;
 
-use crate::support::campaign::{HTML, WorkerOptions, dispatcher_configured, wait_for_status};
+use crate::support::campaign::{
+    self, HTML, WorkerOptions, create, dispatcher_configured, wait_for_status,
+};
 use crate::support::smtp::SmtpServer;
 use crate::support::{eventually, for_each_engine, recipient};
 
@@ -48,33 +50,7 @@ async fn worker(
 
 /// A marketing campaign of the test template to everyone subscribed to `news`, now.
 async fn draft(store: &Store, name: &str) -> NewCampaign {
-    let template_id = store
-        .upsert_template(&NewTemplate {
-            name: "timing".into(),
-            subject: "News for {{ recipient.first_name }}".into(),
-            preheader: None,
-            html: HTML.into(),
-            text: None,
-        })
-        .await
-        .unwrap();
-    NewCampaign {
-        name: name.into(),
-        kind: CampaignKind::Marketing,
-        template_id,
-        segment_id: None,
-        topic: Some("news".into()),
-        from_name: "Shop".into(),
-        from_email: "news@shop.example.com".into(),
-        reply_to: None,
-        send_at: None,
-        settings: CampaignSettings::default(),
-    }
-}
-
-async fn create(store: &Store, campaign: NewCampaign) -> Campaign {
-    let id = store.create_campaign(&campaign).await.unwrap();
-    store.campaign(id).await.unwrap()
+    campaign::draft(store, name, "news", HTML).await
 }
 
 async fn marketing(store: &Store, name: &str) -> Campaign {
@@ -382,7 +358,7 @@ async fn a_triggered_marketing_send_after_two_campaigns_is_capped_for_exactly_th
 /// campaign id.
 async fn triggered_marketing_send(store: &Store, dispatcher: &Dispatcher, email: &str) -> i64 {
     let send: TriggeredSend = serde_json::from_value(serde_json::json!({
-        "template": "timing",
+        "template": "monday-template",
         "email": email,
         "from_email": "news@shop.example.com",
         "kind": "marketing",

@@ -11,7 +11,7 @@ use mailcast::dispatch::{
 };
 use mailcast::domain::{CampaignKind, CampaignStatus};
 use mailcast::links::KeyRing;
-use mailcast::store::{CampaignSettings, LedgerCounts, NewCampaign, NewTemplate, Store};
+use mailcast::store::{Campaign, CampaignSettings, LedgerCounts, NewCampaign, NewTemplate, Store};
 
 pub const HTML: &str = r#"<html><body>
 <p>Hello {{ recipient.first_name | default(value="there") }}, picks for {{ recipient.email }}.</p>
@@ -19,8 +19,9 @@ pub const HTML: &str = r#"<html><body>
 <a href="{{ unsubscribe_url }}">Unsubscribe</a>
 </body></html>"#;
 
-/// Creates a draft marketing campaign for `topic` with the given HTML body.
-pub async fn create_campaign(store: &Store, name: &str, topic: &str, html: &str) -> i64 {
+/// A marketing campaign for `topic` with the given HTML body (its template stored as
+/// `{name}-template`), not stored yet: change what a test needs, then create it.
+pub async fn draft(store: &Store, name: &str, topic: &str, html: &str) -> NewCampaign {
     let template_id = store
         .upsert_template(&NewTemplate {
             name: format!("{name}-template"),
@@ -31,21 +32,30 @@ pub async fn create_campaign(store: &Store, name: &str, topic: &str, html: &str)
         })
         .await
         .unwrap();
-    store
-        .create_campaign(&NewCampaign {
-            name: name.into(),
-            kind: CampaignKind::Marketing,
-            template_id,
-            segment_id: None,
-            topic: Some(topic.into()),
-            from_name: "Shop".into(),
-            from_email: "news@shop.example.com".into(),
-            reply_to: None,
-            send_at: None,
-            settings: CampaignSettings::default(),
-        })
-        .await
-        .unwrap()
+    NewCampaign {
+        name: name.into(),
+        kind: CampaignKind::Marketing,
+        template_id,
+        segment_id: None,
+        topic: Some(topic.into()),
+        from_name: "Shop".into(),
+        from_email: "news@shop.example.com".into(),
+        reply_to: None,
+        send_at: None,
+        settings: CampaignSettings::default(),
+    }
+}
+
+/// Creates a draft marketing campaign for `topic` with the given HTML body.
+pub async fn create_campaign(store: &Store, name: &str, topic: &str, html: &str) -> i64 {
+    let campaign = draft(store, name, topic, html).await;
+    store.create_campaign(&campaign).await.unwrap()
+}
+
+/// Stores `campaign` and reads it back.
+pub async fn create(store: &Store, campaign: NewCampaign) -> Campaign {
+    let id = store.create_campaign(&campaign).await.unwrap();
+    store.campaign(id).await.unwrap()
 }
 
 /// Options a test may change from the defaults below.
