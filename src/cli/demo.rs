@@ -25,6 +25,10 @@ pub struct DemoArgs {
     /// Topic the audience must be subscribed to.
     #[arg(long, default_value = "newsletter")]
     pub topic: String,
+    /// Run the example automations (automations/) over the last 30 days of the
+    /// fixtures on a simulated clock instead of the example campaign.
+    #[arg(long)]
+    pub automations: bool,
     #[command(flatten)]
     pub transport: TransportArgs,
 }
@@ -41,6 +45,12 @@ pub async fn run(database: &str, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let built_in = BuiltIn::unpack()?;
     let fixtures = args.fixtures.as_deref().unwrap_or(built_in.fixtures());
+    if args.automations {
+        super::demo_automations::run(&store, args, fixtures, built_in.templates()).await?;
+        println!("demo: automation messages -> {}", target_text(args)?);
+        store.close().await;
+        return Ok(ExitCode::SUCCESS);
+    }
     import_fixtures(&store, fixtures).await?;
     let template = args.template.as_deref().unwrap_or(built_in.template());
     let campaign_id = create_campaign(&store, args, template).await?;
@@ -56,11 +66,13 @@ pub async fn run(database: &str, args: &DemoArgs) -> anyhow::Result<ExitCode> {
 struct BuiltIn {
     fixtures: PathBuf,
     template: PathBuf,
+    /// Every built-in template, one directory each.
+    templates: PathBuf,
     // Removed when dropped, with the copies in it.
     _dir: tempfile::TempDir,
 }
 
-const BUILT_IN_FILES: [(&str, &str); 7] = [
+const BUILT_IN_FILES: [(&str, &str); 26] = [
     (
         "fixtures/recipients.csv",
         include_str!("../../fixtures/recipients.csv"),
@@ -74,20 +86,96 @@ const BUILT_IN_FILES: [(&str, &str); 7] = [
         include_str!("../../fixtures/events.jsonl"),
     ),
     (
-        "weekly-picks/subject.txt",
+        "templates/weekly-picks/subject.txt",
         include_str!("../../templates/weekly-picks/subject.txt"),
     ),
     (
-        "weekly-picks/preheader.txt",
+        "templates/weekly-picks/preheader.txt",
         include_str!("../../templates/weekly-picks/preheader.txt"),
     ),
     (
-        "weekly-picks/body.html",
+        "templates/weekly-picks/body.html",
         include_str!("../../templates/weekly-picks/body.html"),
     ),
     (
-        "weekly-picks/text.txt",
+        "templates/weekly-picks/text.txt",
         include_str!("../../templates/weekly-picks/text.txt"),
+    ),
+    (
+        "templates/abandoned-cart/body.mjml",
+        include_str!("../../templates/abandoned-cart/body.mjml"),
+    ),
+    (
+        "templates/abandoned-cart/preheader.txt",
+        include_str!("../../templates/abandoned-cart/preheader.txt"),
+    ),
+    (
+        "templates/abandoned-cart/subject.txt",
+        include_str!("../../templates/abandoned-cart/subject.txt"),
+    ),
+    (
+        "templates/birthday-offer/body.html",
+        include_str!("../../templates/birthday-offer/body.html"),
+    ),
+    (
+        "templates/birthday-offer/preheader.txt",
+        include_str!("../../templates/birthday-offer/preheader.txt"),
+    ),
+    (
+        "templates/birthday-offer/subject.txt",
+        include_str!("../../templates/birthday-offer/subject.txt"),
+    ),
+    (
+        "templates/birthday-offer/text.txt",
+        include_str!("../../templates/birthday-offer/text.txt"),
+    ),
+    (
+        "templates/welcome/body.mjml",
+        include_str!("../../templates/welcome/body.mjml"),
+    ),
+    (
+        "templates/welcome/preheader.txt",
+        include_str!("../../templates/welcome/preheader.txt"),
+    ),
+    (
+        "templates/welcome/subject.txt",
+        include_str!("../../templates/welcome/subject.txt"),
+    ),
+    (
+        "templates/welcome-tips/body.html",
+        include_str!("../../templates/welcome-tips/body.html"),
+    ),
+    (
+        "templates/welcome-tips/preheader.txt",
+        include_str!("../../templates/welcome-tips/preheader.txt"),
+    ),
+    (
+        "templates/welcome-tips/subject.txt",
+        include_str!("../../templates/welcome-tips/subject.txt"),
+    ),
+    (
+        "templates/welcome-picks/body.html",
+        include_str!("../../templates/welcome-picks/body.html"),
+    ),
+    (
+        "templates/welcome-picks/preheader.txt",
+        include_str!("../../templates/welcome-picks/preheader.txt"),
+    ),
+    (
+        "templates/welcome-picks/subject.txt",
+        include_str!("../../templates/welcome-picks/subject.txt"),
+    ),
+    (
+        "templates/win-back/body.html",
+        include_str!("../../templates/win-back/body.html"),
+    ),
+    (
+        "templates/win-back/preheader.txt",
+        include_str!("../../templates/win-back/preheader.txt"),
+    ),
+    (
+        "templates/win-back/subject.txt",
+        include_str!("../../templates/win-back/subject.txt"),
     ),
 ];
 
@@ -105,7 +193,8 @@ impl BuiltIn {
         }
         Ok(BuiltIn {
             fixtures: dir.path().join("fixtures"),
-            template: dir.path().join("weekly-picks"),
+            template: dir.path().join("templates/weekly-picks"),
+            templates: dir.path().join("templates"),
             _dir: dir,
         })
     }
@@ -116,6 +205,10 @@ impl BuiltIn {
 
     fn template(&self) -> &Path {
         &self.template
+    }
+
+    fn templates(&self) -> &Path {
+        &self.templates
     }
 }
 
@@ -216,15 +309,7 @@ async fn print_summary(
     started: Instant,
 ) -> anyhow::Result<()> {
     let campaign = store.campaign(campaign_id).await?;
-    let target = match args.transport.transport_config()? {
-        TransportConfig::Outbox(dir) => format!("{} (one .eml per message)", dir.display()),
-        TransportConfig::Smtp(url) => url.url,
-        TransportConfig::Relays(relays) => relays
-            .iter()
-            .map(|(name, url)| format!("{name}={}", url.url))
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
+    let target = target_text(args)?;
     println!(
         "demo: campaign '{}' {}: audience {}, sent {}, failed {}, suppressed {}, unknown {} in {:.1}s -> {target}",
         campaign.name,
@@ -237,4 +322,17 @@ async fn print_summary(
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Where the demo's messages went.
+fn target_text(args: &DemoArgs) -> anyhow::Result<String> {
+    Ok(match args.transport.transport_config()? {
+        TransportConfig::Outbox(dir) => format!("{} (one .eml per message)", dir.display()),
+        TransportConfig::Smtp(url) => url.url,
+        TransportConfig::Relays(relays) => relays
+            .iter()
+            .map(|(name, url)| format!("{name}={}", url.url))
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
 }

@@ -1,9 +1,11 @@
 //! The command line: argument types and what each command prints. `main.rs` only
 //! parses and calls [`run`].
 
+mod automation;
 mod bounces;
 mod campaign;
 mod demo;
+mod demo_automations;
 mod logging;
 mod personalised;
 mod preview;
@@ -144,6 +146,11 @@ pub enum Command {
         #[command(subcommand)]
         command: recommend::RecommendCommand,
     },
+    /// Automations: journeys started by events, sign-ups, segments and dates.
+    Automation {
+        #[command(subcommand)]
+        command: automation::AutomationCommand,
+    },
     /// Bounces: received ones (list, show), and the classifier against a labelled corpus.
     Bounces {
         #[command(subcommand)]
@@ -266,6 +273,7 @@ async fn run_with_store(store: &Store, command: Command) -> anyhow::Result<ExitC
         Command::Stats { campaign } => stats::run(store, &campaign).await,
         Command::Suppression { command } => suppression::run(store, command).await,
         Command::Bounces { command } => bounces::run_with_store(store, command).await,
+        Command::Automation { command } => automation::run(store, command).await,
         Command::Demo(_) | Command::Fixtures { .. } | Command::Recommend { .. } => {
             unreachable!("handled without a store")
         }

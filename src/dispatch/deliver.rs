@@ -60,7 +60,7 @@ pub async fn deliver_campaign(
             }
             Next::Empty => {
                 flush(dispatcher).await?;
-                return finish(dispatcher, campaign_id).await;
+                return finish(dispatcher, &runtime).await;
             }
             Next::Stopped(status) => {
                 flush(dispatcher).await?;
@@ -256,9 +256,15 @@ fn claim(dispatcher: &Dispatcher, campaign_id: i64, after_id: i64) -> Claim {
     }
 }
 
-async fn finish(dispatcher: &Dispatcher, campaign_id: i64) -> Result<BatchEnd, DispatchError> {
-    let store = &dispatcher.store;
+async fn finish(
+    dispatcher: &Dispatcher,
+    runtime: &CampaignRuntime,
+) -> Result<BatchEnd, DispatchError> {
+    let (store, campaign_id) = (&dispatcher.store, runtime.id);
     let counts = store.ledger_counts(campaign_id).await?;
+    if counts.settled() && runtime.standing {
+        return Ok(BatchEnd::Finished);
+    }
     if counts.settled() {
         let finished_here = store
             .transition_campaign(

@@ -107,6 +107,8 @@ pub struct DispatchSettings {
     /// Per-delivery envelope senders at the bounce domain; None sends from the
     /// campaign's sender address.
     pub return_path: Option<ReturnPath>,
+    /// Whether this process also moves automation runs on (`automation::EngineTask`).
+    pub automations: bool,
 }
 
 impl DispatchSettings {
@@ -130,6 +132,7 @@ impl DispatchSettings {
             frequency_cap: None,
             recheck: Duration::from_secs(60),
             return_path: None,
+            automations: true,
         }
     }
 }
@@ -208,7 +211,7 @@ impl Dispatcher {
         self.stopping.store(true, Ordering::SeqCst);
     }
 
-    fn is_stopping(&self) -> bool {
+    pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
 

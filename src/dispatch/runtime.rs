@@ -29,6 +29,8 @@ pub struct CampaignRuntime {
     template_id: i64,
     /// Marketing messages wait for quiet hours and count towards frequency caps.
     pub marketing: bool,
+    /// Never marked done: more deliveries may come (an automation step's campaign).
+    pub standing: bool,
     /// The campaign's own quiet hours: `Some(None)` for none at all, `None` to follow
     /// the worker's.
     quiet_hours: Option<Option<QuietHours>>,
@@ -78,6 +80,7 @@ impl CampaignRuntime {
             relay: campaign.settings.0.smtp_relay.clone(),
             template_id: campaign.template_id,
             marketing: campaign.kind == CampaignKind::Marketing,
+            standing: campaign.settings.0.standing,
             quiet_hours: campaign_quiet_hours(&campaign)?,
             declared_segments,
             declared_names: names.clone(),

@@ -85,6 +85,10 @@ pub async fn run_worker(
 ) -> Result<(), DispatchError> {
     recover_running_campaigns(&dispatcher).await?;
     let _heartbeat = Heartbeat::start(dispatcher.clone());
+    let _automations = dispatcher
+        .settings
+        .automations
+        .then(|| crate::automation::EngineTask::start(dispatcher.clone()));
     let stopping = dispatcher.clone();
     let shutdown = async move {
         shutdown.await;

@@ -119,6 +119,7 @@ pub use compile::compile;
 pub use error::{ParseError, Pos, SegmentError};
 pub use inline::{MAX_SEGMENT_DEPTH, MAX_TERMS, Resolve, inline, no_segments, references};
 pub use parser::{MAX_DEPTH, parse};
+pub use typing::check_expr;
 
 use crate::store::{SqlFilter, Store};
 

@@ -25,6 +25,10 @@ pub struct CampaignSettings {
     /// Quiet hours for this campaign (`21:00-08:00`), or `off`; the worker's when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quiet_hours: Option<String>,
+    /// Kept running for deliveries added later (an automation step's campaign): it
+    /// is never marked done when its ledger is drained.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub standing: bool,
 }
 
 #[derive(Debug, Clone)]

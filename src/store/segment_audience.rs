@@ -114,6 +114,16 @@ impl Store {
         Ok(names)
     }
 
+    /// Whether one recipient matches `filter` now.
+    pub async fn recipient_matches(
+        &self,
+        recipient_id: i64,
+        filter: &SqlFilter,
+    ) -> Result<bool, StoreError> {
+        let ids = format!("[{recipient_id}]");
+        Ok(!self.members_among(&ids, filter).await?.is_empty())
+    }
+
     /// Which of the ids in the JSON array `ids` match `filter`.
     async fn members_among(&self, ids: &str, filter: &SqlFilter) -> Result<Vec<i64>, StoreError> {
         let id_list = match self.engine() {

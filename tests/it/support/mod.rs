@@ -2,6 +2,7 @@
 //! `TEST_DATABASE_URL` is set) and a real SMTP server.
 #![allow(dead_code)]
 
+pub mod automation;
 pub mod bounce_mail;
 pub mod bounce_receiver;
 pub mod campaign;

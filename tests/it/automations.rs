@@ -1,0 +1,328 @@
+//! Automations on both engines, on a clock the test moves: an abandoned-cart journey
+//! with its goal, the same event twice, a 09:00 local wait across a daylight-saving
+//! change, definitions refused whole, and two engines sharing many due runs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use mailcast::automation::load_automation;
+use mailcast::store::Store;
+use mailcast::time::Clock;
+
+use crate::support::automation::{
+    CART_HTML, engine, load, push_event, store_product, store_template, tick, worker,
+};
+use crate::support::smtp::SmtpServer;
+use crate::support::{eventually, for_each_engine, recipient};
+
+const CART_JOURNEY: &str = r#"
+name = "cart"
+from = { email = "shop@shop.example.com", name = "Shop" }
+trigger = { event = "cart_add" }
+goal = { event = "purchase" }
+
+[[step]]
+id = "wait-for-purchase"
+wait_for = { event = "purchase", timeout = "4h" }
+on_event = "exit"
+
+[[step]]
+id = "reminder"
+send = { template = "cart-reminder", topic = "news" }
+
+[[step]]
+wait = "1d"
+"#;
+
+fn utc(text: &str) -> i64 {
+    mailcast::time::parse_timestamp(text).unwrap()
+}
+
+/// Addresses that received a message, each with how many.
+fn received_by(smtp: &SmtpServer) -> BTreeMap<String, usize> {
+    let mut by = BTreeMap::new();
+    for message in smtp.received() {
+        for to in message.to {
+            *by.entry(to).or_default() += 1;
+        }
+    }
+    by
+}
+
+async fn people(store: &Store, names: &[&str]) {
+    let batch: Vec<_> = names
+        .iter()
+        .map(|name| recipient(&format!("{name}@example.com"), name, &["news"]))
+        .collect();
+    store.upsert_recipients(&batch).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cart_left_four_hours_gets_one_reminder_and_a_later_purchase_converts() {
+    for_each_engine(async |store, engine_name| {
+        // Now, to the minute: the cart the template shows is read at the real time.
+        let t0 = mailcast::time::now() / 60 * 60 - 60;
+        let clock = Clock::manual(t0);
+        people(&store, &["alice", "bob", "carol", "dave"]).await;
+        let boots = store_product(&store, "SH-1", "Trail boots").await;
+        store_template(&store, "cart-reminder", CART_HTML).await;
+        load(&store, CART_JOURNEY).await;
+        let smtp = SmtpServer::start();
+        let (_dispatcher, worker) = worker(&store, &smtp, &clock).await;
+        let automations = engine(&store, &clock);
+
+        for who in ["alice", "bob", "carol", "dave"] {
+            let email = format!("{who}@example.com");
+            push_event(
+                &store,
+                &format!("{who}-cart"),
+                &email,
+                "cart_add",
+                Some(boots),
+                t0,
+            )
+            .await;
+        }
+        // The CRM pushes dave's event twice, then another cart add during his run.
+        assert_eq!(
+            push_event(
+                &store,
+                "dave-cart",
+                "dave@example.com",
+                "cart_add",
+                Some(boots),
+                t0
+            )
+            .await,
+            0
+        );
+        assert_eq!(tick(&automations).await.started, 4, "{engine_name}");
+        push_event(
+            &store,
+            "dave-cart-2",
+            "dave@example.com",
+            "cart_add",
+            Some(boots),
+            t0,
+        )
+        .await;
+        assert_eq!(
+            tick(&automations).await.started,
+            0,
+            "{engine_name}: one run at a time"
+        );
+
+        clock.advance(3600);
+        push_event(
+            &store,
+            "bob-buys",
+            "bob@example.com",
+            "purchase",
+            Some(boots),
+            t0 + 3600,
+        )
+        .await;
+        tick(&automations).await;
+        clock.advance(3 * 3600 - 1);
+        assert_eq!(
+            tick(&automations).await.messages,
+            0,
+            "{engine_name}: not before 4 h"
+        );
+        clock.advance(1);
+        assert_eq!(tick(&automations).await.messages, 3, "{engine_name}");
+        let reminded = eventually("three reminders", Duration::from_secs(30), async || {
+            let got = received_by(&smtp);
+            if got.len() == 3 {
+                Ok(got)
+            } else {
+                Err(format!("{got:?}"))
+            }
+        })
+        .await;
+        let expected: BTreeMap<String, usize> = ["alice", "carol", "dave"]
+            .iter()
+            .map(|who| (format!("{who}@example.com"), 1))
+            .collect();
+        assert_eq!(reminded, expected, "{engine_name}");
+        let message = smtp.received().remove(0).text();
+        assert!(
+            message.contains("In your cart: Trail boots"),
+            "{engine_name}: {message}"
+        );
+
+        // Carol buys after the reminder: her run ends, a conversion for the reminder.
+        clock.advance(3600);
+        push_event(
+            &store,
+            "carol-buys",
+            "carol@example.com",
+            "purchase",
+            Some(boots),
+            t0 + 5 * 3600,
+        )
+        .await;
+        tick(&automations).await;
+        clock.advance(86_400);
+        let last = tick(&automations).await;
+        assert_eq!(last.messages, 0, "{engine_name}");
+
+        let id = store.automation_by_name("cart").await.unwrap().unwrap().id;
+        let stats = store.automation_stats(id).await.unwrap();
+        assert_eq!(stats.entered, 4, "{engine_name}");
+        assert_eq!(
+            stats.converted, 1,
+            "{engine_name}: bob bought before any message"
+        );
+        assert_eq!(
+            stats.ended.get("goal"),
+            Some(&2),
+            "{engine_name}: {stats:?}"
+        );
+        assert_eq!(
+            stats.ended.get("finished"),
+            Some(&2),
+            "{engine_name}: {stats:?}"
+        );
+        let step = |i: i64| {
+            stats
+                .steps
+                .iter()
+                .find(|s| s.step == i)
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            (step(0).entered, step(0).exited_by_goal),
+            (4, 1),
+            "{engine_name}: {stats:?}"
+        );
+        assert_eq!(
+            (step(1).entered, step(1).sent, step(1).converted),
+            (3, 3, 1),
+            "{engine_name}"
+        );
+        assert_eq!(
+            (step(2).entered, step(2).exited_by_goal),
+            (3, 1),
+            "{engine_name}"
+        );
+        worker.shutdown().await.unwrap();
+        assert_eq!(
+            smtp.received().len(),
+            3,
+            "{engine_name}: no step sent twice"
+        );
+    })
+    .await;
+}
+
+const NINE_LOCAL: &str = r#"
+name = "mornings"
+from = { email = "shop@shop.example.com" }
+trigger = { event = "view" }
+
+[[step]]
+wait_until = "09:00"
+
+[[step]]
+id = "first"
+send = { template = "morning", topic = "news" }
+
+[[step]]
+wait_until = "09:00"
+
+[[step]]
+id = "second"
+send = { template = "morning", topic = "news" }
+"#;
+
+#[tokio::test]
+async fn a_nine_o_clock_wait_fires_at_nine_local_on_both_sides_of_a_daylight_saving_change() {
+    for_each_engine(async |store, engine_name| {
+        // Berlin leaves summer time on Sunday 2026-10-25 at 03:00 local.
+        let saturday_early = utc("2026-10-24T05:00:00Z");
+        let clock = Clock::manual(saturday_early);
+        let mut berliner = recipient("berlin@example.com", "Bea", &["news"]);
+        berliner.timezone = Some("Europe/Berlin".into());
+        store.upsert_recipients(&[berliner]).await.unwrap();
+        store_template(&store, "morning", CART_HTML).await;
+        load(&store, NINE_LOCAL).await;
+        let automations = engine(&store, &clock);
+        push_event(
+            &store,
+            "view-1",
+            "berlin@example.com",
+            "view",
+            None,
+            saturday_early,
+        )
+        .await;
+        assert_eq!(tick(&automations).await.started, 1, "{engine_name}");
+
+        // Each send is looked for one second before its time and at it.
+        let mut sends = Vec::new();
+        for due in [utc("2026-10-24T07:00:00Z"), utc("2026-10-25T08:00:00Z")] {
+            clock.advance(due - 1 - clock.now());
+            assert_eq!(tick(&automations).await.messages, 0, "{engine_name}: early");
+            clock.advance(1);
+            sends.push(tick(&automations).await.messages);
+        }
+        assert_eq!(
+            sends,
+            [1, 1],
+            "{engine_name}: 09:00 CEST, then 09:00 CET (25 h later)"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_definition_with_any_problem_is_refused_whole_naming_step_and_field() {
+    for_each_engine(async |store, engine_name| {
+        store_template(&store, "cart-reminder", CART_HTML).await;
+        let cases = [
+            (
+                CART_JOURNEY.replace(
+                    "event = \"purchase\", timeout",
+                    "event = \"purchse\", timeout",
+                ),
+                "step 1 `wait_for`: unknown event kind `purchse`",
+            ),
+            (
+                CART_JOURNEY.replace(
+                    "template = \"cart-reminder\"",
+                    "template = \"cart-remnder\"",
+                ),
+                "step 2 `send`",
+            ),
+            (
+                CART_JOURNEY.replace("wait = \"1d\"", "wait = \"1d\"\ngoto = \"reminder\""),
+                "cycle",
+            ),
+            (
+                CART_JOURNEY.replace("wait = \"1d\"", "if = 'segment(\"nobody\")'"),
+                "nobody",
+            ),
+            (
+                CART_JOURNEY.replace("wait = \"1d\"", "wiat = \"1d\""),
+                "wiat",
+            ),
+        ];
+        for (source, expected) in cases {
+            let error = load_automation(&store, &source)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(expected),
+                "{engine_name}: {expected:?} not in:\n{error}"
+            );
+        }
+        assert!(
+            store.automations().await.unwrap().is_empty(),
+            "{engine_name}: nothing stored"
+        );
+    })
+    .await;
+}
