@@ -326,3 +326,152 @@ async fn a_definition_with_any_problem_is_refused_whole_naming_step_and_field() 
     })
     .await;
 }
+
+const ONE_SEND: &str = r#"
+name = "bulk"
+from = { email = "shop@shop.example.com" }
+trigger = { event = "cart_add" }
+
+[[step]]
+id = "note"
+send = { template = "cart-reminder", topic = "news" }
+"#;
+
+#[tokio::test]
+async fn two_engines_on_postgres_share_ten_thousand_due_runs_none_twice_none_missed() {
+    let Some(db) = crate::support::TestDb::postgres().await else {
+        eprintln!("TEST_DATABASE_URL unset: test skipped");
+        return;
+    };
+    let store = db.store.clone();
+    let t0 = utc("2026-12-07T10:00:00Z");
+    let clock = Clock::manual(t0);
+    let emails: Vec<String> = (0..10_000)
+        .map(|i| format!("p{i:05}@example.com"))
+        .collect();
+    let batch: Vec<_> = emails
+        .iter()
+        .map(|e| recipient(e, "P", &["news"]))
+        .collect();
+    for chunk in batch.chunks(2_000) {
+        store.upsert_recipients(chunk).await.unwrap();
+    }
+    store_template(&store, "cart-reminder", CART_HTML).await;
+    load(&store, ONE_SEND).await;
+    let ids = store
+        .recipient_ids(&emails.iter().map(String::as_str).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let events: Vec<mailcast::store::NewEvent> = emails
+        .iter()
+        .map(|email| mailcast::store::NewEvent {
+            external_id: Some(format!("cart-{email}")),
+            recipient_id: ids[email],
+            kind: "cart_add".into(),
+            product_id: None,
+            amount_cents: None,
+            occurred_at: t0,
+            properties: serde_json::Map::new(),
+        })
+        .collect();
+    store.insert_events(&events).await.unwrap();
+
+    let (one, two) = (engine(&store, &clock), engine(&store, &clock));
+    let work = async |engine: std::sync::Arc<mailcast::automation::AutomationEngine>| {
+        let mut moved = 0;
+        for _ in 0..200 {
+            let report = tick(&engine).await;
+            moved += report.moved;
+            if report.moved == 0 && report.started == 0 && moved > 0 {
+                break;
+            }
+        }
+        moved
+    };
+    let (a, b) = tokio::join!(work(one.clone()), work(two.clone()));
+    assert_eq!(a + b, 10_000, "runs moved: {a} + {b}");
+    assert!(a > 0 && b > 0, "both engines took runs: {a} + {b}");
+    let id = store.automation_by_name("bulk").await.unwrap().unwrap().id;
+    let stats = store.automation_stats(id).await.unwrap();
+    assert_eq!(stats.entered, 10_000);
+    assert_eq!(stats.ended.get("finished"), Some(&10_000), "{stats:?}");
+    let pending = store.automation_deliveries_open().await.unwrap();
+    assert_eq!(pending, 10_000, "one delivery per run in the ledger");
+    db.drop_database().await;
+}
+
+const TWO_SENDS: &str = r#"
+name = "double"
+from = { email = "shop@shop.example.com" }
+trigger = { event = "view" }
+
+[[step]]
+id = "first"
+send = { template = "cart-reminder", topic = "news" }
+
+[[step]]
+id = "second"
+send = { template = "cart-reminder", topic = "news" }
+"#;
+
+/// Automation messages go through the same claim as campaign messages, so the
+/// frequency cap counts them.
+#[tokio::test]
+async fn the_frequency_cap_counts_automation_messages() {
+    for_each_engine(async |store, engine_name| {
+        let t0 = mailcast::time::now();
+        let clock = Clock::manual(t0);
+        people(&store, &["erin"]).await;
+        store_template(&store, "cart-reminder", CART_HTML).await;
+        load(&store, TWO_SENDS).await;
+        let smtp = SmtpServer::start();
+        let config = mailcast::config::TransportConfig::Smtp(
+            mailcast::config::SmtpUrl::parse(&smtp.url()).unwrap(),
+        );
+        let options = crate::support::campaign::WorkerOptions::default();
+        let dispatcher =
+            crate::support::campaign::dispatcher_configured(&store, &config, &options, |s| {
+                s.clock = clock.clone();
+                s.automations = false;
+                s.frequency_cap = Some(mailcast::schedule::FrequencyCap {
+                    when_capped: mailcast::schedule::WhenCapped::Skip,
+                    ..("1/1d".parse().unwrap())
+                });
+            })
+            .await;
+        let worker = mailcast::dispatch::spawn_worker(dispatcher);
+        let automations = engine(&store, &clock);
+        push_event(&store, "erin-view", "erin@example.com", "view", None, t0).await;
+        assert_eq!(tick(&automations).await.messages, 2, "{engine_name}");
+        let outcomes = eventually(
+            "both messages settled",
+            Duration::from_secs(30),
+            async || {
+                let sql = "SELECT d.status, d.last_error FROM deliveries d
+                       JOIN automation_campaigns c ON c.campaign_id = d.campaign_id
+                       ORDER BY d.status";
+                let rows: Vec<(String, Option<String>)> = match store.db() {
+                    mailcast::store::Db::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+                    mailcast::store::Db::Postgres(pool) => {
+                        sqlx::query_as(sql).fetch_all(pool).await
+                    }
+                }
+                .unwrap();
+                let settled = rows.iter().all(|(s, _)| s != "pending" && s != "sending");
+                if settled && rows.len() == 2 {
+                    Ok(rows)
+                } else {
+                    Err(format!("{rows:?}"))
+                }
+            },
+        )
+        .await;
+        worker.shutdown().await.unwrap();
+        assert_eq!(outcomes[0].0, "sent", "{engine_name}: {outcomes:?}");
+        assert_eq!(outcomes[1].0, "suppressed", "{engine_name}: {outcomes:?}");
+        let reason = outcomes[1].1.as_deref().unwrap_or_default();
+        assert!(reason.starts_with("capped"), "{engine_name}: {reason}");
+        assert_eq!(smtp.received().len(), 1, "{engine_name}");
+    })
+    .await;
+}
