@@ -278,11 +278,12 @@ pub struct EngineTask {
 impl EngineTask {
     /// Starts the engine on the worker's store, queue, clock and default zone.
     pub fn start(dispatcher: Arc<crate::dispatch::Dispatcher>) -> EngineTask {
-        let settings = EngineSettings::new(
+        let mut settings = EngineSettings::new(
             dispatcher.settings.worker_name.clone(),
             dispatcher.settings.clock.clone(),
             dispatcher.settings.default_zone,
         );
+        settings.lease = dispatcher.settings.lease;
         let engine =
             AutomationEngine::new(dispatcher.store.clone(), dispatcher.queue.clone(), settings);
         let task = tokio::spawn(engine.run(move || dispatcher.is_stopping()));

@@ -471,3 +471,103 @@ async fn sigterm_stops_the_http_server_after_the_request_it_is_answering() {
     assert!(status.success(), "SIGTERM exit: {status}");
     db.drop_database().await;
 }
+
+const AUTOMATION: &str = r#"
+name = "cart"
+from = { email = "shop@shop.example.com" }
+trigger = { event = "cart_add" }
+
+[[step]]
+wait = "1min"
+
+[[step]]
+id = "reminder"
+send = { template = "cart-reminder", topic = "news" }
+"#;
+
+/// Runs whose timers have all expired, worked on by worker processes killed twice
+/// (once as the first messages arrive, so runs are claimed and half moved on, and
+/// once mid-send): after a restart each step's message arrived at most once, and
+/// every run's message was either sent or reported unknown.
+async fn automation_killed_and_restarted(db: TestDb, engine: &str) {
+    let store = db.store.clone();
+    let emails = audience(&store, 2000).await;
+    support::automation::store_template(&store, "cart-reminder", support::automation::CART_HTML)
+        .await;
+    support::automation::load(&store, AUTOMATION).await;
+    let an_hour_ago = mailcast::time::now() - 3600;
+    for (i, email) in emails.iter().enumerate() {
+        let id = format!("cart-{i}");
+        support::automation::push_event(&store, &id, email, "cart_add", None, an_hour_ago).await;
+    }
+    let server = SmtpServer::start();
+    for threshold in [1, 900] {
+        let mut worker = spawn_worker(&db.url, &server.url());
+        wait_until("messages to arrive", Duration::from_secs(120), async || {
+            server.received().len() >= threshold
+        })
+        .await;
+        worker.kill().expect("SIGKILL");
+        worker.wait().unwrap();
+    }
+    let mut worker = spawn_worker(&db.url, &server.url());
+    let id = store.automation_by_name("cart").await.unwrap().unwrap().id;
+    wait_until(
+        "every run to end and its message to settle",
+        Duration::from_secs(180),
+        async || {
+            let stats = store.automation_stats(id).await.unwrap();
+            stats.entered == 2000
+                && stats.active == 0
+                && store.automation_deliveries_open().await.unwrap() == 0
+        },
+    )
+    .await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+
+    let received = received_counts(&server);
+    let twice: Vec<_> = received.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "{engine}: received twice: {twice:?}");
+    let stats = store.automation_stats(id).await.unwrap();
+    let reminder = stats.steps.iter().find(|s| s.step == 1).unwrap();
+    let unknown = automation_unknown(&store).await;
+    assert_eq!(
+        reminder.sent as usize + unknown,
+        2000,
+        "{engine}: sent {} + unknown {unknown}; {stats:?}",
+        reminder.sent
+    );
+    // An unknown message may have arrived (the relay took it as the worker died).
+    let arrived = received.len();
+    let sent = reminder.sent as usize;
+    assert!(
+        (sent..=sent + unknown).contains(&arrived),
+        "{engine}: {arrived} arrived, {sent} sent, {unknown} unknown"
+    );
+    assert!(
+        unknown as u64 <= 2 * CONCURRENCY,
+        "{engine}: {unknown} unknown after 2 kills"
+    );
+    db.drop_database().await;
+}
+
+async fn automation_unknown(store: &Store) -> usize {
+    let sql = "SELECT COUNT(*) FROM deliveries d
+               JOIN automation_campaigns c ON c.campaign_id = d.campaign_id
+               WHERE d.status = 'unknown'";
+    let (n,): (i64,) = match store.db() {
+        mailcast::store::Db::Sqlite(pool) => sqlx::query_as(sql).fetch_one(pool).await,
+        mailcast::store::Db::Postgres(pool) => sqlx::query_as(sql).fetch_one(pool).await,
+    }
+    .unwrap();
+    n as usize
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automation_runs_survive_killed_workers_with_each_message_at_most_once() {
+    automation_killed_and_restarted(TestDb::sqlite().await, "sqlite").await;
+    if let Some(db) = TestDb::postgres().await {
+        automation_killed_and_restarted(db, "postgres").await;
+    }
+}
