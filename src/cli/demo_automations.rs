@@ -155,7 +155,10 @@ impl Replay<'_> {
             next_event = self
                 .arrive(events, next_event, now, ImportKind::Events)
                 .await?;
-            self.engine.tick().await?;
+            self.engine
+                .tick()
+                .await
+                .with_context(|| format!("automations at {}", format_timestamp(now)))?;
         }
         Ok(())
     }
@@ -177,7 +180,9 @@ impl Replay<'_> {
             _ => "arrived.jsonl",
         });
         write_rows(&path, timed.header.as_deref(), &timed.rows[from..upto])?;
-        let report = import_file(self.store, kind, &path, &quiet()).await?;
+        let report = import_file(self.store, kind, &path, &quiet())
+            .await
+            .with_context(|| format!("importing what arrived by {}", format_timestamp(now)))?;
         anyhow::ensure!(report.rejected == 0, "{}", report.summary_line());
         Ok(upto)
     }

@@ -34,8 +34,15 @@ pub async fn run(store: &Store, args: &PreviewArgs) -> anyhow::Result<ExitCode> 
         .await?
         .with_context(|| format!("no recipient {email}"))?;
     let keyring = KeyRing::load(store).await.context("link signing keys")?;
-    let runtime =
-        CampaignRuntime::load(store, &args.public.base_url, &keyring, None, campaign.id).await?;
+    let runtime = CampaignRuntime::load(
+        store,
+        &args.public.base_url,
+        &keyring,
+        None,
+        campaign.id,
+        crate::time::now(),
+    )
+    .await?;
     let context = runtime
         .contexts(store, vec![recipient])
         .await?

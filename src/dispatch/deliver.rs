@@ -298,16 +298,20 @@ async fn runtime_for(
     dispatcher: &Dispatcher,
     campaign_id: i64,
 ) -> Result<Arc<CampaignRuntime>, DispatchError> {
-    if let Some(runtime) = dispatcher.cached_runtime(campaign_id) {
+    let settings = &dispatcher.settings;
+    let now = settings.clock.now();
+    if let Some(runtime) = dispatcher.cached_runtime(campaign_id)
+        && runtime.fresh_at(now)
+    {
         return Ok(runtime);
     }
-    let settings = &dispatcher.settings;
     let runtime = CampaignRuntime::load(
         &dispatcher.store,
         &settings.base_url,
         &settings.keyring,
         settings.dkim.as_ref(),
         campaign_id,
+        now,
     )
     .await?;
     let runtime = Arc::new(runtime);

@@ -16,6 +16,9 @@ use crate::render::{
 use crate::schedule::QuietHours;
 use crate::store::{Campaign, Product, Recipient, RecipientHistory, SqlFilter, Store};
 
+/// How long a standing campaign's runtime is used before it is loaded again.
+const STANDING_REFRESH_SECONDS: i64 = 900;
+
 /// Render failures are judged only after this many renders.
 const MIN_RENDERS_TO_JUDGE: u64 = 20;
 
@@ -31,6 +34,8 @@ pub struct CampaignRuntime {
     pub marketing: bool,
     /// Never marked done: more deliveries may come (an automation step's campaign).
     pub standing: bool,
+    /// When it was loaded: the cart and recommendations are as of then.
+    built_at: i64,
     /// The campaign's own quiet hours: `Some(None)` for none at all, `None` to follow
     /// the worker's.
     quiet_hours: Option<Option<QuietHours>>,
@@ -52,10 +57,11 @@ impl CampaignRuntime {
         keyring: &KeyRing,
         dkim: Option<&DkimSettings>,
         campaign_id: i64,
+        now: i64,
     ) -> Result<CampaignRuntime, DispatchError> {
         let campaign = store.campaign(campaign_id).await?;
         let template = store.template(campaign.template_id).await?;
-        let recommender = recommender_for(store, campaign_id, &template.html).await?;
+        let recommender = recommender_for(store, campaign_id, &template.html, now).await?;
         let links = link_settings(base_url, keyring, &campaign.from_email);
         let spec = RenderSpec::from_campaign(&campaign, template, links);
         let render_error = |source| DispatchError::Render {
@@ -81,6 +87,7 @@ impl CampaignRuntime {
             template_id: campaign.template_id,
             marketing: campaign.kind == CampaignKind::Marketing,
             standing: campaign.settings.0.standing,
+            built_at: now,
             quiet_hours: campaign_quiet_hours(&campaign)?,
             declared_segments,
             declared_names: names.clone(),
@@ -88,6 +95,12 @@ impl CampaignRuntime {
             renders: AtomicU64::new(0),
             render_failures: AtomicU64::new(0),
         })
+    }
+
+    /// Whether it may still be used at `now`: a standing campaign's cart and
+    /// recommendations are rebuilt every [`STANDING_REFRESH_SECONDS`].
+    pub fn fresh_at(&self, now: i64) -> bool {
+        !self.standing || (now - self.built_at).abs() < STANDING_REFRESH_SECONDS
     }
 
     /// Counts renders in this process; returns the share that failed so far, once
@@ -186,11 +199,12 @@ async fn recommender_for(
     store: &Store,
     campaign_id: i64,
     html: &str,
+    now: i64,
 ) -> Result<Option<Recommender>, DispatchError> {
     if !html.contains("recommendations") && !html.contains("cart") {
         return Ok(None);
     }
-    let model = Recommender::build(store, crate::time::now())
+    let model = Recommender::build(store, now)
         .await
         .map_err(|e| DispatchError::Campaign {
             campaign: campaign_id,

@@ -19,6 +19,7 @@ pub async fn validate_campaign(store: &Store, campaign_id: i64) -> Result<(), Di
         &KeyRing::development(),
         None,
         campaign_id,
+        crate::time::now(),
     )
     .await?;
     let campaign = store.campaign(campaign_id).await?;

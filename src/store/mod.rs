@@ -131,6 +131,11 @@ impl Store {
 #[cfg(test)]
 mod tests;
 
+/// Begins a SQLite transaction that reads before it writes. A deferred one would be
+/// refused at its first write ("database is locked") whenever another connection
+/// wrote after its first read; this one takes the write lock first, waiting for it.
+pub(crate) const WRITE_FROM_THE_START: &str = "BEGIN IMMEDIATE";
+
 /// Marks SQL text assembled from this module's own constants and from the segment
 /// compiler (which binds every value), never from input.
 pub(crate) fn built(sql: &str) -> sqlx::AssertSqlSafe<&str> {

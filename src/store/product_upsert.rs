@@ -9,7 +9,7 @@ use sqlx::{PgConnection, SqliteConnection};
 
 use super::copy_text::CopyText;
 use super::recipients::count_rows;
-use super::{Db, NewProduct, Store, StoreError, UpsertCounts};
+use super::{Db, NewProduct, Store, StoreError, UpsertCounts, WRITE_FROM_THE_START};
 
 /// The notice "relation already exists, skipping" would be logged once per batch.
 const PG_STAGE: &str = "
@@ -83,7 +83,7 @@ impl Store {
             }
             Db::Sqlite(pool) => {
                 let skus: Vec<String> = batch.iter().map(|p| p.sku.clone()).collect();
-                let mut tx = pool.begin().await?;
+                let mut tx = pool.begin_with(WRITE_FROM_THE_START).await?;
                 let existing = existing_skus_sqlite(&mut tx, &skus).await?;
                 upsert_sqlite(&mut tx, &last, now).await?;
                 tx.commit().await?;

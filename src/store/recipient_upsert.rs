@@ -9,7 +9,7 @@ use sqlx::{PgConnection, SqliteConnection};
 use super::batch_merge::{ConsentGrant, MergedBatch, merge_by_email};
 use super::copy_text::CopyText;
 use super::recipients::count_rows;
-use super::{Db, NewRecipient, Store, StoreError, UpsertCounts};
+use super::{Db, NewRecipient, Store, StoreError, UpsertCounts, WRITE_FROM_THE_START};
 
 /// The notice "relation already exists, skipping" would be logged once per batch.
 const PG_STAGE: &str = "
@@ -127,7 +127,7 @@ impl Store {
             }
             Db::Sqlite(pool) => {
                 let keys: Vec<String> = batch.iter().map(|r| r.email.key()).collect();
-                let mut tx = pool.begin().await?;
+                let mut tx = pool.begin_with(WRITE_FROM_THE_START).await?;
                 let existing = existing_keys_sqlite(&mut tx, &merged.keys).await?;
                 upsert_sqlite(&mut tx, &merged, now).await?;
                 tx.commit().await?;
