@@ -51,7 +51,8 @@ CREATE TABLE automation_runs (
 CREATE UNIQUE INDEX automation_runs_one_active ON automation_runs (automation_id, recipient_id)
     WHERE status = 'active';
 CREATE INDEX automation_runs_due ON automation_runs (due_at) WHERE status = 'active';
-CREATE INDEX automation_runs_recipient ON automation_runs (recipient_id) WHERE status = 'active';
+-- A recipient's runs: waking them on events, and the erasure's cascade.
+CREATE INDEX automation_runs_recipient ON automation_runs (recipient_id);
 
 -- Which steps each run entered: the per-step "entered" figure.
 CREATE TABLE automation_run_steps (
@@ -85,3 +86,4 @@ CREATE TABLE automation_members (
     recipient_id  INTEGER NOT NULL REFERENCES recipients (id) ON DELETE CASCADE,
     PRIMARY KEY (automation_id, recipient_id)
 );
+CREATE INDEX automation_members_recipient ON automation_members (recipient_id);

@@ -273,7 +273,7 @@ fn pick_branch(run_id: i64, step: usize, branches: &[(u32, Next)]) -> Next {
     for (weight, next) in branches {
         let weight = u64::from(*weight);
         if point < weight {
-            return next.clone();
+            return *next;
         }
         point -= weight;
     }

@@ -74,7 +74,7 @@ pub async fn run(
     let work = tempfile::tempdir().context("cannot create a temporary directory")?;
     import_before(store, &work, fixtures, &recipients, &events, start).await?;
     for name in TEMPLATES {
-        let template = crate::render::load_template_dir(&templates.join(name))?;
+        let template = crate::render::load_template_dir(templates.join(name))?;
         store.upsert_template(&template).await?;
     }
     for (file, source) in AUTOMATIONS {

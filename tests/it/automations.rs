@@ -475,3 +475,49 @@ async fn the_frequency_cap_counts_automation_messages() {
     })
     .await;
 }
+
+/// An unsubscribe from everything, a bounce or an erasure ends the recipient's runs.
+#[tokio::test]
+async fn opting_out_or_being_erased_ends_a_run() {
+    for_each_engine(async |store, engine_name| {
+        let t0 = utc("2026-12-07T10:00:00Z");
+        let clock = Clock::manual(t0);
+        people(&store, &["frank", "gina", "hal"]).await;
+        store_template(&store, "cart-reminder", CART_HTML).await;
+        load(&store, CART_JOURNEY).await;
+        let automations = engine(&store, &clock);
+        for who in ["frank", "gina", "hal"] {
+            let email = format!("{who}@example.com");
+            push_event(&store, &format!("{who}-cart"), &email, "cart_add", None, t0).await;
+        }
+        assert_eq!(tick(&automations).await.started, 3, "{engine_name}");
+        let id_of = async |email: &str| {
+            let address = mailcast::domain::EmailAddress::parse(email).unwrap();
+            store
+                .recipient_by_email(&address)
+                .await
+                .unwrap()
+                .unwrap()
+                .id
+        };
+        let frank = id_of("frank@example.com").await;
+        store.unsubscribe(frank, None, "test").await.unwrap();
+        let gina = mailcast::domain::EmailAddress::parse("gina@example.com").unwrap();
+        assert!(store.erase_recipient(&gina).await.unwrap());
+        clock.advance(4 * 3600);
+        let report = tick(&automations).await;
+        assert_eq!(report.messages, 1, "{engine_name}: only hal is reminded");
+        let id = store.automation_by_name("cart").await.unwrap().unwrap().id;
+        let stats = store.automation_stats(id).await.unwrap();
+        assert_eq!(
+            stats.ended.get("unsubscribed"),
+            Some(&1),
+            "{engine_name}: {stats:?}"
+        );
+        assert_eq!(
+            stats.entered, 2,
+            "{engine_name}: the erased recipient's run is gone with them"
+        );
+    })
+    .await;
+}

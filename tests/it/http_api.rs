@@ -839,3 +839,112 @@ async fn the_api_refuses_nul_and_invisible_characters_and_takes_topics_either_wa
     })
     .await;
 }
+
+const WELCOME: &str = r#"
+name = "welcome"
+from = { email = "hello@shop.example.com" }
+trigger = { recipient_created = true }
+
+[[step]]
+id = "hello"
+send = { template = "welcome-note", topic = "news" }
+"#;
+
+#[tokio::test]
+async fn automations_are_stored_versioned_paused_and_read_back_over_the_api() {
+    for_each_engine(async |store, engine| {
+        support::automation::store_template(&store, "welcome-note", support::automation::CART_HTML)
+            .await;
+        let reader = support::recipient("reader@example.com", "Reader", &["news"]);
+        store.upsert_recipients(&[reader]).await.unwrap();
+        let (server, key) = started(&store).await;
+        let api = Api {
+            server: &server,
+            key,
+        };
+        let put = async |source: &str| {
+            let body = json!({ "definition": source });
+            api.call(Method::PUT, "/api/automations/welcome", Some(body))
+                .await
+        };
+        let (status, body) = put(WELCOME).await;
+        assert_eq!(
+            (status.as_u16(), &body["version"], &body["changed"]),
+            (200, &json!(1), &json!(true)),
+            "{engine}: {body}"
+        );
+        let (_, body) = put(WELCOME).await;
+        assert_eq!(
+            body["changed"],
+            json!(false),
+            "{engine}: the same file again"
+        );
+        let edited = WELCOME.replace("id = \"hello\"", "id = \"hi\"");
+        let (_, body) = put(&edited).await;
+        assert_eq!(body["version"], json!(2), "{engine}: {body}");
+
+        let broken = WELCOME
+            .replace("welcome-note", "welcome-nope")
+            .replace("recipient_created = true", "event = \"purchse\"");
+        let (status, body) = put(&broken).await;
+        assert_eq!(status, 422, "{engine}: {body}");
+        let problems = body["errors"]["definition"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            problems.len(),
+            2,
+            "{engine}: one message per problem: {body}"
+        );
+        let text = body["errors"]["definition"].to_string();
+        assert!(
+            text.contains("purchse") && text.contains("welcome-nope"),
+            "{engine}: {text}"
+        );
+        let (status, body) = api
+            .call(
+                Method::PUT,
+                "/api/automations/other",
+                Some(json!({ "definition": WELCOME })),
+            )
+            .await;
+        assert_eq!(
+            status, 422,
+            "{engine}: the path names another automation: {body}"
+        );
+
+        let (status, body) = api.post("/api/automations/welcome/pause", json!({})).await;
+        assert_eq!(
+            (status.as_u16(), &body["status"]),
+            (200, &json!("paused")),
+            "{engine}: {body}"
+        );
+        let (_, body) = api.get("/api/automations/welcome").await;
+        assert_eq!(
+            body["version"],
+            json!(2),
+            "{engine}: a refused definition changed nothing"
+        );
+        assert_eq!(
+            body["definition"]["steps"][0]["id"],
+            json!("hi"),
+            "{engine}: {body}"
+        );
+        assert_eq!(body["stats"]["entered"], json!(0), "{engine}");
+        let (_, body) = api.post("/api/automations/welcome/resume", json!({})).await;
+        assert_eq!(body["status"], json!("active"), "{engine}");
+        let (status, body) = api.get("/api/automations/welcome/stats").await;
+        assert_eq!(
+            (status.as_u16(), &body["active"]),
+            (200, &json!(0)),
+            "{engine}: {body}"
+        );
+        let (_, list) = api.get("/api/automations").await;
+        assert_eq!(list.as_array().map(Vec::len), Some(1), "{engine}: {list}");
+        let (status, _) = api.get("/api/automations/nobody").await;
+        assert_eq!(status, 404, "{engine}");
+        server.stop().await;
+    })
+    .await;
+}

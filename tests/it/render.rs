@@ -214,6 +214,8 @@ fn example_templates() -> Vec<NewTemplate> {
         "win-back",
         "welcome",
         "birthday-offer",
+        "welcome-tips",
+        "welcome-picks",
     ] {
         assert!(
             names.contains(&expected),

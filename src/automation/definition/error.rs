@@ -69,10 +69,6 @@ impl Problems {
         result.map_err(|m| self.add(step, field, m)).ok()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// The value when nothing was found, else every problem, top level first and then
     /// by step.
     pub fn finish<T>(self, value: Option<T>) -> Result<T, DefinitionErrors> {
@@ -101,11 +97,6 @@ pub(super) struct Place<'a> {
 }
 
 impl Place<'_> {
-    /// A problem with the table as a whole.
-    pub fn whole(&self, p: &mut Problems, message: impl Into<String>) {
-        p.add(self.step, self.table, message);
-    }
-
     pub fn add(&self, p: &mut Problems, key: &str, message: impl Into<String>) {
         let message = message.into();
         match self.step {

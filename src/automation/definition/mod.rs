@@ -39,6 +39,7 @@
 //! [`parse`] checks everything that needs no store and reports every problem it
 //! finds; [`check`] then checks the names against what is stored ([`Known`]).
 
+mod action;
 mod check;
 mod error;
 mod graph;

@@ -1,6 +1,9 @@
 //! Reading a definition: syntax, shape, and every rule that needs no store.
 
+use serde::Deserialize;
+use toml::Spanned;
 use toml::Value;
+use toml::de::{DeTable, Deserializer};
 
 use super::error::{DefinitionError, DefinitionErrors, Place, Problems};
 use super::raw::{self, RawDefinition, RawEvent, RawSender, RawTrigger};
@@ -10,10 +13,13 @@ use crate::domain::EmailAddress;
 use crate::segment;
 
 /// Reads a definition from its TOML text, reporting every problem found. A syntax
-/// error, or an unknown top-level key, is reported alone, with its line and column.
+/// error is reported alone, with its line and column.
 pub fn parse(text: &str) -> Result<Definition, DefinitionErrors> {
-    let raw: RawDefinition = toml::from_str(text).map_err(|e| syntax(text, &e))?;
+    let document = DeTable::parse(text).map_err(|e| syntax(text, &e))?;
     let mut p = Problems::default();
+    let Some(raw) = top_level(text, document, &mut p) else {
+        return p.finish(None);
+    };
     let name = present(&mut p, "name", raw.name)
         .and_then(|v| p.take(None, "name", string(v).and_then(|n| units::name(&n))));
     let description = raw
@@ -44,19 +50,54 @@ pub fn parse(text: &str) -> Result<Definition, DefinitionErrors> {
     }))
 }
 
+/// The top-level keys. Each unknown key is reported at its line and column, in the
+/// order of the file, and left out so that the rest is still read.
+fn top_level(
+    text: &str,
+    mut document: Spanned<DeTable>,
+    p: &mut Problems,
+) -> Option<RawDefinition> {
+    let mut unknown = Vec::new();
+    let raw = loop {
+        let error = match RawDefinition::deserialize(Deserializer::from(document.clone())) {
+            Ok(raw) => break Some(raw),
+            Err(error) => error,
+        };
+        let span = error.span();
+        let key = document.get_ref().keys().find(|k| Some(k.span()) == span);
+        let key = key.cloned();
+        unknown.push(error);
+        match key {
+            Some(key) => {
+                document.get_mut().remove(&key);
+            }
+            None => break None,
+        }
+    };
+    unknown.sort_by_key(|e| e.span().map(|s| s.start));
+    for error in &unknown {
+        p.add(None, "", located(text, error));
+    }
+    raw
+}
+
 fn syntax(text: &str, error: &toml::de::Error) -> DefinitionErrors {
-    let message = match error.span() {
+    DefinitionErrors(vec![DefinitionError {
+        step: None,
+        field: String::new(),
+        message: located(text, error),
+    }])
+}
+
+/// `line 7, column 3: …`
+fn located(text: &str, error: &toml::de::Error) -> String {
+    match error.span() {
         Some(span) => {
             let (line, column) = position(text, span.start);
             format!("line {line}, column {column}: {}", error.message())
         }
         None => error.message().to_string(),
-    };
-    DefinitionErrors(vec![DefinitionError {
-        step: None,
-        field: String::new(),
-        message,
-    }])
+    }
 }
 
 /// Line and column (in characters), both from 1, of a byte offset.

@@ -176,6 +176,20 @@ fn a_checked_definition_survives_json() {
             next: Next::Exit,
         },
     ));
+    def.steps.push(step(
+        "half",
+        Action::Split {
+            branches: vec![(1, Next::Step(5)), (2, Next::Exit)],
+        },
+    ));
+    def.steps.push(step(
+        "join",
+        Action::Update {
+            change: Change::Subscribe("newsletter".into()),
+            next: Next::Exit,
+        },
+    ));
+    def.entry = EntryRule::EveryTime;
     def.trigger = Trigger::Date {
         field: DateField::Attribute("birthday".into()),
         at: LocalTime { hour: 9, minute: 0 },
@@ -276,6 +290,7 @@ goto = "b"
 [[step]]
 id = "a"
 update = { attribute = "profile.welcomed", value = true }
+goto = "exit"
 [[step]]
 id = "b"
 split = [{ weight = 1, goto = "a" }, { weight = 3, goto = "exit" }]
@@ -298,7 +313,7 @@ exit = true
                 path: "profile.welcomed".into(),
                 value: serde_json::Value::Bool(true),
             },
-            next: Next::Step(2),
+            next: Next::Exit,
         },
         Action::Split {
             branches: vec![(1, Next::Step(1)), (3, Next::Exit)],
@@ -329,23 +344,33 @@ exit = true
 
 #[test]
 fn syntax_errors_give_line_and_column() {
-    let errors = errors("name = \"x\"\nfrom = { email = \"a@b.example\" \ntrigger = 1");
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(
-        errors[0].starts_with("line 2, column 32: "),
-        "{}",
-        errors[0]
+    let errors = errors("name = \"x\"\n\nentry = once per 7d");
+    assert_eq!(
+        errors,
+        ["line 3, column 9: string values must be quoted, expected literal string"]
     );
 }
 
 #[test]
 fn an_unknown_key_is_named() {
-    let top = errors(&format!("{HEAD}tigger = 1\n[[step]]\nexit = true"));
-    assert_eq!(top.len(), 1, "{top:?}");
+    let top = errors(&format!(
+        "{HEAD}tigger = 1\ndescripton = \"x\"\n[[step]]\nwait = \"1x\""
+    ));
+    assert_eq!(top.len(), 3, "{top:#?}");
     assert!(
         top[0].starts_with("line 5, column 1: unknown field `tigger`, expected one of"),
         "{}",
         top[0]
+    );
+    assert!(
+        top[1].starts_with("line 6, column 1: unknown field `descripton`"),
+        "{}",
+        top[1]
+    );
+    assert!(
+        top[2].starts_with("step 1 `wait`: `1x` is not a duration"),
+        "{}",
+        top[2]
     );
     let in_step = step_error("[[step]]\nsedn = { template = \"welcome\" }");
     assert!(

@@ -3,6 +3,7 @@
 //! [`table`]; the router is built from it and a test holds it against the OpenAPI
 //! document served at `/api/openapi.json`.
 
+mod automations;
 mod body;
 mod campaigns;
 mod catalog;
@@ -64,6 +65,16 @@ fn table() -> Vec<ApiRoute> {
         ApiRoute::new(M::POST, "/api/segments/check", segments::check),
         ApiRoute::new(M::PUT, "/api/segments/{name}", segments::put),
         ApiRoute::new(M::GET, "/api/segments/{name}", segments::get),
+        ApiRoute::new(M::GET, "/api/automations", automations::list),
+        ApiRoute::new(M::PUT, "/api/automations/{name}", automations::put),
+        ApiRoute::new(M::GET, "/api/automations/{name}", automations::get),
+        ApiRoute::new(M::GET, "/api/automations/{name}/stats", automations::stats),
+        ApiRoute::new(M::POST, "/api/automations/{name}/pause", automations::pause),
+        ApiRoute::new(
+            M::POST,
+            "/api/automations/{name}/resume",
+            automations::resume,
+        ),
         ApiRoute::new(M::POST, "/api/campaigns", campaigns::create),
         ApiRoute::new(M::GET, "/api/campaigns/{id}", campaigns::get),
         ApiRoute::new(M::POST, "/api/campaigns/{id}/schedule", campaigns::schedule),
