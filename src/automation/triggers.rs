@@ -170,10 +170,65 @@ impl AutomationEngine {
                 }
             }
         }
-        let started = self.store.start_runs(&runs).await?;
+        let mut started = self.store.start_runs(&runs).await?;
+        let touched: BTreeSet<i64> = events.iter().map(|e| e.recipient_id).collect();
+        started += self.segments_touched(active, &touched, now).await?;
         let wake: Vec<(i64, String)> = wake.into_iter().collect();
         self.store.wake_runs(&wake, now).await?;
         Ok(started)
+    }
+
+    /// Recipients whose events put them into an `enters_segment` automation's
+    /// segment enter it now, not at the next evaluation.
+    async fn segments_touched(
+        &self,
+        active: &Active,
+        touched: &BTreeSet<i64>,
+        now: i64,
+    ) -> Result<u64, AutomationError> {
+        let ids: Vec<i64> = touched.iter().copied().collect();
+        let mut started = 0;
+        for (automation, definition) in active {
+            let Trigger::EntersSegment { expression } = &definition.trigger else {
+                continue;
+            };
+            if !self.members_known(automation.id) {
+                continue;
+            }
+            let filter = crate::segment::compile_text(&self.store, expression, now)
+                .await
+                .map_err(AutomationError::Segment)?;
+            let matching = self.store.matching_among(&ids, &filter).await?;
+            let entered = self.store.add_members(automation.id, &matching).await?;
+            started += self.enter(automation, definition, entered, now).await?;
+        }
+        Ok(started)
+    }
+
+    /// Whether the segment was evaluated whole once already (before that, everyone
+    /// in it enters at the first evaluation anyway).
+    fn members_known(&self, automation_id: i64) -> bool {
+        let scans = self.scans.lock().expect("not poisoned");
+        scans.scanned.contains_key(&automation_id)
+    }
+
+    async fn enter(
+        &self,
+        automation: &StoredAutomation,
+        definition: &Definition,
+        entered: Vec<i64>,
+        now: i64,
+    ) -> Result<u64, AutomationError> {
+        let runs: Vec<NewRun> = entered
+            .into_iter()
+            .map(|recipient_id| {
+                let mut run = new_run(automation, definition, recipient_id);
+                run.trigger_key = format!("entered:{now}");
+                (run.started_at, run.due_at) = (now, now);
+                run
+            })
+            .collect();
+        Ok(self.store.start_runs(&runs).await?)
     }
 
     async fn scan_new_recipients(&self, active: &Active, now: i64) -> Result<u64, AutomationError> {
@@ -283,16 +338,7 @@ impl AutomationEngine {
             .map_err(AutomationError::Segment)?;
         let matching = self.store.matching_ids(&filter).await?;
         let entered = self.store.replace_members(automation.id, &matching).await?;
-        let runs: Vec<NewRun> = entered
-            .into_iter()
-            .map(|recipient_id| {
-                let mut run = new_run(automation, definition, recipient_id);
-                run.trigger_key = format!("entered:{now}");
-                (run.started_at, run.due_at) = (now, now);
-                run
-            })
-            .collect();
-        Ok(self.store.start_runs(&runs).await?)
+        self.enter(automation, definition, entered, now).await
     }
 
     /// Runs for dates coming round in the next day, each due at its local time.

@@ -44,7 +44,7 @@ pub async fn run(store: &Store, args: &PreviewArgs) -> anyhow::Result<ExitCode> 
     )
     .await?;
     let context = runtime
-        .contexts(store, vec![recipient])
+        .contexts(store, vec![recipient], crate::time::now())
         .await?
         .pop()
         .context("no context built")?;

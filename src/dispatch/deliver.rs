@@ -301,7 +301,7 @@ async fn runtime_for(
     let settings = &dispatcher.settings;
     let now = settings.clock.now();
     if let Some(runtime) = dispatcher.cached_runtime(campaign_id)
-        && runtime.fresh_at(now)
+        && runtime.fresh()
     {
         return Ok(runtime);
     }
@@ -369,7 +369,8 @@ async fn prepare_claimed(
         .map(|d| (d.delivery_id, d.attempts, d.queued_at))
         .collect();
     let recipients = eligible.into_iter().map(|d| d.recipient).collect();
-    let contexts = runtime.contexts(&dispatcher.store, recipients).await?;
+    let now = dispatcher.settings.clock.now();
+    let contexts = runtime.contexts(&dispatcher.store, recipients, now).await?;
     for ((delivery_id, attempts, queued_at), context) in facts.into_iter().zip(contexts) {
         prepared.push(match runtime.renderer.render(&context) {
             Ok(message) => Prepared::Send(Box::new(Outgoing {

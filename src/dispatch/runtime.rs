@@ -17,7 +17,7 @@ use crate::schedule::QuietHours;
 use crate::store::{Campaign, Product, Recipient, RecipientHistory, SqlFilter, Store};
 
 /// How long a standing campaign's runtime is used before it is loaded again.
-const STANDING_REFRESH_SECONDS: i64 = 900;
+const STANDING_REFRESH: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// Render failures are judged only after this many renders.
 const MIN_RENDERS_TO_JUDGE: u64 = 20;
@@ -34,8 +34,8 @@ pub struct CampaignRuntime {
     pub marketing: bool,
     /// Never marked done: more deliveries may come (an automation step's campaign).
     pub standing: bool,
-    /// When it was loaded: the cart and recommendations are as of then.
-    built_at: i64,
+    /// When it was loaded (the recommendation model and catalogue are as of then).
+    loaded: std::time::Instant,
     /// The campaign's own quiet hours: `Some(None)` for none at all, `None` to follow
     /// the worker's.
     quiet_hours: Option<Option<QuietHours>>,
@@ -87,7 +87,7 @@ impl CampaignRuntime {
             template_id: campaign.template_id,
             marketing: campaign.kind == CampaignKind::Marketing,
             standing: campaign.settings.0.standing,
-            built_at: now,
+            loaded: std::time::Instant::now(),
             quiet_hours: campaign_quiet_hours(&campaign)?,
             declared_segments,
             declared_names: names.clone(),
@@ -97,10 +97,10 @@ impl CampaignRuntime {
         })
     }
 
-    /// Whether it may still be used at `now`: a standing campaign's cart and
-    /// recommendations are rebuilt every [`STANDING_REFRESH_SECONDS`].
-    pub fn fresh_at(&self, now: i64) -> bool {
-        !self.standing || (now - self.built_at).abs() < STANDING_REFRESH_SECONDS
+    /// Whether it may still be used: a standing campaign's recommendation model and
+    /// catalogue are rebuilt every [`STANDING_REFRESH`].
+    pub fn fresh(&self) -> bool {
+        !self.standing || self.loaded.elapsed() < STANDING_REFRESH
     }
 
     /// Counts renders in this process; returns the share that failed so far, once
@@ -124,11 +124,13 @@ impl CampaignRuntime {
         RenderedWith::of(ctx, self.template_id, &self.declared_names)
     }
 
-    /// Each recipient's render context, gathered for the whole batch at once.
+    /// Each recipient's render context as of `now` (the cart, and the recommendations'
+    /// weighting of their history), gathered for the whole batch at once.
     pub async fn contexts(
         &self,
         store: &Store,
         recipients: Vec<Recipient>,
+        now: i64,
     ) -> Result<Vec<RecipientContext>, DispatchError> {
         let ids: Vec<i64> = recipients.iter().map(|r| r.id).collect();
         let mut segments = self.segment_names(store, &ids).await?;
@@ -142,7 +144,7 @@ impl CampaignRuntime {
                 let history = histories
                     .remove(&recipient.id)
                     .unwrap_or_else(|| RecipientHistory::new(Vec::new()));
-                let (recommendations, cart) = self.picks(&history);
+                let (recommendations, cart) = self.picks(&history, now);
                 RecipientContext {
                     segments: segments.remove(&recipient.id).unwrap_or_default(),
                     recipient,
@@ -153,11 +155,11 @@ impl CampaignRuntime {
             .collect())
     }
 
-    fn picks(&self, history: &RecipientHistory) -> (Vec<Recommendation>, Vec<Product>) {
+    fn picks(&self, history: &RecipientHistory, now: i64) -> (Vec<Recommendation>, Vec<Product>) {
         match &self.recommender {
             Some(model) => (
-                model.for_recipient(history, model.options().count),
-                model.cart(history),
+                model.for_recipient_at(history, now, model.options().count),
+                model.cart_at(history, now),
             ),
             None => (Vec::new(), Vec::new()),
         }

@@ -25,7 +25,7 @@ pub async fn validate_campaign(store: &Store, campaign_id: i64) -> Result<(), Di
     let campaign = store.campaign(campaign_id).await?;
     let filter = super::start::audience_filter(store, &campaign).await?;
     let sample = store.sample_segment(&filter, VALIDATION_SAMPLE).await?;
-    let contexts = runtime.contexts(store, sample).await?;
+    let contexts = runtime.contexts(store, sample, crate::time::now()).await?;
     let mut errors = Vec::new();
     for context in &contexts {
         let Err(error) = runtime.renderer.render(context) else {

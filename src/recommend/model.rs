@@ -150,9 +150,14 @@ impl Recommender {
     /// The recipient's abandoned cart: in-stock products added within
     /// `cart_window_days` of the model's `now` and not bought since, latest first.
     pub fn cart(&self, history: &RecipientHistory) -> Vec<Product> {
+        self.cart_at(history, self.now)
+    }
+
+    /// As [`Recommender::cart`], as of `now`.
+    pub fn cart_at(&self, history: &RecipientHistory, now: i64) -> Vec<Product> {
         let window = self.options.cart_window_days.saturating_mul(86_400);
         history
-            .cart_product_ids(self.now, window)
+            .cart_product_ids(now, window)
             .into_iter()
             .filter_map(|id| self.catalogue.index_of(id))
             .filter(|&index| self.catalogue.in_stock(index))

@@ -369,6 +369,34 @@ impl Store {
         linked.ok_or_else(|| StoreError::not_found("automation campaign", campaign_id.to_string()))
     }
 
+    /// Adds `matching` to the members of an `enters_segment` automation and returns
+    /// those who were not members before (leaving is seen by [`Store::replace_members`]).
+    pub async fn add_members(
+        &self,
+        automation_id: i64,
+        matching: &[i64],
+    ) -> Result<Vec<i64>, StoreError> {
+        if matching.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = match self.engine() {
+            Engine::Sqlite => "SELECT value AS r FROM json_each($2)",
+            Engine::Postgres => {
+                "SELECT CAST(value AS BIGINT) AS r FROM jsonb_array_elements_text(CAST($2 AS JSONB))"
+            }
+        };
+        let sql = format!(
+            "INSERT INTO automation_members (automation_id, recipient_id)
+             SELECT $1, m.r FROM ({rows}) m WHERE true
+             ON CONFLICT (automation_id, recipient_id) DO NOTHING
+             RETURNING recipient_id"
+        );
+        let json = serde_json::to_string(matching).expect("ids serialise");
+        let new: Vec<(i64,)> = on_pool!(self, pool => sqlx::query_as(built(&sql))
+            .bind(automation_id).bind(json).fetch_all(pool).await)?;
+        Ok(new.into_iter().map(|(id,)| id).collect())
+    }
+
     /// Sets the members of an `enters_segment` automation to `matching` (ascending
     /// ids) and returns those who were not members before.
     pub async fn replace_members(

@@ -114,6 +114,19 @@ impl Store {
         Ok(names)
     }
 
+    /// Which of `ids` match `filter`.
+    pub async fn matching_among(
+        &self,
+        ids: &[i64],
+        filter: &SqlFilter,
+    ) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let json = serde_json::to_string(ids).expect("ids serialise");
+        self.members_among(&json, filter).await
+    }
+
     /// Whether one recipient matches `filter` now.
     pub async fn recipient_matches(
         &self,

@@ -521,3 +521,63 @@ async fn opting_out_or_being_erased_ends_a_run() {
     })
     .await;
 }
+
+const KEEN: &str = r#"
+name = "keen"
+from = { email = "shop@shop.example.com" }
+trigger = { enters_segment = 'views(within: 7d) >= 2' }
+
+[[step]]
+id = "note"
+send = { template = "cart-reminder", topic = "news" }
+"#;
+
+/// A segment trigger is evaluated on a schedule, and at once for the recipients an
+/// event touches; those in the segment at the first evaluation enter then.
+#[tokio::test]
+async fn entering_a_segment_starts_a_run_when_the_event_comes_and_once_only() {
+    for_each_engine(async |store, engine_name| {
+        let t0 = mailcast::time::now();
+        let clock = Clock::manual(t0);
+        people(&store, &["ivy", "jon"]).await;
+        store_template(&store, "cart-reminder", CART_HTML).await;
+        for n in 0..2 {
+            push_event(
+                &store,
+                &format!("jon-{n}"),
+                "jon@example.com",
+                "view",
+                None,
+                t0 - 60,
+            )
+            .await;
+        }
+        load(&store, KEEN).await;
+        let automations = engine(&store, &clock);
+        assert_eq!(
+            tick(&automations).await.started,
+            1,
+            "{engine_name}: jon, already in it"
+        );
+        push_event(&store, "ivy-1", "ivy@example.com", "view", None, t0).await;
+        assert_eq!(
+            tick(&automations).await.started,
+            0,
+            "{engine_name}: one view is not two"
+        );
+        push_event(&store, "ivy-2", "ivy@example.com", "view", None, t0).await;
+        assert_eq!(
+            tick(&automations).await.started,
+            1,
+            "{engine_name}: ivy enters on her event"
+        );
+        push_event(&store, "ivy-3", "ivy@example.com", "view", None, t0).await;
+        clock.advance(86_400);
+        assert_eq!(
+            tick(&automations).await.started,
+            0,
+            "{engine_name}: still in it is not entering"
+        );
+    })
+    .await;
+}
