@@ -4,6 +4,7 @@
 mod support;
 
 mod attribution;
+mod automation_cli;
 mod automations;
 mod bounce_classify;
 mod bounce_effects;
