@@ -75,7 +75,7 @@
 #                               [--port 2527] [--http-port 8091] [--work DIR] [--pg URL]
 #                               [--pg-db NAME] [--run-timeout S] [--label TEXT]
 #                               [--bin PATH] [--no-build] [--worker-args "ARGS"]
-#                               [--max-load 1.5] [--lock-wait S]
+#                               [--max-load 1.5] [--lock-wait S] [--sql-log]
 #   --parts         a (due runs and the campaign reference), b (event ingestion), or both
 #   --pg            server URL without database (default postgres://postgres@127.0.0.1:5432)
 #   --pg-db         databases the script creates and drops: NAME and NAME_b
@@ -91,6 +91,9 @@
 #                   before each timed run within it, waits (up to 5 minutes) for its
 #                   own set-up's load to fall below this again
 #   --lock-wait     seconds to wait for the lock and a quiet machine (default 3600)
+#   --sql-log       DIAGNOSTIC: the workers log every SQL statement with its time
+#                   (sqlx::query=debug), summed per kind by benches/send/sqlx_breakdown.py
+#                   into $WORK/sql-<label>-<part>.md; the logging itself costs speed
 #
 # Needs: cargo (unless --bin), psql, python3, /usr/bin/time, /usr/sbin/smtp-sink
 # (postfix; installed with apt-get when missing, its daemon not started, as
@@ -119,6 +122,7 @@ EXTRA_WORKER_ARGS=
 MAX_LOAD=1.5
 LOCK_WAIT=3600
 QUIET_WAIT=300
+SQL_LOG=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -140,6 +144,7 @@ while [ $# -gt 0 ]; do
         --worker-args) EXTRA_WORKER_ARGS=$2; shift 2 ;;
         --max-load) MAX_LOAD=$2; shift 2 ;;
         --lock-wait) LOCK_WAIT=$2; shift 2 ;;
+        --sql-log) SQL_LOG=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -158,6 +163,9 @@ RESULTS=$WORK/results.tsv
 LOG=$WORK/bench.log
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 export PGOPTIONS="-c client_min_messages=warning" NO_COLOR=1 RUST_LOG=${RUST_LOG:-mailcast=info,apalis=warn,sqlx=warn}
+
+WORKER_LOG_FILTER=$RUST_LOG
+[ "$SQL_LOG" = 1 ] && WORKER_LOG_FILTER=$RUST_LOG,sqlx::query=debug
 
 say() { printf '[%s] %s\n' "$(date +%T)" "$*" | tee -a "$LOG" >&2; }
 die() { say "FAILED: $*"; exit 1; }
@@ -306,7 +314,7 @@ sink_messages() { tr '\r' '\n' <"$1" | { grep -o 'mesg=[0-9]*' || echo mesg=0; }
 start_worker() { # url tag: the worker under /usr/bin/time -v; sets WORKER_PID, WORKER_TIME_PID
     local url=$1 tag=$2
     (
-        export DATABASE_URL=$url
+        export DATABASE_URL=$url RUST_LOG=$WORKER_LOG_FILTER
         exec /usr/bin/time -v -o "$WORK/worker-$tag.time" "$MC" worker "${WORKER_FLAGS[@]}"
     ) >"$WORK/worker-$tag.log" 2>&1 &
     WORKER_TIME_PID=$!
@@ -493,6 +501,7 @@ SQL
     auto_sys=$(time_field "$WORK/worker-$tag-auto.time" sys)
     auto_busy=$(busy_pct "$busy0" "$busy1")
     say "A automation: $DUE runs moved on in ${moved_s}s = $moved_rate runs/s; handed to SMTP in ${sent_s}s = $sent_rate runs/s; worker max RSS $auto_rss MB (samples: first $rss_first, half-way $rss_mid, last $rss_last MB), cpu ${auto_user}+${auto_sys}s, machine ${auto_busy}% busy, load at start $load_a; runs: $ends; ledger: $failed_ledger; smtp-sink: $received"
+    [ "$SQL_LOG" = 1 ] && python3 "$ROOT/benches/send/sqlx_breakdown.py" "$WORK/worker-$tag-auto.log" "$moved_s" >"$WORK/sql-$tag-auto.md"
     record A-automation runs_moved_on_s "$moved_s" s "$load_a"
     record A-automation runs_moved_on_per_s "$moved_rate" runs/s "$load_a"
     record A-automation handed_to_smtp_s "$sent_s" s "$load_a"
@@ -899,6 +908,7 @@ PY
     s_cpu="$(time_field "$WORK/serve-$tag.time" user)+$(time_field "$WORK/serve-$tag.time" sys)"
     busy=$(busy_pct "$busy0" "$busy1")
     say "B: $(get events) events ($(get inserted) inserted) in $(get ingest_s)s = $(get events_per_s) events/s accepted; runs: $real_count (expected $expected; $per_automation); delay accepted → run exists: median $(get delay_median_s)s, p95 $(get delay_p95_s)s, max $(get delay_max_s)s ($(get batches) batches, $(get batches_without_runs) never reached, $(get samples) samples); all runs $(get all_runs_after_last_accept_s)s after the last acceptance; serve max RSS $s_rss MB cpu ${s_cpu}s; worker max RSS $w_rss MB cpu ${w_cpu}s; machine ${busy}% busy; load at start $load_b"
+    [ "$SQL_LOG" = 1 ] && python3 "$ROOT/benches/send/sqlx_breakdown.py" "$WORK/worker-$tag.log" >"$WORK/sql-$tag.md"
     record B-events events_accepted_per_s "$(get events_per_s)" events/s "$load_b"
     record B-events ingest_s "$(get ingest_s)" s "$load_b"
     record B-events delay_median "$(get delay_median_s)" s "$load_b"

@@ -105,6 +105,7 @@ fn contexts() -> Vec<RecipientContext> {
                 },
                 recommendations,
                 cart: Vec::new(),
+                trigger: None,
             }
         })
         .collect()

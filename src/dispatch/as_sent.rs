@@ -54,7 +54,13 @@ pub async fn as_sent(
     };
     let products = store.products_by_id(&record.product_ids()).await?;
     let declared = &campaign.settings.0.declared_segments;
-    let context = Box::new(record.context(recipient, declared, &products));
+    let mut context = Box::new(record.context(recipient, declared, &products));
+    if campaign.settings.0.standing {
+        context.trigger = store
+            .trigger_events(campaign.id, &[recipient_id])
+            .await?
+            .remove(&recipient_id);
+    }
     Ok(AsSent::Sent {
         delivery,
         record,

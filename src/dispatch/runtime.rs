@@ -138,6 +138,10 @@ impl CampaignRuntime {
             Some(_) => store.histories(&ids).await?,
             None => HashMap::new(),
         };
+        let mut triggers = match self.standing {
+            true => store.trigger_events(self.id, &ids).await?,
+            false => HashMap::new(),
+        };
         Ok(recipients
             .into_iter()
             .map(|recipient| {
@@ -147,6 +151,7 @@ impl CampaignRuntime {
                 let (recommendations, cart) = self.picks(&history, now);
                 RecipientContext {
                     segments: segments.remove(&recipient.id).unwrap_or_default(),
+                    trigger: triggers.remove(&recipient.id),
                     recipient,
                     recommendations,
                     cart,

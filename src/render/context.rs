@@ -161,6 +161,26 @@ pub fn format_price(cents: i64, currency: &str) -> String {
     }
 }
 
+/// `trigger`: the event's kind, time (RFC 3339), amount (formatted, in the event's
+/// product's currency when it has one), properties and product.
+fn trigger_value(trigger: &crate::store::TriggerEvent, products: &ProductCache) -> Value {
+    let mut map = tera::Map::default();
+    map.insert("kind".into(), Value::from(trigger.kind.as_str()));
+    let at = crate::time::format_timestamp(trigger.occurred_at);
+    map.insert("occurred_at".into(), Value::from(at.as_str()));
+    let amount = trigger
+        .amount_cents
+        .map(|cents| format!("{}.{:02}", cents / 100, cents % 100));
+    map.insert("amount".into(), Value::from_serializable(&amount));
+    map.insert(
+        "properties".into(),
+        Value::from_serializable(&trigger.properties),
+    );
+    let product = trigger.product.as_ref().map(|p| products.value(p));
+    map.insert("product".into(), product.unwrap_or(Value::none()));
+    Value::from(map)
+}
+
 /// The cart total, when every item shares one currency.
 fn cart_total(cart: &[Product]) -> Option<String> {
     let currency = &cart.first()?.currency;
@@ -193,6 +213,8 @@ pub(crate) fn build(ctx: &RecipientContext, urls: &Urls, products: &ProductCache
     let cart: Vec<Value> = ctx.cart.iter().map(|p| products.value(p)).collect();
     context.insert_value("cart", Value::from(cart));
     context.insert("cart_total", &cart_total(&ctx.cart));
+    let trigger = ctx.trigger.as_ref().map(|t| trigger_value(t, products));
+    context.insert_value("trigger", trigger.unwrap_or(Value::none()));
     context.insert("unsubscribe_url", &urls.unsubscribe);
     context.insert("preferences_url", &urls.preferences);
     context.insert("view_online_url", &urls.view_online);

@@ -109,6 +109,8 @@ pub struct RecipientContext {
     pub recommendations: Vec<Recommendation>,
     /// Recent cart items (abandoned-cart campaigns).
     pub cart: Vec<Product>,
+    /// The event that started the automation run this message belongs to.
+    pub trigger: Option<crate::store::TriggerEvent>,
 }
 
 /// A message ready to send.

@@ -136,6 +136,7 @@ impl RenderedWith {
                 .iter()
                 .filter_map(|id| products.get(id).cloned())
                 .collect(),
+            trigger: None,
         }
     }
 }

@@ -470,3 +470,71 @@ impl Store {
             .bind(topic).bind(after).bind(limit).fetch_all(pool).await)?)
     }
 }
+
+/// An automation's trigger event as a template sees it (`trigger.kind`,
+/// `trigger.product.name`, `trigger.properties.order_id`, ...).
+#[derive(Debug, Clone)]
+pub struct TriggerEvent {
+    pub kind: String,
+    pub occurred_at: i64,
+    pub amount_cents: Option<i64>,
+    pub properties: serde_json::Value,
+    pub product: Option<super::Product>,
+}
+
+type TriggerRow = (
+    i64,
+    String,
+    i64,
+    Option<i64>,
+    sqlx::types::Json<serde_json::Value>,
+    Option<i64>,
+);
+
+impl Store {
+    /// For these recipients of an automation step's campaign, the event that started
+    /// the run the campaign's message belongs to (runs started otherwise have none).
+    pub async fn trigger_events(
+        &self,
+        campaign_id: i64,
+        recipient_ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, TriggerEvent>, StoreError> {
+        if recipient_ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let list = match self.engine() {
+            Engine::Sqlite => "SELECT value FROM json_each($2)",
+            Engine::Postgres => "SELECT jsonb_array_elements_text(CAST($2 AS JSONB))::BIGINT",
+        };
+        let sql = format!(
+            "SELECT r.recipient_id, e.kind, e.occurred_at, e.amount_cents, e.properties, e.product_id
+             FROM automation_campaigns c
+             JOIN automation_runs r ON r.automation_id = c.automation_id
+                                   AND r.version_id = c.version_id AND r.ordinal = c.ordinal
+             JOIN events e ON e.id = r.trigger_event_id
+             WHERE c.campaign_id = $1 AND r.recipient_id IN ({list})"
+        );
+        let ids = serde_json::to_string(recipient_ids).expect("ids serialise");
+        let rows: Vec<TriggerRow> = on_pool!(self, pool => sqlx::query_as(built(&sql))
+            .bind(campaign_id).bind(ids).fetch_all(pool).await)?;
+        let product_ids: Vec<i64> = rows.iter().filter_map(|row| row.5).collect();
+        let products = self.products_by_id(&product_ids).await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(recipient_id, kind, occurred_at, amount_cents, properties, product)| {
+                    let product = product.and_then(|id| products.get(&id).cloned());
+                    let properties = properties.0;
+                    let trigger = TriggerEvent {
+                        kind,
+                        occurred_at,
+                        amount_cents,
+                        properties,
+                        product,
+                    };
+                    (recipient_id, trigger)
+                },
+            )
+            .collect())
+    }
+}

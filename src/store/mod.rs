@@ -45,7 +45,7 @@ pub use as_sent::SentDelivery;
 pub use attribution::{ATTRIBUTION_WINDOW_SECONDS, Attributed, RecommendationCredit};
 pub use audience::LEDGER_LOCK;
 pub use automation_dates::{DateCandidate, DateColumn};
-pub use automation_runs::{ClaimedRun, NewRun, RunState, RunUpdate, ScannedEvent};
+pub use automation_runs::{ClaimedRun, NewRun, RunState, RunUpdate, ScannedEvent, TriggerEvent};
 pub use automation_stats::{AutomationStats, StepStats};
 pub use automations::{SavedAutomation, StoredAutomation};
 pub use behaviour::{BehaviourKind, Interaction, RecipientHistory};

@@ -145,7 +145,9 @@ async fn a_cart_left_four_hours_gets_one_reminder_and_a_later_purchase_converts(
             .map(|who| (format!("{who}@example.com"), 1))
             .collect();
         assert_eq!(reminded, expected, "{engine_name}");
-        let message = smtp.received().remove(0).text();
+        let raw = smtp.received().remove(0).data;
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let message = parsed.body_html(0).unwrap().into_owned();
         assert!(
             message.contains("In your cart: Trail boots"),
             "{engine_name}: {message}"

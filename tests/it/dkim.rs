@@ -135,6 +135,7 @@ fn context(id: i64, first_name: &str) -> RecipientContext {
         segments: vec![],
         recommendations: vec![],
         cart: vec![],
+        trigger: None,
     }
 }
 

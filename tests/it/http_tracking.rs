@@ -301,6 +301,7 @@ async fn render_for(store: &Store, seeded: &Seeded, server: &TestServer) -> (Str
         segments: Vec::new(),
         recommendations: Vec::new(),
         cart: Vec::new(),
+        trigger: None,
     };
     let message = renderer.unwrap().render(&context).unwrap();
     store

@@ -119,6 +119,7 @@ fn context(recipient: Recipient, products: &[Product]) -> RecipientContext {
             })
             .collect(),
         cart: (0..in_cart).map(|k| pick(k + 7)).collect(),
+        trigger: None,
         recipient,
     }
 }

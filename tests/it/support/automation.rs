@@ -16,6 +16,7 @@ use super::smtp::SmtpServer;
 pub const CART_HTML: &str = r#"<html><body>
 <p>Hi {{ recipient.first_name | default(value="there") }}, still thinking it over?</p>
 {% for item in cart %}<p>In your cart: {{ item.name }}</p>{% endfor %}
+{% if trigger and trigger.product %}<p>Since your {{ trigger.kind }} of {{ trigger.product.name }} at {{ trigger.occurred_at }}</p>{% endif %}
 <a href="https://shop.example.com/cart">Back to your cart</a>
 <a href="{{ unsubscribe_url }}">Unsubscribe</a>
 </body></html>"#;
