@@ -268,3 +268,86 @@ fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
+
+/// `mailcast demo --automations` as the README gives it, in a fresh directory: the
+/// four example automations run on a simulated clock, every message they sent is in
+/// outbox/ and goes to a fixture recipient subscribed to the newsletter, and the summary
+/// shows each automation and its sending steps.
+#[test]
+fn the_automation_demo_leaves_each_automations_messages_in_the_outbox() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mailcast"))
+        .args(["--database", "automations-demo.db", "demo", "--automations"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("MAILCAST_SMTP_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sent_by_step = |step: &str| -> usize {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("v1") && l.split_whitespace().nth(1) == Some(step))
+            .unwrap_or_else(|| panic!("no line for step {step}:\n{stdout}"));
+        line.split_whitespace().nth(4).unwrap().parse().unwrap()
+    };
+    let steps = [
+        "reminder",
+        "second-reminder",
+        "gift",
+        "welcome",
+        "tips",
+        "picks",
+        "offer",
+        "last-nudge",
+    ];
+    let sent: usize = steps.iter().map(|s| sent_by_step(s)).sum();
+    for step in ["reminder", "gift", "welcome", "offer"] {
+        assert!(sent_by_step(step) > 0, "{step} sent nothing:\n{stdout}");
+    }
+    let expected = expected_recipients(&root.join("fixtures"));
+    let mut subjects = std::collections::BTreeSet::new();
+    let mut messages = 0;
+    for entry in std::fs::read_dir(dir.path().join("outbox")).unwrap() {
+        let raw = std::fs::read(entry.unwrap().path()).unwrap();
+        let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let to = message
+            .to()
+            .unwrap()
+            .first()
+            .unwrap()
+            .address()
+            .unwrap()
+            .to_lowercase();
+        assert!(
+            expected.contains_key(&to),
+            "{to} is not subscribed to the newsletter"
+        );
+        let subject = message.subject().unwrap_or_default();
+        subjects.insert(
+            subject
+                .split(',')
+                .next_back()
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        );
+        messages += 1;
+    }
+    assert_eq!(
+        messages, sent,
+        "outbox/ holds what the steps sent:\n{stdout}"
+    );
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s.contains("you left something in your cart")),
+        "{subjects:?}"
+    );
+}
