@@ -153,6 +153,15 @@ async fn a_cart_left_four_hours_gets_one_reminder_and_a_later_purchase_converts(
             "{engine_name}: {message}"
         );
 
+        touched(
+            &store,
+            &[
+                ("alice", Kind::Open, Verdict::Human),
+                ("carol", Kind::Click, Verdict::Human),
+                ("dave", Kind::Open, Verdict::Machine),
+            ],
+        )
+        .await;
         // Carol buys after the reminder: her run ends, a conversion for the reminder.
         clock.advance(3600);
         push_event(
@@ -582,4 +591,45 @@ async fn entering_a_segment_starts_a_run_when_the_event_comes_and_once_only() {
         );
     })
     .await;
+}
+
+use mailcast::store::{NewTrackingEvent, TrackingKind as Kind, Verdict};
+
+/// Opens and clicks of the automation messages the named recipients received.
+async fn touched(store: &Store, who: &[(&str, Kind, Verdict)]) {
+    let mut events = Vec::new();
+    for (name, kind, verdict) in who {
+        let address =
+            mailcast::domain::EmailAddress::parse(&format!("{name}@example.com")).unwrap();
+        let recipient_id = store
+            .recipient_by_email(&address)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let sql = "SELECT d.campaign_id FROM deliveries d
+                   JOIN automation_campaigns c ON c.campaign_id = d.campaign_id
+                   WHERE d.recipient_id = $1";
+        let (campaign_id,): (i64,) = match store.db() {
+            mailcast::store::Db::Sqlite(pool) => {
+                sqlx::query_as(sql).bind(recipient_id).fetch_one(pool).await
+            }
+            mailcast::store::Db::Postgres(pool) => {
+                sqlx::query_as(sql).bind(recipient_id).fetch_one(pool).await
+            }
+        }
+        .unwrap();
+        events.push(NewTrackingEvent {
+            kind: *kind,
+            campaign_id,
+            recipient_id,
+            link_id: None,
+            occurred_at: mailcast::time::now(),
+            ip: None,
+            user_agent: None,
+            verdict: *verdict,
+            reason: (*verdict == Verdict::Machine).then(|| "test scanner".to_string()),
+        });
+    }
+    store.insert_tracking_events(&events).await.unwrap();
 }
