@@ -75,7 +75,7 @@
 #                               [--port 2527] [--http-port 8091] [--work DIR] [--pg URL]
 #                               [--pg-db NAME] [--run-timeout S] [--label TEXT]
 #                               [--bin PATH] [--no-build] [--worker-args "ARGS"]
-#                               [--max-load 1.5] [--lock-wait S] [--sql-log]
+#                               [--max-load 1.5] [--lock-wait S] [--sql-log] [--pg-waits]
 #   --parts         a (due runs and the campaign reference), b (event ingestion), or both
 #   --pg            server URL without database (default postgres://postgres@127.0.0.1:5432)
 #   --pg-db         databases the script creates and drops: NAME and NAME_b
@@ -91,6 +91,9 @@
 #                   before each timed run within it, waits (up to 5 minutes) for its
 #                   own set-up's load to fall below this again
 #   --lock-wait     seconds to wait for the lock and a quiet machine (default 3600)
+#   --pg-waits      DIAGNOSTIC: part A's poller also samples what the database's active
+#                   sessions wait on (pg_stat_activity) every 0.2 s, summed into
+#                   $WORK/waits-<label>-a-auto.txt
 #   --sql-log       DIAGNOSTIC: the workers log every SQL statement with its time
 #                   (sqlx::query=debug), summed per kind by benches/send/sqlx_breakdown.py
 #                   into $WORK/sql-<label>-<part>.md; the logging itself costs speed
@@ -123,6 +126,7 @@ MAX_LOAD=1.5
 LOCK_WAIT=3600
 QUIET_WAIT=300
 SQL_LOG=0
+PG_WAITS=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -145,6 +149,7 @@ while [ $# -gt 0 ]; do
         --max-load) MAX_LOAD=$2; shift 2 ;;
         --lock-wait) LOCK_WAIT=$2; shift 2 ;;
         --sql-log) SQL_LOG=1; shift ;;
+        --pg-waits) PG_WAITS=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -287,13 +292,15 @@ acquire_lock() { # what
 release_lock() {
     if [ "$LOCK_HELD" = 1 ]; then rm -f "$LOCK"; LOCK_HELD=0; say "lock released"; fi
 }
-# Holding the lock: wait for this script's own set-up load to settle before timing.
+# Holding the lock: wait for this script's own set-up load (or anyone else's) to
+# settle before timing; a machine that stays busy for --lock-wait fails the run.
 wait_quiet() {
-    local deadline=$(( $(date +%s) + QUIET_WAIT ))
+    local deadline=$(( $(date +%s) + LOCK_WAIT )) said=0
     while ! below "$(load1)" "$MAX_LOAD"; do
-        if [ "$(date +%s)" -ge "$deadline" ]; then
-            say "WARNING: load still $(load1) after ${QUIET_WAIT}s; measuring anyway (recorded)"
-            return 0
+        [ "$(date +%s)" -lt "$deadline" ] || die "the load stayed at or above $MAX_LOAD for ${LOCK_WAIT}s (now $(load1))"
+        if [ $said = 0 ] && [ "$(( deadline - $(date +%s) ))" -lt $(( LOCK_WAIT - QUIET_WAIT )) ]; then
+            say "still waiting for the load to fall below $MAX_LOAD (now $(load1)); top: $(ps -eo pcpu,comm --sort=-pcpu | sed -n 2,4p | tr -s ' ' | tr '\n' ';')"
+            said=1
         fi
         sleep 5
     done
@@ -452,6 +459,7 @@ SQL
     pq_open "$url"
     local samples=$WORK/samples-$tag-auto.txt
     : >"$samples"
+    [ "$PG_WAITS" = 1 ] && : >"$WORK/waits-$tag-auto.raw"
     busy0=$(cpu_busy)
     t0=$(date +%s.%N)
     start_worker "$url" "$tag-auto"
@@ -470,6 +478,9 @@ SQL
         [ -z "$rss_mid" ] && [ $((DUE - remaining)) -ge $((DUE / 2)) ] && rss_mid=$rss
         [ "$rss" != - ] && rss_last=$rss
         printf '%s\t%s\t%s\t%s\t%s\n' "$now" "$((DUE - remaining))" "$sent" "$settled" "$rss" >>"$samples"
+        if [ "$PG_WAITS" = 1 ]; then
+            q "SELECT coalesce(string_agg(w || '=' || n, ' '), 'idle') FROM (SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') w, count(*) n FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid() GROUP BY 1) x;" >>"$WORK/waits-$tag-auto.raw"
+        fi
         [ -z "$t_moved" ] && [ "$remaining" = 0 ] && t_moved=$now
         [ -z "$t_sent" ] && [ "$sent" -ge "$DUE" ] && t_sent=$now
         [ -n "$t_moved" ] && [ "$settled" -ge "$DUE" ] && break
@@ -502,6 +513,11 @@ SQL
     auto_busy=$(busy_pct "$busy0" "$busy1")
     say "A automation: $DUE runs moved on in ${moved_s}s = $moved_rate runs/s; handed to SMTP in ${sent_s}s = $sent_rate runs/s; worker max RSS $auto_rss MB (samples: first $rss_first, half-way $rss_mid, last $rss_last MB), cpu ${auto_user}+${auto_sys}s, machine ${auto_busy}% busy, load at start $load_a; runs: $ends; ledger: $failed_ledger; smtp-sink: $received"
     [ "$SQL_LOG" = 1 ] && python3 "$ROOT/benches/send/sqlx_breakdown.py" "$WORK/worker-$tag-auto.log" "$moved_s" >"$WORK/sql-$tag-auto.md"
+    if [ "$PG_WAITS" = 1 ]; then
+        tr ' ' '\n' <"$WORK/waits-$tag-auto.raw" | awk -F= 'NF == 2 {n[$1] += $2; t += $2} END {for (k in n) printf "%6d %5.1f%%  %s\n", n[k], 100 * n[k] / t, k}' \
+            | sort -rn >"$WORK/waits-$tag-auto.txt"
+        say "A: database sessions sampled (active, by wait): $(head -5 "$WORK/waits-$tag-auto.txt" | tr -s ' ' | tr '\n' ';')"
+    fi
     record A-automation runs_moved_on_s "$moved_s" s "$load_a"
     record A-automation runs_moved_on_per_s "$moved_rate" runs/s "$load_a"
     record A-automation handed_to_smtp_s "$sent_s" s "$load_a"

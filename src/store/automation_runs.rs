@@ -235,9 +235,11 @@ impl Store {
                  FROM jsonb_array_elements(CAST($1 AS JSONB))"
             }
         };
+        // The IN list lets the recipient index find the runs; EXISTS matches the kind.
         let sql = format!(
             "UPDATE automation_runs SET due_at = $2
-             WHERE status = 'active' AND due_at > $2
+             WHERE recipient_id IN (SELECT w.r FROM ({rows}) w)
+               AND status = 'active' AND due_at > $2
                AND EXISTS (SELECT 1 FROM ({rows}) w
                            WHERE w.r = automation_runs.recipient_id
                              AND (w.k = automation_runs.waiting_for
@@ -300,6 +302,12 @@ impl Store {
 
     /// Where the scan `name` has read up to; `start` when it never ran.
     pub async fn automation_cursor(&self, name: &str, start: i64) -> Result<i64, StoreError> {
+        let read = "SELECT position FROM automation_cursors WHERE name = $1";
+        let found: Option<(i64,)> = on_pool!(self, pool =>
+            sqlx::query_as(read).bind(name).fetch_optional(pool).await)?;
+        if let Some((position,)) = found {
+            return Ok(position);
+        }
         on_pool!(self, pool => sqlx::query(
             "INSERT INTO automation_cursors (name, position) VALUES ($1, $2)
              ON CONFLICT (name) DO NOTHING")
