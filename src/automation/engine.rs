@@ -13,7 +13,9 @@ use super::definition::Definition;
 use super::steps::Moved;
 use super::triggers::ScanMemory;
 use crate::dispatch::{DeliverBatch, JobQueue};
-use crate::store::{ClaimedRun, Recipient, RunState, RunUpdate, Store, StoredAutomation};
+use crate::store::{
+    ClaimedRun, Recipient, RunState, RunUpdate, SqlFilter, Store, StoredAutomation,
+};
 use crate::time::Clock;
 
 #[derive(Debug, Clone)]
@@ -73,6 +75,8 @@ pub struct AutomationEngine {
     pub(super) settings: EngineSettings,
     definitions: Mutex<HashMap<i64, Arc<Definition>>>,
     campaigns: Mutex<HashMap<(i64, i64, i64), i64>>,
+    /// `if` conditions compiled for the tick's `now` (relative times depend on it).
+    conditions: Mutex<HashMap<String, (i64, SqlFilter)>>,
     pub(super) scans: Mutex<ScanMemory>,
 }
 
@@ -84,6 +88,7 @@ impl AutomationEngine {
             settings,
             definitions: Mutex::default(),
             campaigns: Mutex::default(),
+            conditions: Mutex::default(),
             scans: Mutex::default(),
         })
     }
@@ -251,6 +256,31 @@ impl AutomationEngine {
             }
         }
         Ok(active)
+    }
+
+    /// The condition compiled as of `now`, compiled once per tick.
+    pub(super) async fn condition(
+        &self,
+        text: &str,
+        now: i64,
+    ) -> Result<SqlFilter, crate::segment::SegmentError> {
+        let cached = self
+            .conditions
+            .lock()
+            .expect("not poisoned")
+            .get(text)
+            .cloned();
+        if let Some((at, filter)) = cached
+            && at == now
+        {
+            return Ok(filter);
+        }
+        let filter = crate::segment::compile_text(&self.store, text, now).await?;
+        self.conditions
+            .lock()
+            .expect("not poisoned")
+            .insert(text.to_string(), (now, filter.clone()));
+        Ok(filter)
     }
 
     pub(super) fn cached_campaign(&self, key: (i64, i64, i64)) -> Option<i64> {

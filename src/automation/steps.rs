@@ -165,12 +165,12 @@ impl AutomationEngine {
                 then,
                 otherwise,
             } => {
-                let filter = crate::segment::compile_text(&self.store, condition, now)
-                    .await
-                    .map_err(|source| AutomationError::Condition {
+                let filter = self.condition(condition, now).await.map_err(|source| {
+                    AutomationError::Condition {
                         step: at.step + 1,
                         source,
-                    })?;
+                    }
+                })?;
                 let holds = self.store.recipient_matches(recipient.id, &filter).await?;
                 at.go(if holds { then } else { otherwise }, entered_at)
             }

@@ -139,22 +139,99 @@ const CLAIM_SQLITE: &str = "
     RETURNING id, automation_id, version_id, recipient_id, ordinal, trigger_event_id, step,
               step_entered_at, started_at, last_sent_step";
 
-const SAVE_WAITING: &str = "
+/// One statement per batch: `{rows}` reads the JSON array of [`SavedRow`]s.
+const SAVE: &str = "
     UPDATE automation_runs
-    SET step = $3, step_entered_at = $4, due_at = $5, waiting_for = $6, last_sent_step = $7,
+    SET step = u.step, step_entered_at = COALESCE(u.entered_at, automation_runs.step_entered_at),
+        due_at = u.due_at,
+        waiting_for = u.waiting_for, last_sent_step = u.last_sent, status = u.status,
+        ended_at = u.ended_at, end_reason = u.reason, converted_at = u.converted_at,
+        ended_at_step = CASE WHEN u.status = 'ended' THEN u.step END,
         lease_owner = NULL, lease_until = NULL
-    WHERE id = $1 AND lease_owner = $2 AND status = 'active'";
+    FROM ({rows}) u
+    WHERE automation_runs.id = u.id AND automation_runs.lease_owner = $1
+      AND automation_runs.status = 'active'";
 
-const SAVE_ENDED: &str = "
-    UPDATE automation_runs
-    SET status = 'ended', ended_at_step = $3, ended_at = $4, end_reason = $5,
-        converted_at = $6, last_sent_step = $7, due_at = NULL, waiting_for = NULL,
-        lease_owner = NULL, lease_until = NULL
-    WHERE id = $1 AND lease_owner = $2 AND status = 'active'";
+const SAVED_SQLITE: &str = "
+    SELECT value ->> 'id' AS id, value ->> 'step' AS step, value ->> 'entered_at' AS entered_at,
+           value ->> 'due_at' AS due_at, value ->> 'waiting_for' AS waiting_for,
+           value ->> 'last_sent' AS last_sent, value ->> 'status' AS status,
+           value ->> 'ended_at' AS ended_at, value ->> 'reason' AS reason,
+           value ->> 'converted_at' AS converted_at
+    FROM json_each($2)";
 
-const ENTERED: &str = "
-    INSERT INTO automation_run_steps (run_id, step, entered_at) VALUES ($1, $2, $3)
+const SAVED_POSTGRES: &str = "
+    SELECT * FROM jsonb_to_recordset(CAST($2 AS JSONB))
+        AS u(id BIGINT, step BIGINT, entered_at BIGINT, due_at BIGINT, waiting_for TEXT,
+             last_sent BIGINT, status TEXT, ended_at BIGINT, reason TEXT, converted_at BIGINT)";
+
+const ENTERED_SQLITE: &str = "
+    INSERT INTO automation_run_steps (run_id, step, entered_at)
+    SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true
     ON CONFLICT (run_id, step) DO NOTHING";
+
+const ENTERED_POSTGRES: &str = "
+    INSERT INTO automation_run_steps (run_id, step, entered_at)
+    SELECT (value ->> 0)::BIGINT, (value ->> 1)::BIGINT, (value ->> 2)::BIGINT
+    FROM jsonb_array_elements(CAST($1 AS JSONB))
+    ON CONFLICT (run_id, step) DO NOTHING";
+
+/// A run as [`SAVE`] writes it.
+#[derive(Serialize)]
+struct SavedRow<'a> {
+    id: i64,
+    step: i64,
+    entered_at: Option<i64>,
+    due_at: Option<i64>,
+    waiting_for: Option<&'a str>,
+    last_sent: Option<i64>,
+    status: &'static str,
+    ended_at: Option<i64>,
+    reason: Option<&'a str>,
+    converted_at: Option<i64>,
+}
+
+impl<'a> SavedRow<'a> {
+    fn of(update: &'a RunUpdate) -> SavedRow<'a> {
+        let (id, last_sent) = (update.run_id, update.last_sent_step);
+        match &update.state {
+            RunState::Waiting {
+                step,
+                entered_at,
+                due_at,
+                waiting_for,
+            } => SavedRow {
+                id,
+                step: *step,
+                entered_at: Some(*entered_at),
+                due_at: Some(*due_at),
+                waiting_for: waiting_for.as_deref(),
+                last_sent,
+                status: "active",
+                ended_at: None,
+                reason: None,
+                converted_at: None,
+            },
+            RunState::Ended {
+                step,
+                at,
+                reason,
+                converted_at,
+            } => SavedRow {
+                id,
+                step: *step,
+                entered_at: None,
+                due_at: None,
+                waiting_for: None,
+                last_sent,
+                status: "ended",
+                ended_at: Some(*at),
+                reason: Some(reason),
+                converted_at: *converted_at,
+            },
+        }
+    }
+}
 
 impl Store {
     /// Starts the runs that may start; returns how many did.
@@ -191,32 +268,29 @@ impl Store {
             .fetch_all(pool).await)?)
     }
 
-    /// Writes where claimed runs stand now, in one transaction. A run whose lease
-    /// `owner` lost (it expired and another worker took it) is left as the other
-    /// worker leaves it.
+    /// Writes where claimed runs stand now: two statements in one transaction. A run
+    /// whose lease `owner` lost (it expired and another worker took it) is left as the
+    /// other worker leaves it.
     pub async fn save_runs(&self, owner: &str, updates: &[RunUpdate]) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let (rows, entered_sql) = match self.engine() {
+            Engine::Sqlite => (SAVED_SQLITE, ENTERED_SQLITE),
+            Engine::Postgres => (SAVED_POSTGRES, ENTERED_POSTGRES),
+        };
+        let save_sql = SAVE.replace("{rows}", rows);
+        let saved: Vec<SavedRow> = updates.iter().map(SavedRow::of).collect();
+        let saved = serde_json::to_string(&saved).expect("rows serialise");
+        let entered: Vec<(i64, i64, i64)> = updates
+            .iter()
+            .flat_map(|u| u.entered.iter().map(|&(step, at)| (u.run_id, step, at)))
+            .collect();
+        let entered = serde_json::to_string(&entered).expect("rows serialise");
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for update in updates {
-                for (step, at) in &update.entered {
-                    sqlx::query(ENTERED).bind(update.run_id).bind(step).bind(at)
-                        .execute(&mut *tx).await?;
-                }
-                match &update.state {
-                    RunState::Waiting { step, entered_at, due_at, waiting_for } => {
-                        sqlx::query(SAVE_WAITING)
-                            .bind(update.run_id).bind(owner).bind(step).bind(entered_at)
-                            .bind(due_at).bind(waiting_for).bind(update.last_sent_step)
-                            .execute(&mut *tx).await?;
-                    }
-                    RunState::Ended { step, at, reason, converted_at } => {
-                        sqlx::query(SAVE_ENDED)
-                            .bind(update.run_id).bind(owner).bind(step).bind(at)
-                            .bind(reason).bind(converted_at).bind(update.last_sent_step)
-                            .execute(&mut *tx).await?;
-                    }
-                }
-            }
+            sqlx::query(built(entered_sql)).bind(&entered).execute(&mut *tx).await?;
+            sqlx::query(built(&save_sql)).bind(owner).bind(&saved).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(())
         })
