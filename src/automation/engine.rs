@@ -150,11 +150,11 @@ impl AutomationEngine {
             .collect()
             .await;
         let mut updates = Vec::with_capacity(runs.len());
-        let mut campaigns = BTreeSet::new();
+        let mut deliveries = Vec::new();
         for result in moved {
             let moved = result?;
-            report.messages += moved.campaigns.len();
-            campaigns.extend(moved.campaigns);
+            report.messages += moved.deliveries.len();
+            deliveries.extend(moved.deliveries);
             if matches!(moved.update.state, RunState::Ended { .. }) {
                 report.ended += 1;
             }
@@ -163,7 +163,11 @@ impl AutomationEngine {
             }
             updates.push(moved.update);
         }
+        // Deliveries first: a crash between the two moves the runs on again, and adding
+        // a delivery twice adds nothing.
+        self.store.add_deliveries(&deliveries).await?;
         self.store.save_runs(&settings.owner, &updates).await?;
+        let campaigns: BTreeSet<i64> = deliveries.iter().map(|&(campaign, _)| campaign).collect();
         for campaign_id in campaigns {
             self.queue
                 .push_deliver(DeliverBatch { campaign_id }, Duration::ZERO)
@@ -201,7 +205,7 @@ impl AutomationEngine {
                         last_sent_step: run.last_sent_step,
                         entered: Vec::new(),
                     },
-                    campaigns: Vec::new(),
+                    deliveries: Vec::new(),
                 })
             }
             moved => moved,

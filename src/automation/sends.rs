@@ -11,19 +11,9 @@ use crate::domain::CampaignStatus;
 use crate::store::{CampaignSettings, ClaimedRun, NewCampaign};
 
 impl AutomationEngine {
-    /// Puts the step's message for `run` into the ledger; returns its campaign.
-    pub(super) async fn send_step(
-        &self,
-        definition: &Definition,
-        run: &ClaimedRun,
-        step: usize,
-    ) -> Result<i64, AutomationError> {
-        let campaign = self.step_campaign(definition, run, step).await?;
-        self.store.add_delivery(campaign, run.recipient_id).await?;
-        Ok(campaign)
-    }
-
-    async fn step_campaign(
+    /// The campaign whose ledger gets the step's message for `run` (the batch adds
+    /// the deliveries together, before it saves where the runs stand).
+    pub(super) async fn step_campaign(
         &self,
         definition: &Definition,
         run: &ClaimedRun,

@@ -10,10 +10,11 @@ use super::local_time::next_local_time;
 use crate::schedule::zone_of;
 use crate::store::{ClaimedRun, Recipient, RunState, RunUpdate};
 
-/// What moving a run on did: where it stands, and the campaigns given a delivery.
+/// What moving a run on did: where it stands, and the deliveries it needs in the
+/// ledger, `(campaign_id, recipient_id)`.
 pub(super) struct Moved {
     pub update: RunUpdate,
-    pub campaigns: Vec<i64>,
+    pub deliveries: Vec<(i64, i64)>,
 }
 
 /// The run being moved: its position and what it did on the way.
@@ -23,7 +24,7 @@ struct Position<'a> {
     entered_at: i64,
     last_sent: Option<i64>,
     entered: Vec<(i64, i64)>,
-    campaigns: Vec<i64>,
+    deliveries: Vec<(i64, i64)>,
 }
 
 enum Went {
@@ -52,7 +53,7 @@ impl Position<'_> {
                 last_sent_step: self.last_sent,
                 entered: self.entered,
             },
-            campaigns: self.campaigns,
+            deliveries: self.deliveries,
         }
     }
 }
@@ -90,7 +91,7 @@ impl AutomationEngine {
             entered_at: run.step_entered_at,
             last_sent: run.last_sent_step,
             entered: Vec::new(),
-            campaigns: Vec::new(),
+            deliveries: Vec::new(),
         };
         if run.step == 0 && run.step_entered_at == run.started_at {
             at.entered.push((0, run.started_at));
@@ -179,8 +180,8 @@ impl AutomationEngine {
                 at.go(&next, entered_at)
             }
             Action::Send { next, .. } => {
-                let campaign = self.send_step(definition, at.run, at.step).await?;
-                at.campaigns.push(campaign);
+                let campaign = self.step_campaign(definition, at.run, at.step).await?;
+                at.deliveries.push((campaign, at.run.recipient_id));
                 at.last_sent = Some(at.step as i64);
                 at.go(next, entered_at)
             }

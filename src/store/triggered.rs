@@ -37,3 +37,34 @@ impl Store {
         Ok(added == 1)
     }
 }
+
+const ADD_MANY_SQLITE: &str = "
+    INSERT INTO deliveries (campaign_id, recipient_id, status, created_at, updated_at)
+    SELECT value ->> 0, value ->> 1, 'pending', $2, $2 FROM json_each($1) WHERE true
+    ON CONFLICT (campaign_id, recipient_id) DO NOTHING";
+
+const ADD_MANY_POSTGRES: &str = "
+    INSERT INTO deliveries (campaign_id, recipient_id, status, created_at, updated_at)
+    SELECT c.id, r.id, 'pending', $2, $2
+    FROM jsonb_array_elements(CAST($1 AS JSONB)) j, campaigns c, recipients r
+    WHERE c.id = (j.value ->> 0)::BIGINT AND r.id = (j.value ->> 1)::BIGINT
+    FOR KEY SHARE OF c, r
+    ON CONFLICT (campaign_id, recipient_id) DO NOTHING";
+
+impl Store {
+    /// [`Store::add_delivery`] for many `(campaign_id, recipient_id)` pairs in one
+    /// statement; returns how many were new.
+    pub async fn add_deliveries(&self, pairs: &[(i64, i64)]) -> Result<u64, StoreError> {
+        if pairs.is_empty() {
+            return Ok(0);
+        }
+        let sql = match self.engine() {
+            Engine::Sqlite => ADD_MANY_SQLITE,
+            Engine::Postgres => ADD_MANY_POSTGRES,
+        };
+        let json = serde_json::to_string(pairs).expect("pairs serialise");
+        Ok(on_pool!(self, pool => sqlx::query(sql)
+            .bind(json).bind(crate::time::now())
+            .execute(pool).await.map(|r| r.rows_affected()))?)
+    }
+}
