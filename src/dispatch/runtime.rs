@@ -34,6 +34,8 @@ pub struct CampaignRuntime {
     pub marketing: bool,
     /// Never marked done: more deliveries may come (an automation step's campaign).
     pub standing: bool,
+    /// An automation step's template that shows its run's trigger event.
+    uses_trigger: bool,
     /// When it was loaded (the recommendation model and catalogue are as of then).
     loaded: std::time::Instant,
     /// The campaign's own quiet hours: `Some(None)` for none at all, `None` to follow
@@ -62,6 +64,7 @@ impl CampaignRuntime {
         let campaign = store.campaign(campaign_id).await?;
         let template = store.template(campaign.template_id).await?;
         let recommender = recommender_for(store, campaign_id, &template.html, now).await?;
+        let uses_trigger = campaign.settings.0.standing && mentions_trigger(&template);
         let links = link_settings(base_url, keyring, &campaign.from_email);
         let spec = RenderSpec::from_campaign(&campaign, template, links);
         let render_error = |source| DispatchError::Render {
@@ -88,6 +91,7 @@ impl CampaignRuntime {
             marketing: campaign.kind == CampaignKind::Marketing,
             standing: campaign.settings.0.standing,
             loaded: std::time::Instant::now(),
+            uses_trigger,
             quiet_hours: campaign_quiet_hours(&campaign)?,
             declared_segments,
             declared_names: names.clone(),
@@ -138,7 +142,7 @@ impl CampaignRuntime {
             Some(_) => store.histories(&ids).await?,
             None => HashMap::new(),
         };
-        let mut triggers = match self.standing {
+        let mut triggers = match self.uses_trigger {
             true => store.trigger_events(self.id, &ids).await?,
             false => HashMap::new(),
         };
@@ -198,6 +202,20 @@ fn campaign_quiet_hours(campaign: &Campaign) -> Result<Option<Option<QuietHours>
                 reason,
             }),
     }
+}
+
+/// Whether any part of the template may show `trigger` (looked up per batch only then).
+fn mentions_trigger(template: &crate::store::Template) -> bool {
+    let parts = [
+        Some(&template.subject),
+        template.preheader.as_ref(),
+        Some(&template.html),
+        template.text.as_ref(),
+    ];
+    parts
+        .into_iter()
+        .flatten()
+        .any(|part| part.contains("trigger"))
 }
 
 /// The recommender is built (one pass over the events) only for templates that

@@ -21,11 +21,34 @@ const BATCH: i64 = 20;
 /// SMTP sessions per worker: a killed worker leaves at most this many deliveries unknown.
 const CONCURRENCY: u64 = 8;
 
-fn spawn_worker(db_url: &str, smtp_url: &str) -> Child {
+/// A worker process, killed when dropped: a failing test leaves none behind.
+struct WorkerProcess(Child);
+
+impl std::ops::Deref for WorkerProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for WorkerProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_worker(db_url: &str, smtp_url: &str) -> WorkerProcess {
     spawn_worker_with(db_url, smtp_url, &[])
 }
 
-fn spawn_worker_with(db_url: &str, smtp_url: &str, extra: &[&str]) -> Child {
+fn spawn_worker_with(db_url: &str, smtp_url: &str, extra: &[&str]) -> WorkerProcess {
     Command::new(env!("CARGO_BIN_EXE_mailcast"))
         .args(["--database", db_url, "worker", "--smtp", smtp_url])
         .args(extra)
@@ -45,6 +68,7 @@ fn spawn_worker_with(db_url: &str, smtp_url: &str, extra: &[&str]) -> Child {
         .stdout(Stdio::null())
         .stderr(worker_log())
         .spawn()
+        .map(WorkerProcess)
         .expect("start a worker process")
 }
 
@@ -206,7 +230,7 @@ async fn three_workers_on_postgresql_share_one_campaign() {
     let server = SmtpServer::start();
     // One unthrottled worker can send all 3,000 before a newly started worker's first
     // poll: the rate cap keeps the campaign long enough for the three to share it.
-    let mut workers: Vec<Child> = (0..3)
+    let mut workers: Vec<WorkerProcess> = (0..3)
         .map(|_| spawn_worker_with(&db.url, &server.url(), &["--rate", "40"]))
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -241,7 +265,7 @@ async fn three_workers_on_postgresql_share_one_campaign() {
 }
 
 /// A worker on a slow relay: two connections, batches of 10, a lease of `lease` seconds.
-fn spawn_slow_worker(db_url: &str, smtp_url: &str, lease: &str) -> Child {
+fn spawn_slow_worker(db_url: &str, smtp_url: &str, lease: &str) -> WorkerProcess {
     Command::new(env!("CARGO_BIN_EXE_mailcast"))
         .args(["--database", db_url, "worker", "--smtp", smtp_url])
         .args(["--slots", "2", "--batch-size", "10", "--concurrency", "2"])
@@ -250,6 +274,7 @@ fn spawn_slow_worker(db_url: &str, smtp_url: &str, lease: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(worker_log())
         .spawn()
+        .map(WorkerProcess)
         .expect("start a worker process")
 }
 
