@@ -989,7 +989,7 @@ PY
 # change what the run does.
 main() {
     say "automation benchmark: parts=$PARTS recipients=$RECIPIENTS due=$DUE events=$EVENTS batch=$EVENT_BATCH threads=$CLIENT_THREADS event-rate=${EVENT_RATE/#0/unlimited} worker-args='$EXTRA_WORKER_ARGS' label=$LABEL"
-    say "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GB", $2/1048576}' /proc/meminfo), $(uname -sr); PostgreSQL $(psql -qAt "$PG/postgres" -c 'SHOW server_version'); load $(cut -d' ' -f1-3 /proc/loadavg); binary $BIN ($(stat -c %y "$BIN" | cut -d. -f1))"
+    say "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GB", $2/1048576}' /proc/meminfo), $(uname -sr); PostgreSQL $(psql -qAt "$PG/postgres" -c 'SHOW server_version') (autovacuum $(psql -qAt "$PG/postgres" -c 'SHOW autovacuum')); load $(cut -d' ' -f1-3 /proc/loadavg); binary $BIN ($(stat -c %y "$BIN" | cut -d. -f1))"
     case ",$PARTS," in *,a,*) part_a ;; esac
     case ",$PARTS," in *,b,*) part_b ;; esac
 

@@ -156,7 +156,7 @@ impl Replay<'_> {
                 .arrive(events, next_event, now, ImportKind::Events)
                 .await?;
             self.engine
-                .tick()
+                .drain()
                 .await
                 .with_context(|| format!("automations at {}", format_timestamp(now)))?;
         }

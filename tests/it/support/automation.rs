@@ -68,8 +68,9 @@ pub fn engine(store: &Store, clock: &Clock) -> Arc<AutomationEngine> {
     )
 }
 
+/// Ticks until no due run is left: what one moment of the test's clock does.
 pub async fn tick(engine: &AutomationEngine) -> TickReport {
-    engine.tick().await.expect("automation tick")
+    engine.drain().await.expect("automation tick")
 }
 
 /// A worker sending to `smtp` on `clock`, leaving automation runs to the test's engine.
