@@ -29,7 +29,10 @@
 #      newsletter` (the same D recipients, who got the automation's message already: no
 #      frequency cap is set, so it does not matter); the clock starts right before
 #      `mailcast campaign schedule bench-ref` and stops when its status is `done`
-#      (polled every 0.1 s): messages/s from schedule to done, as benches/send_bench.sh.
+#      (polled every 0.1 s): messages/s from schedule to done, as benches/send_bench.sh
+#      (there the ledger is filled by one statement before sending starts; the
+#      automation's grows while it sends, from empty in a fresh database: see
+#      --reference-first for the other order).
 #      The ratio automation runs/s ÷ campaign messages/s is reported for both figures.
 #      The automation is paused during the reference (every worker runs the automation
 #      engine too) and resumed after it.
@@ -61,7 +64,9 @@
 #      count(*). For each batch, in order of acceptance: delay = the first sample time
 #      at which the count reaches the cumulative number of runs up to that batch, minus
 #      its acceptance time. Reported: events/s accepted (events ÷ first request to last
-#      acceptance), median, 95th percentile and largest delay.
+#      acceptance), median, 95th percentile and largest delay. In this reckoning a batch
+#      whose runs come late (events the worker's scan passed before their transaction
+#      committed wait for its sweep, 10 s behind) delays every batch accepted after it.
 #
 # Targets from the issue: ≥ 5,000 runs/s with memory flat (A); ≥ 10,000 events/s and a
 # median delay below 1 s (B). The script reports them, it does not change them.
@@ -95,8 +100,10 @@
 #   --max-load      a timed run starts only when /tmp/mailcast-bench.lock does not exist
 #                   and the 1-minute load average is below this (default 1.5); the
 #                   script then holds the lock through that part (set-up included) and,
-#                   before each timed run within it, waits (up to 5 minutes) for its
-#                   own set-up's load to fall below this again
+#                   before each timed run within it, waits for its own set-up's load to
+#                   fall below this again (up to --lock-wait, then it fails). The load is
+#                   only checked before a run: machine_busy in results.tsv (all CPUs,
+#                   over the timed run) shows whether something else ran meanwhile
 #   --lock-wait     seconds to wait for the lock and a quiet machine (default 3600)
 #   --pg-waits      DIAGNOSTIC: part A's poller also samples what the database's active
 #                   sessions wait on (pg_stat_activity) every 0.2 s, summed into
