@@ -1,6 +1,37 @@
 //! One line per step, as `automation show` prints it.
 
-use super::definition::{Action, Change, Definition, EventMatch, Next, Step};
+use super::definition::{
+    Action, Change, DateField, Definition, EntryRule, EventMatch, Next, Step, Trigger,
+};
+
+/// `an event: cart_add in shoes`, `entering the segment last(purchase) > 120d ago`, ...
+pub fn describe_trigger(trigger: &Trigger) -> String {
+    match trigger {
+        Trigger::Event(event) => format!("an event: {}", event_text(event)),
+        Trigger::RecipientCreated => "a recipient is created".into(),
+        Trigger::Subscribed { topic } => format!("a subscription to {topic}"),
+        Trigger::EntersSegment { expression } => format!("entering the segment {expression}"),
+        Trigger::Date { field, at } => {
+            let field = match field {
+                DateField::Attribute(path) => format!("attr.{path}"),
+                DateField::CreatedAt => "created_at".into(),
+            };
+            format!(
+                "{field} comes round, at {:02}:{:02} local time",
+                at.hour, at.minute
+            )
+        }
+    }
+}
+
+/// `once`, `once per 7d`, `every time`.
+pub fn describe_entry(entry: &EntryRule) -> String {
+    match entry {
+        EntryRule::Once => "once".into(),
+        EntryRule::OncePer { seconds } => format!("once per {}", duration(*seconds)),
+        EntryRule::EveryTime => "every time".into(),
+    }
+}
 
 /// `3. reminder: send abandoned-cart (marketing), then step 4 (wait-a-day)`.
 pub fn describe_step(definition: &Definition, index: usize, step: &Step) -> String {
@@ -87,9 +118,9 @@ pub fn event_text(event: &EventMatch) -> String {
     text
 }
 
-/// `4h`, `1d`, `90min`: the largest unit that divides it.
+/// `4h`, `7d`, `90min`: the largest unit that divides it (days at most).
 pub fn duration(seconds: i64) -> String {
-    for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("min", 60)] {
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("min", 60)] {
         if seconds >= size && seconds % size == 0 {
             return format!("{}{unit}", seconds / size);
         }

@@ -18,7 +18,7 @@ mod sends;
 mod steps;
 mod triggers;
 
-pub use describe::describe_step;
+pub use describe::{describe_entry, describe_step, describe_trigger, event_text};
 pub use engine::{AutomationEngine, EngineSettings, EngineTask, TickReport};
 pub use error::AutomationError;
 pub use load::{LoadOutcome, known_names, load_automation};

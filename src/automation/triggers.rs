@@ -19,8 +19,8 @@ use crate::store::{DateColumn, NewRun, ScannedEvent, StoredAutomation};
 const SCAN_BATCH: i64 = 5_000;
 /// PostgreSQL hands out event ids before their transactions commit, so a scan can
 /// pass an id that becomes visible later; this often, events since the last sweep
-/// are read again.
-const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// are read again (each event is read about twice).
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// Unreachable recipients' runs are ended this often (they also end when due).
 const UNREACHABLE_EVERY: Duration = Duration::from_secs(60);
 /// Date triggers look this far ahead, so a run is waiting before its time comes.

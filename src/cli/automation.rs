@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::automation::definition::Definition;
-use crate::automation::{describe_step, load_automation};
+use crate::automation::{
+    describe_entry, describe_step, describe_trigger, event_text, load_automation,
+};
 use crate::store::{AutomationStats, Store, StoredAutomation};
 use crate::time::format_timestamp;
 
@@ -151,10 +153,10 @@ async fn show(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
     if !definition.description.is_empty() {
         println!("  {}", definition.description);
     }
-    println!("  trigger: {:?}", definition.trigger);
-    println!("  entry:   {:?}", definition.entry);
+    println!("  trigger: {}", describe_trigger(&definition.trigger));
+    println!("  entry:   {}", describe_entry(&definition.entry));
     if let Some(goal) = &definition.goal {
-        println!("  goal:    {} event", goal.kind);
+        println!("  goal:    {}", event_text(goal));
     }
     for (index, step) in definition.steps.iter().enumerate() {
         println!("  {}", describe_step(&definition, index, step));

@@ -1,7 +1,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::{Db, Store, StoreError};
@@ -86,8 +86,14 @@ pub fn is_postgres_url(url: &str) -> bool {
 }
 
 async fn connect_postgres(url: &str) -> Result<sqlx::PgPool, StoreError> {
+    let options = PgConnectOptions::from_str(url).map_err(|e| connect_error(url, e))?;
+    // A prepared statement's generic plan is kept for the connection's life. Made
+    // while `deliveries` was nearly empty (a new database, a first campaign), it scans
+    // the whole table for every ledger write as the table grows; a plan per execution
+    // uses the primary key.
+    let options = options.options([("plan_cache_mode", "force_custom_plan")]);
     postgres_pool(16)
-        .connect(url)
+        .connect_with(options)
         .await
         .map_err(|e| connect_error(url, e))
 }

@@ -87,6 +87,8 @@ fn the_shipped_automations_load_and_a_broken_file_is_refused_whole() {
         "the refused file stored nothing: {list}"
     );
     let show = ok(&db, &["automation", "show", "abandoned-cart"]);
+    assert!(show.contains("trigger: an event: cart_add\n"), "{show}");
+    assert!(show.contains("entry:   once per 7d\n"), "{show}");
     assert!(show.contains("1. wait-for-purchase: wait up to 4h for purchase: when it comes exit, else step 2 (reminder)"), "{show}");
     ok(&db, &["automation", "pause", "birthday"]);
     assert!(ok(&db, &["automation", "list"]).contains("birthday                 paused"));
