@@ -29,10 +29,7 @@ impl Store {
     ) -> Result<Vec<DateCandidate>, StoreError> {
         let value = month_day_sql(self.engine(), column);
         let days = serde_json::to_string(month_days).expect("days serialise");
-        let list = match self.engine() {
-            Engine::Sqlite => "SELECT value FROM json_each($1)",
-            Engine::Postgres => "SELECT jsonb_array_elements_text(CAST($1 AS JSONB))",
-        };
+        let list = self.json_strings(1);
         let sql = format!(
             "SELECT id, timezone, month_day, created_at FROM (
                  SELECT r.id, r.timezone, r.created_at, {value} AS month_day

@@ -461,22 +461,23 @@ impl Store {
         if matching.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = match self.engine() {
-            Engine::Sqlite => "SELECT value AS r FROM json_each($2)",
-            Engine::Postgres => {
-                "SELECT CAST(value AS BIGINT) AS r FROM jsonb_array_elements_text(CAST($2 AS JSONB))"
-            }
-        };
-        let sql = format!(
-            "INSERT INTO automation_members (automation_id, recipient_id)
-             SELECT $1, m.r FROM ({rows}) m WHERE true
-             ON CONFLICT (automation_id, recipient_id) DO NOTHING
-             RETURNING recipient_id"
-        );
+        let sql = self.insert_members();
         let json = serde_json::to_string(matching).expect("ids serialise");
         let new: Vec<(i64,)> = on_pool!(self, pool => sqlx::query_as(built(&sql))
             .bind(automation_id).bind(json).fetch_all(pool).await)?;
         Ok(new.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Adds the ids of the JSON array at `$2` to automation `$1`'s members, returning
+    /// those that were new.
+    fn insert_members(&self) -> String {
+        format!(
+            "INSERT INTO automation_members (automation_id, recipient_id)
+             SELECT $1, m.* FROM ({}) m WHERE true
+             ON CONFLICT (automation_id, recipient_id) DO NOTHING
+             RETURNING recipient_id",
+            self.json_ints(2)
+        )
     }
 
     /// Sets the members of an `enters_segment` automation to `matching` (ascending
@@ -486,22 +487,12 @@ impl Store {
         automation_id: i64,
         matching: &[i64],
     ) -> Result<Vec<i64>, StoreError> {
-        let rows = match self.engine() {
-            Engine::Sqlite => "SELECT value AS r FROM json_each($2)",
-            Engine::Postgres => {
-                "SELECT CAST(value AS BIGINT) AS r FROM jsonb_array_elements_text(CAST($2 AS JSONB))"
-            }
-        };
         let json = serde_json::to_string(matching).expect("ids serialise");
-        let entered = format!(
-            "INSERT INTO automation_members (automation_id, recipient_id)
-             SELECT $1, m.r FROM ({rows}) m WHERE true
-             ON CONFLICT (automation_id, recipient_id) DO NOTHING
-             RETURNING recipient_id"
-        );
+        let entered = self.insert_members();
         let left = format!(
             "DELETE FROM automation_members WHERE automation_id = $1
-               AND recipient_id NOT IN (SELECT m.r FROM ({rows}) m)"
+               AND recipient_id NOT IN ({})",
+            self.json_ints(2)
         );
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -523,10 +514,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = match self.engine() {
-            Engine::Sqlite => "SELECT value FROM json_each($1)",
-            Engine::Postgres => "SELECT jsonb_array_elements_text(CAST($1 AS JSONB))::BIGINT",
-        };
+        let list = self.json_ints(1);
         let sql = format!(
             "SELECT id, email, first_name, last_name, country, city, attributes, locale,
                     timezone, status, created_at
@@ -584,10 +572,7 @@ impl Store {
         if recipient_ids.is_empty() {
             return Ok(Default::default());
         }
-        let list = match self.engine() {
-            Engine::Sqlite => "SELECT value FROM json_each($2)",
-            Engine::Postgres => "SELECT jsonb_array_elements_text(CAST($2 AS JSONB))::BIGINT",
-        };
+        let list = self.json_ints(2);
         let sql = format!(
             "SELECT r.recipient_id, e.kind, e.occurred_at, e.amount_cents, e.properties, e.product_id
              FROM automation_campaigns c
