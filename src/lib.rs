@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+pub mod experiment;
 pub mod fixtures;
 pub mod http;
 pub mod import;

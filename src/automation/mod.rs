@@ -18,7 +18,9 @@ mod sends;
 mod steps;
 mod triggers;
 
-pub use describe::{describe_entry, describe_step, describe_trigger, event_text};
+pub use describe::{
+    describe_entry, describe_step, describe_trigger, duration as duration_text, event_text,
+};
 pub use engine::{AutomationEngine, EngineSettings, EngineTask, TickReport};
 pub use error::AutomationError;
 pub use load::{LoadOutcome, known_names, load_automation};

@@ -8,6 +8,7 @@ use crate::dispatch::{
     retemplate_campaign, schedule_campaign,
 };
 use crate::domain::{CampaignKind, DeliveryStatus, EmailAddress};
+use crate::experiment::{Experiment, ExperimentInput, VariantInput};
 use crate::links::KeyRing;
 use crate::render::LinkSettings;
 use crate::schedule::{LocalSendTime, QuietHours};
@@ -30,7 +31,7 @@ pub enum CampaignCommand {
     /// One line per campaign: id, name, state, sent/total, created, send time.
     List,
     /// Create a draft campaign.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Schedule a draft: it starts at its send time (now when none), rendering the
     /// template version it was created with (checked now).
     Schedule { name: String },
@@ -46,8 +47,13 @@ pub enum CampaignCommand {
     },
     /// Counts by delivery state, and who failed or is unknown, with reasons.
     Status { name: String },
-    /// Results: deliveries, human and machine opens and clicks, top links.
-    Stats { name: String },
+    /// Results: deliveries, human and machine opens and clicks, attributed orders and
+    /// revenue, top links; an experiment's variants, judgement and uplift.
+    Stats {
+        name: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: super::stats::StatsFormat,
+    },
     /// Stop sending; running workers stop between batches.
     Pause { name: String },
     /// Go on sending a paused campaign.
@@ -90,6 +96,103 @@ pub struct CreateArgs {
     pub quiet_hours: Option<String>,
     #[arg(long, value_enum, default_value = "marketing")]
     pub kind: KindArg,
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+    /// How long after a human click a purchase is still this campaign's (`5d`).
+    #[arg(long)]
+    pub attribution_window: Option<String>,
+    /// Also attribute a purchase no human click explains to the last message delivered
+    /// within this long before it (`1d`); off when not given.
+    #[arg(long)]
+    pub view_through: Option<String>,
+}
+
+/// An A/B/n test: `--variant 'subject=Winter sale' --variant 'subject=Last chance;
+/// template=promo-b' --test-share 20% --wait 4h --metric clicks --holdout 5%`.
+#[derive(Debug, clap::Args)]
+pub struct ExperimentArgs {
+    /// A variant as `field=value` pairs joined by `;` (subject, preheader, from_name,
+    /// template, send_at); unset fields are the campaign's. Two to five; the first is A,
+    /// the default sent when no winner is significant.
+    #[arg(long = "variant")]
+    pub variants: Vec<String>,
+    /// Test this share of the audience, then send the winner to the rest; without it
+    /// every recipient gets one of the variants (a split) and no winner is sent.
+    #[arg(long)]
+    pub test_share: Option<String>,
+    /// How long the test runs before it is judged (default 4h).
+    #[arg(long)]
+    pub wait: Option<String>,
+    /// What the winner is judged on: clicks, opens, conversions or revenue (human
+    /// engagement only; default clicks).
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// A share of the audience that gets nothing, to measure uplift against.
+    #[arg(long)]
+    pub holdout: Option<String>,
+}
+
+impl ExperimentArgs {
+    fn given(&self) -> bool {
+        !self.variants.is_empty()
+            || self.test_share.is_some()
+            || self.wait.is_some()
+            || self.metric.is_some()
+            || self.holdout.is_some()
+    }
+
+    fn input(&self) -> anyhow::Result<ExperimentInput> {
+        let mut variants = Vec::with_capacity(self.variants.len());
+        for (index, text) in self.variants.iter().enumerate() {
+            let variant = VariantInput::parse_pairs(text)
+                .map_err(|e| anyhow::anyhow!("--variant {}: {e}", index + 1))?;
+            variants.push(variant);
+        }
+        Ok(ExperimentInput {
+            variants,
+            test_share: self.test_share.clone(),
+            wait: self.wait.clone(),
+            metric: self.metric.clone(),
+            holdout: self.holdout.clone(),
+        })
+    }
+}
+
+/// The experiment the arguments describe, checked (None without `--variant` and the
+/// other experiment flags).
+async fn experiment(store: &Store, args: &CreateArgs) -> anyhow::Result<Option<Experiment>> {
+    if !args.experiment.given() {
+        return Ok(None);
+    }
+    if args.local {
+        anyhow::bail!(
+            "--local: an experiment's variants are sent at --send-at or their own send_at, not at local times"
+        );
+    }
+    let input = args.experiment.input()?;
+    match crate::experiment::design::check_in(store, &input).await? {
+        Ok(experiment) => Ok(Some(experiment)),
+        Err(problems) => {
+            let lines: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+            anyhow::bail!("the experiment is refused:\n{}", lines.join("\n"))
+        }
+    }
+}
+
+/// `--attribution-window` and `--view-through` as seconds.
+fn windows(args: &CreateArgs) -> anyhow::Result<(Option<i64>, Option<i64>)> {
+    let parse = |flag: &str, text: &Option<String>| -> anyhow::Result<Option<i64>> {
+        text.as_deref()
+            .map(|t| {
+                crate::automation::definition::units::duration(t.trim())
+                    .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+            })
+            .transpose()
+    };
+    Ok((
+        parse("attribution-window", &args.attribution_window)?,
+        parse("view-through", &args.view_through)?,
+    ))
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -126,14 +229,14 @@ pub async fn run_template(store: &Store, command: TemplateCommand) -> anyhow::Re
 pub async fn run(store: &Store, command: CampaignCommand) -> anyhow::Result<ExitCode> {
     match command {
         CampaignCommand::List => list(store).await,
-        CampaignCommand::Create(args) => create(store, args).await,
+        CampaignCommand::Create(args) => create(store, *args).await,
         CampaignCommand::Schedule { name } => schedule(store, &name).await,
         CampaignCommand::Retemplate { name } => retemplate(store, &name).await,
         CampaignCommand::Status { name } => status(store, &name).await,
         CampaignCommand::Sent { name, recipient } => {
             super::personalised::sent(store, &name, &recipient).await
         }
-        CampaignCommand::Stats { name } => super::stats::run(store, &name).await,
+        CampaignCommand::Stats { name, format } => super::stats::run(store, &name, format).await,
         CampaignCommand::Pause { name } => {
             let campaign = find(store, &name).await?;
             pause_campaign(store, campaign.id).await?;
@@ -281,6 +384,8 @@ fn list_line(campaign: &CampaignSummary) -> String {
 
 async fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
     let (send_at, local_send_time) = send_time(&args)?;
+    let experiment = experiment(store, &args).await?;
+    let (attribution_window, view_through_window) = windows(&args)?;
     let template = store
         .template_by_name(&args.template)
         .await?
@@ -321,6 +426,9 @@ async fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
         settings: CampaignSettings {
             local_send_time: local_send_time.map(|t| t.to_string()),
             quiet_hours: args.quiet_hours.clone(),
+            experiment,
+            attribution_window,
+            view_through_window,
             ..CampaignSettings::default()
         },
     };

@@ -6,6 +6,7 @@ mod bounces;
 mod campaign;
 mod demo;
 mod demo_automations;
+mod experiment;
 mod logging;
 mod personalised;
 mod preview;
@@ -141,6 +142,11 @@ pub enum Command {
         #[command(subcommand)]
         command: suppression::SuppressionCommand,
     },
+    /// A/B/n experiments: the winner rule checked by simulation.
+    Experiment {
+        #[command(subcommand)]
+        command: experiment::ExperimentCommand,
+    },
     /// Evaluate and inspect product recommendations.
     Recommend {
         #[command(subcommand)]
@@ -241,6 +247,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(&cli.database, &args).await,
         Command::Fixtures { command } => fixtures(command),
         Command::Recommend { command } => recommend::run(&cli.database, &command).await,
+        Command::Experiment { command } => experiment::run(&command),
         Command::Bounces { command } if !command.needs_store() => bounces::run(&command),
         command => {
             let store = Store::open(&cli.database).await?;
@@ -270,11 +277,14 @@ async fn run_with_store(store: &Store, command: Command) -> anyhow::Result<ExitC
         Command::Run(args) => serve::run(store, &args).await,
         Command::Send(args) => send::run(store, &args).await,
         Command::ApiKey { command } => serve::api_key(store, command).await,
-        Command::Stats { campaign } => stats::run(store, &campaign).await,
+        Command::Stats { campaign } => stats::run(store, &campaign, stats::StatsFormat::Text).await,
         Command::Suppression { command } => suppression::run(store, command).await,
         Command::Bounces { command } => bounces::run_with_store(store, command).await,
         Command::Automation { command } => automation::run(store, command).await,
-        Command::Demo(_) | Command::Fixtures { .. } | Command::Recommend { .. } => {
+        Command::Demo(_)
+        | Command::Fixtures { .. }
+        | Command::Recommend { .. }
+        | Command::Experiment { .. } => {
             unreachable!("handled without a store")
         }
     }

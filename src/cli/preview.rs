@@ -51,7 +51,7 @@ pub async fn run(store: &Store, args: &PreviewArgs) -> anyhow::Result<ExitCode> 
     let rendered = runtime.renderer.render(&context)?;
     let files = crate::render::write_preview(&rendered, &args.out)?;
     println!("subject: {}", rendered.subject);
-    let template_id = runtime.rendered_with(&context).template_id;
+    let template_id = runtime.rendered_with(&context, None).template_id;
     println!(
         "{}",
         super::personalised::describe(store, template_id, &context).await?

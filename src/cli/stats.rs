@@ -3,12 +3,28 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use crate::store::{ATTRIBUTION_WINDOW_SECONDS, CampaignStats, Engagement, Store};
+use crate::store::{CampaignStats, Engagement, ExperimentReport, Store};
 
-pub async fn run(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
+/// How `campaign stats` prints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatsFormat {
+    /// For reading in a terminal.
+    #[default]
+    Text,
+    /// Everything, as the API's `GET /api/campaigns/{id}/stats` gives it.
+    Json,
+    /// One row for the campaign, per declared segment, and per variant (× segment).
+    Csv,
+}
+
+pub async fn run(store: &Store, name: &str, format: StatsFormat) -> anyhow::Result<ExitCode> {
     let campaign = super::campaign::find(store, name).await?;
     let stats = store.campaign_statistics(campaign.id).await?;
-    print!("{}", format_stats(&stats));
+    match format {
+        StatsFormat::Text => print!("{}", format_stats(&stats)),
+        StatsFormat::Json => println!("{}", serde_json::to_string_pretty(&stats)?),
+        StatsFormat::Csv => print!("{}", crate::store::stats_csv(&stats)),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -46,10 +62,18 @@ pub fn format_stats(stats: &CampaignStats) -> String {
     let _ = writeln!(out, "  unsubscribes {:>8}", stats.unsubscribes);
     let _ = writeln!(
         out,
-        "  attributed   {:>8}   orders, revenue {} (last human click within {} days)",
+        "  attributed   {:>8}   orders, revenue {} (last human click within {}{})",
         stats.attributed.orders,
         money(stats.attributed.revenue_cents),
-        ATTRIBUTION_WINDOW_SECONDS / 86_400
+        crate::automation::duration_text(stats.attribution_window),
+        match stats.view_through_window {
+            Some(window) => format!(
+                "; view-through within {}: {} orders",
+                crate::automation::duration_text(window),
+                stats.attributed.view_through_orders
+            ),
+            None => String::new(),
+        }
     );
     for credit in &stats.recommendations {
         let _ = writeln!(
@@ -77,6 +101,9 @@ pub fn format_stats(stats: &CampaignStats) -> String {
             money(segment.attributed.revenue_cents)
         );
     }
+    if let Some(report) = &stats.experiment {
+        experiment(&mut out, report);
+    }
     if !stats.top_links.is_empty() {
         let _ = writeln!(out, "  top links (unique human clicks, machine clicks):");
         for link in &stats.top_links {
@@ -92,6 +119,93 @@ pub fn format_stats(stats: &CampaignStats) -> String {
         }
     }
     out
+}
+
+fn experiment(out: &mut String, report: &ExperimentReport) {
+    let shares = match &report.test_share {
+        Some(share) => format!(
+            "test-then-winner on {share} of the audience, judged after {} on {}",
+            crate::automation::duration_text(report.wait_seconds),
+            report.metric
+        ),
+        None => format!("split, measured on {}", report.metric),
+    };
+    let _ = writeln!(
+        out,
+        "  experiment   {shares}; holdout {} ({} recipients); waiting for the winner {}",
+        report.holdout, report.holdout_recipients, report.waiting_for_winner
+    );
+    for definition in &report.variants {
+        let changes = serde_json::to_string(&definition.changes).unwrap_or_default();
+        let _ = writeln!(out, "    variant {}: {changes}", definition.variant);
+    }
+    match &report.judgement {
+        Some(judgement) => {
+            let decision = match &judgement.winner {
+                Some(winner) => format!("winner {winner}"),
+                None => "no significant winner".to_string(),
+            };
+            let rule = judgement.detail["rule"].as_str().unwrap_or("");
+            let _ = writeln!(
+                out,
+                "    judged {}: {decision}; {} sent to the rest ({rule})",
+                crate::time::format_timestamp(judgement.judged_at),
+                judgement.sent_to_rest
+            );
+            if let Some(reason) = judgement.detail["decision"]["reason"].as_str() {
+                let _ = writeln!(out, "    {reason}");
+            }
+        }
+        None if report.test_share.is_some() => {
+            let _ = writeln!(out, "    not judged yet");
+        }
+        None => {}
+    }
+    let _ = writeln!(
+        out,
+        "    {:<8} {:<20} {:>9} {:>16} {:>16} {:>11} {:>12} {:>9}",
+        "VARIANT",
+        "SEGMENT",
+        "DELIVERED",
+        "OPENS (MACHINE)",
+        "CLICKS (MACHINE)",
+        "CONVERSIONS",
+        "REVENUE",
+        "PER RCPT"
+    );
+    for row in &report.results {
+        let _ = writeln!(
+            out,
+            "    {:<8} {:<20} {:>9} {:>16} {:>16} {:>11} {:>12} {:>9.2}",
+            row.variant,
+            row.segment.as_deref().unwrap_or("(all)"),
+            row.delivered,
+            format!("{} ({})", row.opens.unique_human, row.opens.unique_machine),
+            format!(
+                "{} ({})",
+                row.clicks.unique_human, row.clicks.unique_machine
+            ),
+            row.conversions,
+            money(row.revenue_cents),
+            row.revenue_per_recipient
+        );
+    }
+    if let Some(uplift) = &report.uplift {
+        let c = &uplift.conversion_uplift;
+        let r = &uplift.revenue_per_recipient_uplift;
+        let _ = writeln!(
+            out,
+            "    uplift against the holdout: conversion {:.2}% vs {:.2}%, {:+.2} points (95% CI {:+.2} to {:+.2}); revenue per recipient {:+.2} (95% CI {:+.2} to {:+.2})",
+            uplift.conversion_rate_mailed * 100.0,
+            uplift.conversion_rate_holdout * 100.0,
+            c.estimate * 100.0,
+            c.low * 100.0,
+            c.high * 100.0,
+            r.estimate,
+            r.low,
+            r.high
+        );
+    }
 }
 
 /// Cents as units with two decimals (events carry no currency).
@@ -131,6 +245,9 @@ mod tests {
             },
             waiting: Default::default(),
             attributed: Default::default(),
+            attribution_window: 5 * 86_400,
+            view_through_window: None,
+            experiment: None,
             recommendations: Vec::new(),
             feedback: Default::default(),
             hard_bounce_rate: 0.0,

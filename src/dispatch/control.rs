@@ -35,7 +35,7 @@ pub async fn resume_campaign(
     if campaign.started_at.is_none() {
         move_campaign(store, campaign_id, &[Paused], Scheduled).await?;
         return queue
-            .push_start(StartCampaign { campaign_id }, Duration::ZERO)
+            .push_start(StartCampaign::start(campaign_id), Duration::ZERO)
             .await;
     }
     move_campaign(store, campaign_id, &[Paused], Running).await?;

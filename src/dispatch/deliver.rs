@@ -261,8 +261,11 @@ async fn finish(
     runtime: &CampaignRuntime,
 ) -> Result<BatchEnd, DispatchError> {
     let (store, campaign_id) = (&dispatcher.store, runtime.id);
+    // Asked before the ledger is counted: the judgement and the rest's deliveries are
+    // written together, so a test judged after this has its rest in the count.
+    let awaits_winner = runtime.tests && awaits_winner(store, campaign_id).await?;
     let counts = store.ledger_counts(campaign_id).await?;
-    if counts.settled() && runtime.standing {
+    if counts.settled() && (runtime.standing || awaits_winner) {
         return Ok(BatchEnd::Finished);
     }
     if counts.settled() {
@@ -291,6 +294,15 @@ async fn finish(
         .await?
         .unwrap_or_else(|| dispatcher.settings.clock.now());
     Ok(BatchEnd::RetryAt(at))
+}
+
+/// A test whose winner has not gone out yet: the judge job sends the rest and
+/// delivering goes on then.
+async fn awaits_winner(
+    store: &crate::store::Store,
+    campaign_id: i64,
+) -> Result<bool, DispatchError> {
+    Ok(store.judgement(campaign_id).await?.is_none())
 }
 
 /// The campaign's compiled templates, built once per process and shared by all jobs.
@@ -364,22 +376,22 @@ async fn prepare_claimed(
             .filter_map(|(o, _)| o.map(Prepared::Decided)),
     );
     let eligible: Vec<ClaimedDelivery> = eligible.into_iter().map(|(_, d)| d).collect();
-    let facts: Vec<(i64, i64, i64)> = eligible
+    let facts: Vec<(i64, i64, i64, Option<i64>)> = eligible
         .iter()
-        .map(|d| (d.delivery_id, d.attempts, d.queued_at))
+        .map(|d| (d.delivery_id, d.attempts, d.queued_at, d.variant))
         .collect();
     let recipients = eligible.into_iter().map(|d| d.recipient).collect();
     let now = dispatcher.settings.clock.now();
     let contexts = runtime.contexts(&dispatcher.store, recipients, now).await?;
-    for ((delivery_id, attempts, queued_at), context) in facts.into_iter().zip(contexts) {
-        prepared.push(match runtime.renderer.render(&context) {
+    for ((delivery_id, attempts, queued_at, variant), context) in facts.into_iter().zip(contexts) {
+        prepared.push(match runtime.renderer_for(variant).render(&context) {
             Ok(message) => Prepared::Send(Box::new(Outgoing {
                 delivery_id,
                 recipient_id: context.recipient.id,
                 attempts,
                 queued_at,
                 message,
-                rendered_with: runtime.rendered_with(&context).encode(),
+                rendered_with: runtime.rendered_with(&context, variant).encode(),
             })),
             Err(error) => Prepared::Decided(DeliveryOutcome::Failed {
                 delivery_id,

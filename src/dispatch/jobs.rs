@@ -10,10 +10,30 @@ use serde::{Deserialize, Serialize};
 use super::DispatchError;
 use crate::store::{Db, Store};
 
-/// Freeze a campaign's audience and start delivering it.
+/// Freeze a campaign's audience and start delivering it; or, with `judge`, judge its
+/// experiment's test and send the winner to the rest. Both ride one queue: a third
+/// apalis poller on SQLite made lock conflicts that lost jobs at start-up.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StartCampaign {
     pub campaign_id: i64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub judge: bool,
+}
+
+impl StartCampaign {
+    pub fn start(campaign_id: i64) -> StartCampaign {
+        StartCampaign {
+            campaign_id,
+            judge: false,
+        }
+    }
+
+    pub fn judge(campaign_id: i64) -> StartCampaign {
+        StartCampaign {
+            campaign_id,
+            judge: true,
+        }
+    }
 }
 
 /// Deliver a campaign until nothing is left to claim.

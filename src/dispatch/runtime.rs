@@ -24,7 +24,10 @@ const MIN_RENDERS_TO_JUDGE: u64 = 20;
 
 pub struct CampaignRuntime {
     pub id: i64,
+    /// The campaign's own message, which is also variant A of an experiment.
     pub renderer: CampaignRenderer,
+    /// Variants B, C, … of an experiment, with their template versions.
+    variants: Vec<(CampaignRenderer, i64)>,
     pub envelope_from: String,
     /// The SMTP relay the campaign asks for first.
     pub relay: Option<String>,
@@ -34,6 +37,8 @@ pub struct CampaignRuntime {
     pub marketing: bool,
     /// Never marked done: more deliveries may come (an automation step's campaign).
     pub standing: bool,
+    /// A test-then-winner experiment: not done before the winner went to the rest.
+    pub tests: bool,
     /// An automation step's template that shows its run's trigger event.
     uses_trigger: bool,
     /// When it was loaded (the recommendation model and catalogue are as of then).
@@ -66,15 +71,13 @@ impl CampaignRuntime {
         let recommender = recommender_for(store, campaign_id, &template.html, now).await?;
         let uses_trigger = campaign.settings.0.standing && mentions_trigger(&template);
         let links = link_settings(base_url, keyring, &campaign.from_email);
-        let spec = RenderSpec::from_campaign(&campaign, template, links);
-        let render_error = |source| DispatchError::Render {
-            campaign: campaign_id,
-            source,
-        };
-        let mut renderer = CampaignRenderer::new(spec).map_err(render_error)?;
-        if let Some(dkim) = dkim {
-            renderer = renderer.with_dkim(dkim).map_err(render_error)?;
+        let specs = variant_specs(store, &campaign, template, &links).await?;
+        let mut renderers = Vec::with_capacity(specs.len());
+        for (spec, template_id) in specs {
+            renderers.push((renderer(campaign_id, spec, dkim)?, template_id));
         }
+        let mut renderers = renderers.into_iter();
+        let (renderer, template_id) = renderers.next().expect("the campaign's own message");
         let names = &campaign.settings.0.declared_segments;
         let declared_segments = crate::segment::compile_declared(store, names, crate::time::now())
             .await
@@ -85,11 +88,13 @@ impl CampaignRuntime {
         Ok(CampaignRuntime {
             id: campaign_id,
             renderer,
+            variants: renderers.collect(),
             envelope_from: campaign.from_email.clone(),
             relay: campaign.settings.0.smtp_relay.clone(),
-            template_id: campaign.template_id,
+            template_id,
             marketing: campaign.kind == CampaignKind::Marketing,
             standing: campaign.settings.0.standing,
+            tests: (campaign.settings.0.experiment.as_ref()).is_some_and(|e| e.picks_a_winner()),
             loaded: std::time::Instant::now(),
             uses_trigger,
             quiet_hours: campaign_quiet_hours(&campaign)?,
@@ -123,9 +128,32 @@ impl CampaignRuntime {
         self.quiet_hours.unwrap_or(worker)
     }
 
-    /// The record of what `ctx` gives this campaign's message (see [`RenderedWith`]).
-    pub fn rendered_with(&self, ctx: &RecipientContext) -> RenderedWith {
-        RenderedWith::of(ctx, self.template_id, &self.declared_names)
+    /// The record of what `ctx` gives this campaign's message, or its `variant`'s
+    /// (see [`RenderedWith`]).
+    pub fn rendered_with(&self, ctx: &RecipientContext, variant: Option<i64>) -> RenderedWith {
+        let template_id = match self.variant(variant) {
+            Some((_, template_id)) => *template_id,
+            None => self.template_id,
+        };
+        RenderedWith::of(ctx, template_id, &self.declared_names)
+    }
+
+    /// The renderer of an experiment's variant (A, or no experiment: the campaign's).
+    pub fn renderer_for(&self, variant: Option<i64>) -> &CampaignRenderer {
+        match self.variant(variant) {
+            Some((renderer, _)) => renderer,
+            None => &self.renderer,
+        }
+    }
+
+    /// 1 without an experiment.
+    pub fn variant_count(&self) -> usize {
+        1 + self.variants.len()
+    }
+
+    fn variant(&self, variant: Option<i64>) -> Option<&(CampaignRenderer, i64)> {
+        let index = usize::try_from(variant?).ok()?.checked_sub(1)?;
+        self.variants.get(index)
     }
 
     /// Each recipient's render context as of `now` (the cart, and the recommendations'
@@ -187,6 +215,56 @@ impl CampaignRuntime {
             .recipient_segment_names(ids, &self.declared_segments)
             .await?)
     }
+}
+
+fn renderer(
+    campaign_id: i64,
+    spec: RenderSpec,
+    dkim: Option<&DkimSettings>,
+) -> Result<CampaignRenderer, DispatchError> {
+    let render_error = |source| DispatchError::Render {
+        campaign: campaign_id,
+        source,
+    };
+    let renderer = CampaignRenderer::new(spec).map_err(render_error)?;
+    match dkim {
+        Some(dkim) => renderer.with_dkim(dkim).map_err(render_error),
+        None => Ok(renderer),
+    }
+}
+
+/// The campaign's message, then each experiment variant's after the first (variant A
+/// is the campaign's own, as set), each with its template version.
+pub(crate) async fn variant_specs(
+    store: &Store,
+    campaign: &Campaign,
+    template: crate::store::Template,
+    links: &LinkSettings,
+) -> Result<Vec<(RenderSpec, i64)>, DispatchError> {
+    let own = RenderSpec::from_campaign(campaign, template.clone(), links.clone());
+    let Some(experiment) = &campaign.settings.0.experiment else {
+        return Ok(vec![(own, campaign.template_id)]);
+    };
+    let mut specs = Vec::with_capacity(experiment.variants.len());
+    for variant in &experiment.variants {
+        let variant_template = match variant.template_id {
+            Some(id) => store.template(id).await?,
+            None => template.clone(),
+        };
+        let template_id = variant_template.id;
+        let mut spec = RenderSpec::from_campaign(campaign, variant_template, links.clone());
+        if let Some(subject) = &variant.subject {
+            spec.template.subject = subject.clone();
+        }
+        if let Some(preheader) = &variant.preheader {
+            spec.template.preheader = Some(preheader.clone());
+        }
+        if let Some(from_name) = &variant.from_name {
+            spec.from_name = from_name.clone();
+        }
+        specs.push((spec, template_id));
+    }
+    Ok(specs)
 }
 
 /// `off` or a window; unset follows the worker.

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::{DeliverBatch, DispatchError, DispatchSettings, Dispatcher, JobQueue, StartCampaign};
 use crate::domain::CampaignStatus;
+use crate::experiment::Experiment;
 use crate::schedule::LocalSendTime;
 use crate::store::{Campaign, SqlFilter, Store};
 
@@ -71,12 +72,7 @@ async fn push_start(queue: &JobQueue, campaign: &Campaign) -> Result<(), Dispatc
         .map(|at| (at - crate::time::now()).max(0) as u64)
         .unwrap_or(0);
     queue
-        .push_start(
-            StartCampaign {
-                campaign_id: campaign.id,
-            },
-            Duration::from_secs(wait),
-        )
+        .push_start(StartCampaign::start(campaign.id), Duration::from_secs(wait))
         .await
 }
 
@@ -105,11 +101,18 @@ pub async fn start_campaign(
                 return Ok(StartOutcome::Expired);
             }
             let filter = audience_filter(store, &campaign).await?;
-            let send_times = send_times(store, &campaign, &dispatcher.settings).await?;
             let now = dispatcher.settings.clock.now();
-            let audience = store
-                .freeze_audience_at(&campaign, &filter, send_times.as_ref(), now)
-                .await?;
+            let audience = match &campaign.settings.0.experiment {
+                Some(experiment) => {
+                    freeze_experiment(dispatcher, &campaign, experiment, &filter, now).await?
+                }
+                None => {
+                    let send_times = send_times(store, &campaign, &dispatcher.settings).await?;
+                    store
+                        .freeze_audience_at(&campaign, &filter, send_times.as_ref(), now)
+                        .await?
+                }
+            };
             store
                 .transition_campaign(
                     campaign_id,
@@ -130,6 +133,29 @@ pub async fn start_campaign(
             .await?;
     }
     Ok(outcome)
+}
+
+/// Freezes an experiment's audience (each recipient's arm drawn from the campaign and
+/// their id) and, for a test, enqueues its judge for the end of the wait.
+async fn freeze_experiment(
+    dispatcher: &Arc<Dispatcher>,
+    campaign: &Campaign,
+    experiment: &Experiment,
+    filter: &SqlFilter,
+    now: i64,
+) -> Result<u64, DispatchError> {
+    let send_times: Vec<Option<i64>> = experiment.variants.iter().map(|v| v.send_at).collect();
+    let arm = |recipient| crate::experiment::assign::arm(experiment, campaign.id, recipient);
+    let audience = dispatcher
+        .store
+        .freeze_experiment(campaign, filter, &send_times, now, arm)
+        .await?;
+    if experiment.picks_a_winner() {
+        let wait = Duration::from_secs(experiment.wait_seconds.max(0) as u64);
+        let job = StartCampaign::judge(campaign.id);
+        dispatcher.queue.push_start(job, wait).await?;
+    }
+    Ok(audience)
 }
 
 fn is_expired(campaign: &Campaign, settings: &DispatchSettings) -> bool {

@@ -27,16 +27,29 @@ pub async fn validate_campaign(store: &Store, campaign_id: i64) -> Result<(), Di
     let sample = store.sample_segment(&filter, VALIDATION_SAMPLE).await?;
     let contexts = runtime.contexts(store, sample, crate::time::now()).await?;
     let mut errors = Vec::new();
-    for context in &contexts {
-        let Err(error) = runtime.renderer.render(context) else {
-            continue;
+    'variants: for variant in 0..runtime.variant_count() {
+        let variant = Some(variant as i64).filter(|_| runtime.variant_count() > 1);
+        let label = match variant {
+            Some(v) => format!(
+                "variant {}: ",
+                crate::experiment::Experiment::label(v as usize)
+            ),
+            None => String::new(),
         };
-        let limit_crossed = matches!(error, RenderError::Limit { .. });
-        errors.push(format!("recipient {}: {error}", context.recipient.email));
-        // A template that runs away does so for everyone: one sample proves it, and
-        // each further one could cost the whole time limit.
-        if limit_crossed {
-            break;
+        for context in &contexts {
+            let Err(error) = runtime.renderer_for(variant).render(context) else {
+                continue;
+            };
+            let limit_crossed = matches!(error, RenderError::Limit { .. });
+            errors.push(format!(
+                "{label}recipient {}: {error}",
+                context.recipient.email
+            ));
+            // A template that runs away does so for everyone: one sample proves it, and
+            // each further one could cost the whole time limit.
+            if limit_crossed {
+                break 'variants;
+            }
         }
     }
     if errors.is_empty() {

@@ -71,6 +71,20 @@ async fn recover_running_campaigns(dispatcher: &Dispatcher) -> Result<(), Dispat
             .queue
             .push_deliver(DeliverBatch { campaign_id }, Duration::ZERO)
             .await?;
+        let testing = dispatcher
+            .store
+            .campaign(campaign_id)
+            .await?
+            .settings
+            .0
+            .experiment;
+        if testing.is_some_and(|e| e.picks_a_winner()) {
+            // A judge job comes back by itself until its time; one more is harmless.
+            dispatcher
+                .queue
+                .push_start(StartCampaign::judge(campaign_id), Duration::ZERO)
+                .await?;
+        }
     }
     Ok(())
 }
@@ -227,6 +241,11 @@ async fn handle_start(
     job: StartCampaign,
     dispatcher: Data<Arc<Dispatcher>>,
 ) -> Result<(), BoxDynError> {
+    if job.judge {
+        let outcome = super::judge_experiment(&dispatcher, job.campaign_id).await?;
+        tracing::info!(campaign_id = job.campaign_id, ?outcome, "judge job done");
+        return Ok(());
+    }
     let outcome = super::start_campaign(&dispatcher, job.campaign_id).await?;
     tracing::debug!(campaign_id = job.campaign_id, ?outcome, "start job done");
     Ok(())

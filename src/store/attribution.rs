@@ -17,6 +17,8 @@ pub const ATTRIBUTION_WINDOW_SECONDS: i64 = 5 * 86_400;
 pub struct Attributed {
     pub orders: i64,
     pub revenue_cents: i64,
+    /// Of `orders`, those attributed by view-through (no human click).
+    pub view_through_orders: i64,
 }
 
 /// Purchases of a product the message recommended, by its position and reason.
@@ -32,28 +34,85 @@ pub struct RecommendationCredit {
 /// One attributed purchase and the record of the message it is attributed to.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(super) struct AttributedPurchase {
+    pub recipient_id: i64,
     pub product_id: Option<i64>,
     pub amount_cents: i64,
     pub rendered_with: Option<String>,
+    pub variant: Option<i64>,
+    /// Through a message delivered but not clicked (view-through).
+    pub viewed: bool,
 }
 
+/// How purchases are attributed to a campaign: its click window and, when on, its
+/// view-through window (seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Windows {
+    pub click: i64,
+    pub view_through: Option<i64>,
+}
+
+impl Windows {
+    pub fn of(settings: &super::CampaignSettings) -> Windows {
+        Windows {
+            click: settings.attribution_window(),
+            view_through: settings.view_through_window,
+        }
+    }
+}
+
+/// When a delivery reached the receiving server.
+const DELIVERED_AT: &str = "COALESCE(d.handed_at, d.sent_at)";
+const DELIVERED: &str = "d.status IN ('sent', 'bounced', 'unknown')";
+
 /// The purchases attributed to campaign `$1`: `scope` restricts the recipients
-/// (`d.recipient_id …`, its parameters from `$2`).
-pub(super) fn attributed_sql(scope: &str) -> String {
-    format!(
-        "SELECT e.product_id, COALESCE(e.amount_cents, 0) AS amount_cents, d.rendered_with
+/// (`d.recipient_id …`, its parameters from `$2`). A purchase is the campaign's when
+/// the recipient's last human click within the click window before it was on this
+/// campaign's message; with view-through on, also when no human click falls in that
+/// window and the last message delivered to them within the view-through window before
+/// it was this campaign's. The windows are whole seconds from the campaign's settings.
+pub(super) fn attributed_sql(scope: &str, windows: Windows) -> String {
+    let click = windows.click;
+    let last_click = |purchase: &str| {
+        format!(
+            "SELECT t.campaign_id FROM tracking_events t
+             WHERE t.recipient_id = {purchase}.recipient_id AND t.kind = 'click'
+               AND t.verdict = 'human' AND t.occurred_at <= {purchase}.occurred_at
+               AND t.occurred_at >= {purchase}.occurred_at - {click}
+             ORDER BY t.occurred_at DESC, t.campaign_id DESC
+             LIMIT 1"
+        )
+    };
+    let clicked = format!(
+        "SELECT d.recipient_id, e.product_id, COALESCE(e.amount_cents, 0) AS amount_cents,
+                d.rendered_with, d.variant, FALSE AS viewed
          FROM deliveries d
          JOIN events e ON e.recipient_id = d.recipient_id AND e.kind = 'purchase'
          WHERE d.campaign_id = $1{scope}
            AND EXISTS (SELECT 1 FROM tracking_events c
                        WHERE c.campaign_id = $1 AND c.kind = 'click' AND c.verdict = 'human'
                          AND c.recipient_id = d.recipient_id)
-           AND (SELECT t.campaign_id FROM tracking_events t
-                WHERE t.recipient_id = e.recipient_id AND t.kind = 'click'
-                  AND t.verdict = 'human' AND t.occurred_at <= e.occurred_at
-                  AND t.occurred_at >= e.occurred_at - {ATTRIBUTION_WINDOW_SECONDS}
-                ORDER BY t.occurred_at DESC, t.campaign_id DESC
-                LIMIT 1) = $1"
+           AND ({}) = $1",
+        last_click("e")
+    );
+    let Some(view) = windows.view_through else {
+        return clicked;
+    };
+    format!(
+        "{clicked}
+         UNION ALL
+         SELECT d.recipient_id, e.product_id, COALESCE(e.amount_cents, 0) AS amount_cents,
+                d.rendered_with, d.variant, TRUE AS viewed
+         FROM deliveries d
+         JOIN events e ON e.recipient_id = d.recipient_id AND e.kind = 'purchase'
+         WHERE d.campaign_id = $1{scope} AND {DELIVERED}
+           AND {DELIVERED_AT} <= e.occurred_at AND {DELIVERED_AT} >= e.occurred_at - {view}
+           AND NOT EXISTS ({})
+           AND (SELECT d.campaign_id FROM deliveries d
+                WHERE d.recipient_id = e.recipient_id AND {DELIVERED}
+                  AND {DELIVERED_AT} <= e.occurred_at
+                ORDER BY {DELIVERED_AT} DESC, d.campaign_id DESC
+                LIMIT 1) = $1",
+        last_click("e")
     )
 }
 
@@ -61,6 +120,7 @@ pub(super) fn totals(purchases: &[AttributedPurchase]) -> Attributed {
     Attributed {
         orders: purchases.len() as i64,
         revenue_cents: purchases.iter().map(|p| p.amount_cents).sum(),
+        view_through_orders: purchases.iter().filter(|p| p.viewed).count() as i64,
     }
 }
 

@@ -2,7 +2,10 @@
 
 use std::collections::HashMap;
 
-use super::{Campaign, Engine, SqlFilter, Store, StoreError, bind_filter, built, on_pool};
+use super::{
+    Campaign, Engine, SqlFilter, Store, StoreError, WRITE_FROM_THE_START, bind_filter, built,
+    on_pool,
+};
 use crate::domain::CampaignKind;
 
 /// Advisory lock key (PostgreSQL) serialising ledger freezes (shared) against erasures
@@ -117,6 +120,35 @@ fn freeze_sql(eligibility: Eligibility, filter: &SqlFilter, engine: Engine, loca
     )
 }
 
+/// Ids per statement when an experiment's audience is written.
+const FREEZE_CHUNK: usize = 20_000;
+
+/// An experiment's audience, each recipient in its part.
+struct ExperimentParts {
+    variants: Vec<Vec<i64>>,
+    holdout: Vec<i64>,
+    rest: Vec<i64>,
+}
+
+impl ExperimentParts {
+    fn split(ids: Vec<i64>, variants: usize, arm: impl Fn(i64) -> crate::experiment::Arm) -> Self {
+        use crate::experiment::Arm;
+        let mut parts = ExperimentParts {
+            variants: vec![Vec::new(); variants],
+            holdout: Vec::new(),
+            rest: Vec::new(),
+        };
+        for id in ids {
+            match arm(id) {
+                Arm::Holdout => parts.holdout.push(id),
+                Arm::Rest => parts.rest.push(id),
+                Arm::Variant(v) => parts.variants[v].push(id),
+            }
+        }
+        parts
+    }
+}
+
 impl Store {
     /// Freezes the campaign's audience into the ledger, inside the database. Running it
     /// again adds nobody twice.
@@ -162,6 +194,96 @@ impl Store {
             inserted
         });
         Ok(inserted)
+    }
+
+    /// Freezes an experiment's audience: `arm` places each eligible recipient the
+    /// filter matches. Tested recipients enter the ledger with their variant (waiting
+    /// `deferred` until the variant's own send time, `send_times[variant]`, when that is
+    /// still to come); the holdout and the rest go to `experiment_audience`. One
+    /// transaction: a freeze that stops leaves nothing, and running it again (the arms
+    /// are drawn, not random) adds nobody twice.
+    pub async fn freeze_experiment(
+        &self,
+        campaign: &Campaign,
+        filter: &SqlFilter,
+        send_times: &[Option<i64>],
+        now: i64,
+        arm: impl Fn(i64) -> crate::experiment::Arm,
+    ) -> Result<u64, StoreError> {
+        let eligibility = Eligibility::of(campaign);
+        let next = 1 + usize::from(eligibility.topic().is_some());
+        let select = format!(
+            "SELECT r.id FROM recipients r WHERE {} AND ({}) ORDER BY r.id",
+            eligibility.conditions(1),
+            filter.shifted(next - 1)
+        );
+        // The ids are read, then written: on SQLite the write lock is taken first, or
+        // another writer between the two would fail the freeze (SQLITE_BUSY_SNAPSHOT).
+        let begin = match self.engine() {
+            Engine::Sqlite => WRITE_FROM_THE_START,
+            Engine::Postgres => "BEGIN",
+        };
+        let parts = on_pool!(self, pool => {
+            let mut tx = pool.begin_with(begin).await?;
+            if self.engine() == Engine::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                    .bind(LEDGER_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let mut query = sqlx::query_scalar(built(&select));
+            if let Some(topic) = eligibility.topic() {
+                query = query.bind(topic);
+            }
+            let ids: Vec<i64> = bind_filter!(query, filter).fetch_all(&mut *tx).await?;
+            let parts = ExperimentParts::split(ids, send_times.len(), arm);
+            for (variant, ids) in parts.variants.iter().enumerate() {
+                let at = send_times[variant].filter(|at| *at > now);
+                let sql = self.insert_variant_sql();
+                for chunk in ids.chunks(FREEZE_CHUNK) {
+                    sqlx::query(built(&sql))
+                        .bind(campaign.id)
+                        .bind(now)
+                        .bind(variant as i64)
+                        .bind(at)
+                        .bind(serde_json::to_string(chunk).expect("ids serialise"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            for (part, ids) in [("holdout", &parts.holdout), ("rest", &parts.rest)] {
+                let sql = format!(
+                    "INSERT INTO experiment_audience (campaign_id, recipient_id, part)
+                     SELECT $1, r.id, $2 FROM recipients r WHERE r.id IN ({})
+                     ON CONFLICT (campaign_id, recipient_id) DO NOTHING",
+                    self.json_ints(3)
+                );
+                for chunk in ids.chunks(FREEZE_CHUNK) {
+                    sqlx::query(built(&sql))
+                        .bind(campaign.id)
+                        .bind(part)
+                        .bind(serde_json::to_string(chunk).expect("ids serialise"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            parts
+        });
+        Ok(parts.variants.iter().map(|ids| ids.len() as u64).sum())
+    }
+
+    /// `$1` campaign, `$2` now, `$3` variant, `$4` its send time (NULL: now), `$5` ids.
+    fn insert_variant_sql(&self) -> String {
+        format!(
+            "INSERT INTO deliveries (campaign_id, recipient_id, status, next_attempt_at, variant,
+                                     created_at, updated_at)
+             SELECT $1, r.id, CASE WHEN $4 IS NULL THEN 'pending' ELSE 'deferred' END,
+                    $4, $3, $2, $2
+             FROM recipients r WHERE r.id IN ({})
+             ON CONFLICT (campaign_id, recipient_id) DO NOTHING",
+            self.json_ints(5)
+        )
     }
 
     /// Every time zone recipients name, as written (`""` for none).

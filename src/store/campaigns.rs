@@ -29,6 +29,24 @@ pub struct CampaignSettings {
     /// is never marked done when its ledger is drained.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub standing: bool,
+    /// Variants, a test share and wait, a holdout (see `crate::experiment`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<crate::experiment::Experiment>,
+    /// How long after a human click a purchase is still this campaign's (seconds);
+    /// [`super::ATTRIBUTION_WINDOW_SECONDS`] when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution_window: Option<i64>,
+    /// View-through: a purchase no human click explains goes to the last message
+    /// delivered within this many seconds before it. Off when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view_through_window: Option<i64>,
+}
+
+impl CampaignSettings {
+    pub fn attribution_window(&self) -> i64 {
+        self.attribution_window
+            .unwrap_or(super::ATTRIBUTION_WINDOW_SECONDS)
+    }
 }
 
 #[derive(Debug, Clone)]

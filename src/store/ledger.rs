@@ -43,6 +43,8 @@ pub struct ClaimedDelivery {
     /// Set when the frequency cap does not allow this message now: when the window
     /// has room again.
     pub capped_until: Option<i64>,
+    /// The experiment variant the recipient was assigned (None: no experiment).
+    pub variant: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -52,6 +54,7 @@ struct ClaimedRow {
     queued_at: i64,
     ineligible: Option<String>,
     capped_until: Option<i64>,
+    variant: Option<i64>,
     #[sqlx(flatten)]
     recipient: Recipient,
 }
@@ -205,7 +208,7 @@ const CLAIM_POSTGRES: &str = "
                 FOR UPDATE SKIP LOCKED) fresh
             LIMIT $5) picked
         WHERE d.id = picked.id
-        RETURNING d.id, d.attempts, d.created_at, d.recipient_id, d.campaign_id)";
+        RETURNING d.id, d.attempts, d.created_at, d.recipient_id, d.campaign_id, d.variant)";
 
 /// The claim statements' parameters, $1 to $7.
 macro_rules! bind_claim {
@@ -268,7 +271,7 @@ impl<'a> OutcomeRow<'a> {
 fn claimed_select(rows: &str, filter: &str, cap: usize) -> String {
     format!(
         "SELECT d.id AS delivery_id, d.attempts, d.created_at AS queued_at, {} AS ineligible,
-                {} AS capped_until,
+                {} AS capped_until, d.variant,
                 r.id, r.email, r.first_name, r.last_name, r.country, r.city, r.attributes,
                 r.locale, r.timezone, r.status, r.created_at
          FROM {rows}
@@ -392,6 +395,7 @@ impl Store {
                 recipient: row.recipient,
                 ineligible: row.ineligible,
                 capped_until: row.capped_until,
+                variant: row.variant,
             })
             .collect())
     }

@@ -20,6 +20,7 @@ mod connect;
 mod copy_text;
 mod error;
 mod events;
+mod experiments;
 mod filter;
 mod handing;
 mod idempotency;
@@ -59,6 +60,7 @@ pub use catalog::{NewProduct, Product};
 pub use connect::{Engine, redact_url};
 pub use error::{FailureKind, StoreError};
 pub use events::NewEvent;
+pub use experiments::{ExperimentParts, GroupOutcome, StoredJudgement};
 pub(crate) use filter::bind_filter;
 pub use filter::{SqlFilter, SqlParam};
 pub use handing::{ExpiredLeases, Handing};
@@ -71,7 +73,10 @@ pub use privacy::{
 pub use recipients::{NewRecipient, Recipient, UpsertCounts};
 pub use segment_audience::SegmentCount;
 pub use segments::Segment;
-pub use stats::{CampaignStats, Engagement, LinkStats, SegmentStats};
+pub use stats::{
+    CampaignStats, Engagement, ExperimentReport, JudgementView, LinkStats, SegmentStats,
+    VariantDefinition, VariantStats, stats_csv,
+};
 pub use suppressions::{BOUNCE_REASON, RefusedMailbox, Suppression};
 pub use templates::{NewTemplate, StoredTemplate, Template, TemplateVersion};
 pub use tracking::{

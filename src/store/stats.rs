@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::attribution::{self, Attributed, AttributedPurchase, RecommendationCredit};
+use super::attribution::{self, Attributed, AttributedPurchase, RecommendationCredit, Windows};
 use super::{LedgerCounts, SqlFilter, Store, StoreError, bind_filter, built, on_pool};
 use crate::domain::CampaignStatus;
 
@@ -80,6 +80,11 @@ pub struct CampaignStats {
     pub top_links: Vec<LinkStats>,
     /// Per declared segment, when the caller asked for them.
     pub segments: Vec<SegmentStats>,
+    /// Variants, the judgement, results per variant and segment, uplift.
+    pub experiment: Option<ExperimentReport>,
+    /// The click attribution window and the view-through window (seconds; None: off).
+    pub attribution_window: i64,
+    pub view_through_window: Option<i64>,
 }
 
 const TOP_LINKS: i64 = 10;
@@ -89,6 +94,7 @@ const TOP_LINKS: i64 = 10;
 struct Scope<'a> {
     campaign_id: i64,
     filter: Option<&'a SqlFilter>,
+    windows: Windows,
 }
 
 impl Scope<'_> {
@@ -114,6 +120,13 @@ macro_rules! bind_scope {
         }
     }};
 }
+
+#[path = "experiment_stats.rs"]
+mod experiment_stats;
+#[path = "stats_csv.rs"]
+mod stats_csv;
+pub use experiment_stats::{ExperimentReport, JudgementView, VariantDefinition, VariantStats};
+pub use stats_csv::stats_csv;
 
 /// Counts both a campaign and a segment of it report.
 struct Counts {
@@ -163,19 +176,36 @@ impl Store {
         segments: &[(String, SqlFilter)],
     ) -> Result<CampaignStats, StoreError> {
         let campaign = self.campaign(campaign_id).await?;
+        let windows = Windows::of(&campaign.settings);
         let counts = self
             .counts(&Scope {
                 campaign_id,
                 filter: None,
+                windows,
             })
             .await?;
+        let experiment = campaign.settings.experiment.as_ref();
+        let mut variant_rows = Vec::new();
+        if experiment.is_some() {
+            let whole = Scope {
+                campaign_id,
+                filter: None,
+                windows,
+            };
+            variant_rows = self.variant_rows(&whole, None, &counts.purchases).await?;
+        }
         let mut breakdown = Vec::with_capacity(segments.len());
         for (name, filter) in segments {
             let scope = Scope {
                 campaign_id,
                 filter: Some(filter),
+                windows,
             };
             let c = self.counts(&scope).await?;
+            if experiment.is_some() {
+                let rows = self.variant_rows(&scope, Some(name), &c.purchases).await?;
+                variant_rows.extend(rows);
+            }
             breakdown.push(SegmentStats {
                 segment: name.clone(),
                 audience: c.ledger.total(),
@@ -191,7 +221,17 @@ impl Store {
             });
         }
         let feedback = self.feedback(campaign_id).await?;
+        let experiment = match experiment {
+            Some(e) => Some(
+                self.experiment_report(campaign_id, e, variant_rows, windows.click)
+                    .await?,
+            ),
+            None => None,
+        };
         Ok(CampaignStats {
+            experiment,
+            attribution_window: windows.click,
+            view_through_window: windows.view_through,
             campaign_id,
             name: campaign.name,
             status: campaign.status,
@@ -228,7 +268,7 @@ impl Store {
     }
 
     async fn attributed(&self, scope: &Scope<'_>) -> Result<Vec<AttributedPurchase>, StoreError> {
-        let sql = attribution::attributed_sql(&scope.restrict("d.recipient_id"));
+        let sql = attribution::attributed_sql(&scope.restrict("d.recipient_id"), scope.windows);
         Ok(on_pool!(self, pool =>
             bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(pool).await)?)
     }
@@ -239,6 +279,7 @@ impl Store {
         let scope = Scope {
             campaign_id,
             filter: None,
+            windows: Windows::of(&Default::default()),
         };
         self.scoped_waiting(&scope).await
     }

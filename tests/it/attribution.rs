@@ -85,7 +85,8 @@ async fn purchases_go_to_the_last_human_click_within_five_days() {
             of_x.attributed,
             Attributed {
                 orders: 2,
-                revenue_cents: 1_500
+                revenue_cents: 1_500,
+                view_through_orders: 0,
             },
             "{engine}: edge (exactly five days) and scanned (machine click on y ignored)"
         );
@@ -112,7 +113,8 @@ async fn purchases_go_to_the_last_human_click_within_five_days() {
             of_y.attributed,
             Attributed {
                 orders: 1,
-                revenue_cents: 700
+                revenue_cents: 700,
+                view_through_orders: 0,
             },
             "{engine}: both clicked x, then y: y's"
         );

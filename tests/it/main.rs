@@ -15,6 +15,7 @@ mod crash_safety;
 mod delivery_outcomes;
 mod demo;
 mod dkim;
+mod experiments;
 mod http_api;
 mod http_limits;
 mod http_tracking;

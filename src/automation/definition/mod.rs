@@ -48,7 +48,7 @@ mod raw;
 mod steps;
 mod suggest;
 mod types;
-mod units;
+pub(crate) mod units;
 
 #[cfg(test)]
 mod tests;

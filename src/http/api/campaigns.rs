@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::body::JsonBody;
 use crate::dispatch::{cancel_campaign, pause_campaign, resume_campaign, schedule_campaign};
 use crate::domain::{CampaignKind, EmailAddress};
+use crate::experiment::{Experiment, ExperimentInput};
 use crate::http::error::{FieldErrors, HttpError, add_error};
 use crate::http::state::AppState;
 use crate::render::LinkSettings;
@@ -50,6 +51,12 @@ pub(crate) struct NewCampaignBody {
     local_send_time: Option<String>,
     /// Quiet hours for this campaign (`21:00-08:00`), or `off`; the worker's when absent.
     quiet_hours: Option<String>,
+    /// Variants, and a test share, wait, metric and holdout (see `ExperimentInput`).
+    experiment: Option<ExperimentInput>,
+    /// How long after a human click a purchase is still the campaign's (`5d`).
+    attribution_window: Option<String>,
+    /// View-through window (`1d`); off when absent.
+    view_through: Option<String>,
 }
 
 fn marketing() -> CampaignKind {
@@ -94,6 +101,21 @@ async fn check(state: &AppState, body: NewCampaignBody) -> Result<NewCampaign, H
         add_error(&mut errors, "template", message);
     }
     let segment_id = segment_ids(state, &body, &mut errors).await?;
+    let experiment = experiment(state, &body, &mut errors).await?;
+    let window = |field: &str, text: &Option<String>, errors: &mut FieldErrors| {
+        let parsed = text
+            .as_deref()
+            .map(|t| crate::automation::definition::units::duration(t.trim()));
+        match parsed {
+            Some(Err(message)) => {
+                add_error(errors, field, message);
+                None
+            }
+            other => other.and_then(Result::ok),
+        }
+    };
+    let attribution_window = window("attribution_window", &body.attribution_window, &mut errors);
+    let view_through_window = window("view_through", &body.view_through, &mut errors);
     let Some(template) = template.filter(|_| errors.is_empty()) else {
         return Err(HttpError::invalid(errors));
     };
@@ -112,6 +134,9 @@ async fn check(state: &AppState, body: NewCampaignBody) -> Result<NewCampaign, H
             declared_segments: body.declared_segments,
             local_send_time: body.local_send_time,
             quiet_hours: body.quiet_hours,
+            experiment,
+            attribution_window,
+            view_through_window,
             ..CampaignSettings::default()
         },
     };
@@ -157,6 +182,33 @@ fn check_fields(body: &NewCampaignBody, errors: &mut FieldErrors) -> Option<i64>
             None
         }
         other => other.and_then(Result::ok),
+    }
+}
+
+/// The experiment, checked; its problems go into `errors` under `experiment.…`.
+async fn experiment(
+    state: &AppState,
+    body: &NewCampaignBody,
+    errors: &mut FieldErrors,
+) -> Result<Option<Experiment>, HttpError> {
+    let Some(input) = &body.experiment else {
+        return Ok(None);
+    };
+    if body.local_send_time.is_some() {
+        add_error(
+            errors,
+            "experiment",
+            "variants are sent at send_at or their own send_at, not at local times",
+        );
+    }
+    match crate::experiment::design::check_in(&state.store, input).await? {
+        Ok(experiment) => Ok(Some(experiment)),
+        Err(problems) => {
+            for problem in problems {
+                add_error(errors, &problem.field, problem.message);
+            }
+            Ok(None)
+        }
     }
 }
 
@@ -277,13 +329,31 @@ pub(crate) async fn cancel(
     Ok(Json(view(&state, id).await?))
 }
 
+/// JSON, or with `?format=csv` the rows of `mailcast campaign stats --format csv`.
 pub(crate) async fn stats(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<CampaignStats>, HttpError> {
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Result<axum::response::Response, HttpError> {
+    use axum::response::IntoResponse;
     let id = campaign_id(&id)?;
-    let stats = state.store.campaign_statistics(id).await;
-    Ok(Json(stats.map_err(not_found)?))
+    let stats: CampaignStats = state
+        .store
+        .campaign_statistics(id)
+        .await
+        .map_err(not_found)?;
+    match query.get("format").map(String::as_str) {
+        None | Some("json") => Ok(Json(stats).into_response()),
+        Some("csv") => Ok((
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            crate::store::stats_csv(&stats),
+        )
+            .into_response()),
+        Some(other) => Err(HttpError::field(
+            "format",
+            format!("`{other}` is not a format: json or csv"),
+        )),
+    }
 }
 
 async fn existing(state: &AppState, id: &str) -> Result<i64, HttpError> {
