@@ -54,6 +54,10 @@ pub enum CampaignCommand {
         #[arg(long, value_enum, default_value = "text")]
         format: super::stats::StatsFormat,
     },
+    /// An experiment's test as the winner rule reads it now (rates, 95% intervals,
+    /// z against the leader, the decision), and the judgement stored at the end of
+    /// the wait, if any. Nothing is stored or sent.
+    Judge { name: String },
     /// Stop sending; running workers stop between batches.
     Pause { name: String },
     /// Go on sending a paused campaign.
@@ -237,6 +241,9 @@ pub async fn run(store: &Store, command: CampaignCommand) -> anyhow::Result<Exit
             super::personalised::sent(store, &name, &recipient).await
         }
         CampaignCommand::Stats { name, format } => super::stats::run(store, &name, format).await,
+        CampaignCommand::Judge { name } => {
+            super::experiment::judge_now(store, &find(store, &name).await?).await
+        }
         CampaignCommand::Pause { name } => {
             let campaign = find(store, &name).await?;
             pause_campaign(store, campaign.id).await?;
