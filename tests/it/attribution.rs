@@ -161,7 +161,16 @@ async fn send(store: &Store, campaign: &Campaign, record: &str) {
         sql: "r.email LIKE $1".into(),
         params: vec![SqlParam::Text("%@example.com".into())],
     };
-    store.freeze_audience(campaign, &everyone).await.unwrap();
+    send_with(store, campaign, &everyone, record).await;
+}
+
+/// The message of `campaign` to those `filter` matches, handed over and sent.
+async fn send_to(store: &Store, campaign: &Campaign, filter: &SqlFilter) {
+    send_with(store, campaign, filter, "1;1;digest;;;").await;
+}
+
+async fn send_with(store: &Store, campaign: &Campaign, filter: &SqlFilter, record: &str) {
+    store.freeze_audience(campaign, filter).await.unwrap();
     let claimed = store
         .claim(&Claim {
             campaign_id: campaign.id,
@@ -190,4 +199,85 @@ async fn send(store: &Store, campaign: &Campaign, record: &str) {
         })
         .collect();
     store.record_outcomes("w", &sent).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_campaign_window_and_view_through_attribute_what_no_click_explains() {
+    for_each_engine(|store, engine| async move {
+        let people = ["inside", "outside", "viewed", "viewed_late", "both_sent"];
+        let batch: Vec<_> = people
+            .iter()
+            .map(|p| recipient(&format!("{p}@example.com"), "P", &["news"]))
+            .collect();
+        store.upsert_recipients(&batch).await.unwrap();
+        let id = ids(&store, &people).await;
+        let (shoe, _) = products(&store).await;
+        let mut draft_x = draft(&store, "x", "news", HTML).await;
+        draft_x.settings.attribution_window = Some(2 * 86_400);
+        draft_x.settings.view_through_window = Some(86_400);
+        let x = create(&store, draft_x).await;
+        let before = mailcast::time::now();
+        send(&store, &x, "1;1;digest;;;").await;
+        let after = mailcast::time::now();
+        // y reaches only both_sent, after x did.
+        let y = campaign(&store, "y").await;
+        let only = SqlFilter {
+            sql: "r.email = $1".into(),
+            params: vec![SqlParam::Text("both_sent@example.com".into())],
+        };
+        send_to(&store, &y, &only).await;
+
+        let purchase = |who: &str, cents: i64, at: i64| NewEvent {
+            external_id: Some(format!("{who}-{at}")),
+            recipient_id: id[who],
+            kind: "purchase".into(),
+            product_id: Some(shoe),
+            amount_cents: Some(cents),
+            occurred_at: at,
+            properties: serde_json::Map::new(),
+        };
+        let two_days = 2 * 86_400;
+        // Purchases are stored before the clicks that explain them.
+        store
+            .insert_events(&[
+                purchase("inside", 100, T + two_days),
+                purchase("outside", 200, T + two_days + 1),
+                purchase("viewed", 400, after + 3_600),
+                purchase("viewed_late", 800, before + 86_400 + 120),
+                purchase("both_sent", 1_600, after + 3_600),
+            ])
+            .await
+            .unwrap();
+        let click = |who: &str| NewTrackingEvent {
+            kind: TrackingKind::Click,
+            campaign_id: x.id,
+            recipient_id: id[who],
+            link_id: Some(1),
+            occurred_at: T,
+            ip: None,
+            user_agent: None,
+            verdict: Verdict::Human,
+            reason: None,
+        };
+        store
+            .insert_tracking_events(&[click("inside"), click("outside")])
+            .await
+            .unwrap();
+
+        let of_x = store.campaign_statistics(x.id).await.unwrap();
+        assert_eq!(
+            of_x.attributed,
+            Attributed {
+                orders: 2,
+                revenue_cents: 500,
+                view_through_orders: 1,
+            },
+            "{engine}: inside (exactly two days after the click) and viewed (delivered an hour before); \
+             not outside, viewed_late (over a day after delivery) or both_sent (y reached them last)"
+        );
+        assert_eq!((of_x.attribution_window, of_x.view_through_window), (two_days, Some(86_400)), "{engine}");
+        let of_y = store.campaign_statistics(y.id).await.unwrap();
+        assert_eq!(of_y.attributed, Attributed::default(), "{engine}: y has no view-through");
+    })
+    .await;
 }

@@ -132,6 +132,34 @@ async fn leases_run_out(store: &Store, campaign: i64) -> ExpiredLeases {
     total
 }
 
+/// Nobody received two messages, and each of `expected` received one or has an
+/// unknown outcome; what was received, per address.
+async fn received_at_most_once(
+    store: &Store,
+    campaign: i64,
+    server: &SmtpServer,
+    expected: &[String],
+    engine: &str,
+) -> HashMap<String, usize> {
+    let received = received_counts(server);
+    let twice: Vec<_> = received.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "{engine}: received twice: {twice:?}");
+    let unknown: Vec<String> = store
+        .deliveries_in(campaign, &[DeliveryStatus::Unknown])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.email)
+        .collect();
+    for email in expected {
+        assert!(
+            received.contains_key(email) || unknown.contains(email),
+            "{engine}: {email} neither received nor reported unknown"
+        );
+    }
+    received
+}
+
 fn received_counts(server: &SmtpServer) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for message in server.received() {
@@ -181,30 +209,15 @@ async fn killed_and_restarted(db: TestDb, engine: &str) {
     worker.kill().unwrap();
     worker.wait().unwrap();
 
-    let received = received_counts(&server);
-    let twice: Vec<_> = received.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "{engine}: received twice: {twice:?}");
-    let unknown: Vec<String> = store
-        .deliveries_in(campaign, &[DeliveryStatus::Unknown])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.email)
-        .collect();
-    for email in &emails {
-        assert!(
-            received.contains_key(email) || unknown.contains(email),
-            "{engine}: {email} neither received nor reported unknown"
-        );
-    }
+    let received = received_at_most_once(&store, campaign, &server, &emails, engine).await;
     let most = kills.len() as u64 * CONCURRENCY;
+    let counts = store.ledger_counts(campaign).await.unwrap();
     assert!(
-        unknown.len() as u64 <= most,
+        counts.unknown as u64 <= most,
         "{engine}: {} unknown after {} kills",
-        unknown.len(),
+        counts.unknown,
         kills.len()
     );
-    let counts = store.ledger_counts(campaign).await.unwrap();
     assert_eq!(counts.sent + counts.unknown, 5000, "{engine}: {counts:?}");
     eprintln!("{engine}: {counts:?}, {} received", received.len());
     db.drop_database().await;
@@ -594,5 +607,143 @@ async fn automation_runs_survive_killed_workers_with_each_message_at_most_once()
     automation_killed_and_restarted(TestDb::sqlite().await, "sqlite").await;
     if let Some(db) = TestDb::postgres().await {
         automation_killed_and_restarted(db, "postgres").await;
+    }
+}
+
+/// An A/B test whose worker is killed twice in the test phase: every recipient keeps
+/// the variant drawn for them, the judge (run here on a clock past the wait) sends the
+/// winner to the rest through a restarted worker, nobody gets two messages and the
+/// holdout gets none.
+async fn experiment_killed_in_its_test(db: TestDb, engine: &str) {
+    use mailcast::config::{SmtpUrl, TransportConfig};
+    use mailcast::dispatch::{JudgeOutcome, judge_experiment};
+    use mailcast::experiment::{Arm, ExperimentInput, VariantInput, assign, design};
+
+    let store = db.store.clone();
+    let emails = audience(&store, 3000).await;
+    let variant = |subject: &str| VariantInput {
+        subject: Some(subject.into()),
+        ..VariantInput::default()
+    };
+    let input = ExperimentInput {
+        variants: vec![variant("Winter sale"), variant("Last chance")],
+        test_share: Some("50%".into()),
+        holdout: Some("10%".into()),
+        ..ExperimentInput::default()
+    };
+    let experiment = design::check(&input, |_| None).unwrap();
+    let mut new = support::campaign::draft(&store, "ab-crash", "news", HTML).await;
+    new.settings.experiment = Some(experiment.clone());
+    let campaign = support::campaign::create(&store, new).await.id;
+    let server = SmtpServer::start();
+    schedule_campaign(&store, &JobQueue::new(&store), campaign)
+        .await
+        .unwrap();
+    for threshold in [200, 900] {
+        let mut worker = spawn_worker(&db.url, &server.url());
+        wait_until("messages to arrive", Duration::from_secs(120), async || {
+            server.received().len() >= threshold
+        })
+        .await;
+        worker.kill().expect("SIGKILL");
+        worker.wait().unwrap();
+        leases_run_out(&store, campaign).await;
+    }
+    let mut worker = spawn_worker(&db.url, &server.url());
+    let ids: Vec<i64> = store
+        .delivery_variants(campaign)
+        .await
+        .unwrap()
+        .into_keys()
+        .collect();
+    let mut everyone = Vec::with_capacity(emails.len());
+    for email in &emails {
+        let address = mailcast::domain::EmailAddress::parse(email).unwrap();
+        everyone.push(
+            store
+                .recipient_by_email(&address)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+        );
+    }
+    let arms: HashMap<i64, Arm> = everyone
+        .iter()
+        .map(|id| (*id, assign::arm(&experiment, campaign, *id)))
+        .collect();
+    let tested = arms
+        .values()
+        .filter(|a| matches!(a, Arm::Variant(_)))
+        .count();
+    assert_eq!(ids.len(), tested, "{engine}: the test share, frozen once");
+    wait_until(
+        "the test phase to be sent",
+        Duration::from_secs(120),
+        async || {
+            let counts = store.ledger_counts(campaign).await.unwrap();
+            counts.pending + counts.sending + counts.deferred == 0
+        },
+    )
+    .await;
+
+    let config = TransportConfig::Smtp(SmtpUrl::parse(&server.url()).unwrap());
+    let past_the_wait = mailcast::time::Clock::manual(mailcast::time::now() + 5 * 3_600);
+    let judge = support::campaign::dispatcher_configured(
+        &store,
+        &config,
+        &support::campaign::WorkerOptions::default(),
+        move |s| s.clock = past_the_wait,
+    )
+    .await;
+    let outcome = judge_experiment(&judge, campaign).await.unwrap();
+    assert!(
+        matches!(outcome, JudgeOutcome::Judged { .. }),
+        "{engine}: {outcome:?}"
+    );
+    wait_until(
+        "the rest to be sent",
+        Duration::from_secs(180),
+        async || campaign_done(&store, campaign).await,
+    )
+    .await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+
+    for (recipient, variant) in store.delivery_variants(campaign).await.unwrap() {
+        let arm = arms[&recipient];
+        let expected = match arm {
+            Arm::Rest => None,
+            Arm::Variant(v) => Some(v as i64),
+            Arm::Holdout => panic!("{engine}: a held-out recipient is in the ledger"),
+        };
+        if let Some(expected) = expected {
+            assert_eq!(
+                variant,
+                Some(expected),
+                "{engine}: recipient {recipient} kept the variant drawn"
+            );
+        }
+    }
+    let (mailed, held): (Vec<_>, Vec<_>) = emails
+        .iter()
+        .zip(&everyone)
+        .partition(|(_, id)| arms[*id] != Arm::Holdout);
+    let mailed: Vec<String> = mailed.into_iter().map(|(e, _)| e.clone()).collect();
+    let received = received_at_most_once(&store, campaign, &server, &mailed, engine).await;
+    for (email, _) in held {
+        assert!(
+            !received.contains_key(email),
+            "{engine}: {email} is held out"
+        );
+    }
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn an_experiment_killed_in_its_test_keeps_every_variant_and_mails_each_recipient_once() {
+    experiment_killed_in_its_test(TestDb::sqlite().await, "sqlite").await;
+    if let Some(db) = TestDb::postgres().await {
+        experiment_killed_in_its_test(db, "postgres").await;
     }
 }

@@ -14,7 +14,7 @@ use mailcast::dispatch::{
 use mailcast::domain::CampaignStatus;
 use mailcast::experiment::{Arm, Experiment, ExperimentInput, VariantInput, assign, design};
 use mailcast::links::{Token, link_id};
-use mailcast::store::{Campaign, NewTrackingEvent, Store, TrackingKind, Verdict};
+use mailcast::store::{Campaign, NewEvent, NewTrackingEvent, Store, TrackingKind, Verdict};
 use mailcast::time::Clock;
 
 use crate::support::campaign::{
@@ -222,6 +222,27 @@ async fn the_winner_goes_to_the_rest_once_and_the_holdout_gets_nothing() {
             };
             assert_eq!(got, expected, "{engine}: recipient {recipient} in {arm:?}");
         }
+
+        // Five of B's clickers buy after their click: B's orders and revenue.
+        let purchases: Vec<NewEvent> = b[..5]
+            .iter()
+            .map(|who| NewEvent {
+                external_id: Some(format!("order-{who}")),
+                recipient_id: *who,
+                kind: "purchase".into(),
+                product_id: None,
+                amount_cents: Some(5_000),
+                occurred_at: T0 + 120,
+                properties: serde_json::Map::new(),
+            })
+            .collect();
+        store.insert_events(&purchases).await.unwrap();
+        let stats = store.campaign_statistics(id).await.unwrap();
+        let b_row = stats.experiment.as_ref().unwrap().results.iter().find(|r| r.variant == "B").unwrap().clone();
+        assert_eq!((b_row.conversions, b_row.orders, b_row.revenue_cents), (5, 5, 25_000), "{engine}: {b_row:?}");
+        let csv = mailcast::store::stats_csv(&stats);
+        let line = format!("winter,B,,{},", b_row.delivered);
+        assert!(csv.lines().any(|l| l.starts_with(&line) && l.contains(",5,5,250.00,")), "{engine}: {csv}");
 
         let again = judge_experiment(&run.dispatcher, id).await.unwrap();
         assert!(matches!(again, JudgeOutcome::Judged { released: 0, ref judgement } if judgement.winner == Some(1)), "{engine}: {again:?}");

@@ -948,3 +948,52 @@ async fn automations_are_stored_versioned_paused_and_read_back_over_the_api() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_experiment_with_bad_parts_is_refused_field_by_field_and_a_good_one_is_created() {
+    for_each_engine(|store, engine| async move {
+        http::template(&store).await;
+        let (server, key) = started(&store).await;
+        let api = Api { server: &server, key };
+        let campaign = |experiment: Value| {
+            json!({"name": "ab", "template": "spring", "topic": "news",
+                   "from_email": "news@shop.example.com", "experiment": experiment})
+        };
+        let bad = campaign(json!({
+            "variants": [{"subject": "Winter sale"}, {"subject": "Last chance", "template": "missing"}],
+            "test_share": "80%", "holdout": "30%", "metric": "likes"
+        }));
+        let (status, body) = api.post("/api/campaigns", bad).await;
+        assert_eq!(status, 422, "{engine}: {body}");
+        assert_eq!(
+            field_errors(&body),
+            BTreeSet::from([
+                "experiment.variants[1].template".into(),
+                "experiment.holdout".into(),
+                "experiment.metric".into()
+            ]),
+            "{engine}: {body}"
+        );
+        let (status, body) = api.post("/api/campaigns", campaign(json!({"variants": [{"subject": "Only one"}]}))).await;
+        assert_eq!(status, 422, "{engine}: {body}");
+        assert!(field_errors(&body).contains("experiment.variants"), "{engine}: {body}");
+        assert!(store.list_campaigns().await.unwrap().is_empty(), "{engine}: nothing created");
+
+        let good = campaign(json!({
+            "variants": [{"subject": "Winter sale"}, {"subject": "Last chance", "template": "spring"}],
+            "test_share": "20%", "wait": "2h", "metric": "revenue", "holdout": "5%"
+        }));
+        let (status, body) = api.post("/api/campaigns", good).await;
+        assert_eq!(status, 201, "{engine}: {body}");
+        let experiment = &body["settings"]["experiment"];
+        assert_eq!((experiment["test_share"].as_i64(), experiment["holdout"].as_i64(), experiment["wait_seconds"].as_i64()), (Some(2_000), Some(500), Some(7_200)), "{engine}: {body}");
+        let id = body["id"].as_i64().unwrap();
+        let (status, stats) = api.get(&format!("/api/campaigns/{id}/stats")).await;
+        assert_eq!(status, 200, "{engine}: {stats}");
+        assert_eq!(stats["experiment"]["mode"], "test_then_winner", "{engine}: {stats}");
+        let csv = server.client.get(server.url(&format!("/api/campaigns/{id}/stats?format=csv"))).bearer_auth(&api.key).send().await.unwrap();
+        assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8", "{engine}");
+        assert!(csv.text().await.unwrap().starts_with("campaign,variant,segment,delivered,"), "{engine}");
+    })
+    .await;
+}
