@@ -75,14 +75,30 @@ pub fn format_stats(stats: &CampaignStats) -> String {
             None => String::new(),
         }
     );
-    for credit in &stats.recommendations {
+    if stats.recommendation_performance.is_empty() {
+        for credit in &stats.recommendations {
+            let _ = writeln!(
+                out,
+                "    recommended #{} ({}): {} orders, revenue {}",
+                credit.position,
+                credit.reason,
+                credit.orders,
+                money(credit.revenue_cents)
+            );
+        }
+    }
+    for slot in &stats.recommendation_performance {
         let _ = writeln!(
             out,
-            "    recommended #{} ({}): {} orders, revenue {}",
-            credit.position,
-            credit.reason,
-            credit.orders,
-            money(credit.revenue_cents)
+            "    recommended #{} ({}): shown {}, clicked {} ({:.1}%), {} orders ({:.2}% of shown), revenue {}",
+            slot.position,
+            slot.reason,
+            slot.shown,
+            slot.clicked,
+            slot.click_rate * 100.0,
+            slot.orders,
+            slot.purchase_rate * 100.0,
+            money(slot.revenue_cents)
         );
     }
     for segment in &stats.segments {
@@ -249,6 +265,7 @@ mod tests {
             view_through_window: None,
             experiment: None,
             recommendations: Vec::new(),
+            recommendation_performance: Vec::new(),
             feedback: Default::default(),
             hard_bounce_rate: 0.0,
             complaint_rate: 0.0,

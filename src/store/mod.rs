@@ -32,6 +32,7 @@ mod product_upsert;
 mod recipient_changes;
 mod recipient_upsert;
 mod recipients;
+mod recommendation_stats;
 mod segment_audience;
 mod segments;
 mod stats;
@@ -71,6 +72,7 @@ pub use privacy::{
     ConsentRecord, DeliveryRecord, EventRecord, RecipientExport, SuppressionRecord, TrackingRecord,
 };
 pub use recipients::{NewRecipient, Recipient, UpsertCounts};
+pub use recommendation_stats::RecommendationPerformance;
 pub use segment_audience::SegmentCount;
 pub use segments::Segment;
 pub use stats::{

@@ -62,6 +62,9 @@ pub struct CampaignStats {
     /// Attributed purchases of products the message recommended, by position and
     /// reason.
     pub recommendations: Vec<RecommendationCredit>,
+    /// Per position and reason: shown, clicked as a person, bought (empty when the
+    /// campaign's templates show no recommendations).
+    pub recommendation_performance: Vec<super::RecommendationPerformance>,
     /// Hard bounces: failed deliveries whose address went on the suppression list as
     /// a bounce, and deliveries a bounce reported after they were sent (`bounced`).
     pub bounces: i64,
@@ -221,6 +224,14 @@ impl Store {
             });
         }
         let feedback = self.feedback(campaign_id).await?;
+        let recommendations = attribution::by_recommendation(&counts.purchases);
+        let recommendation_performance = match self.shows_recommendations(&campaign).await? {
+            true => {
+                self.recommendation_performance(campaign_id, &recommendations)
+                    .await?
+            }
+            false => Vec::new(),
+        };
         let experiment = match experiment {
             Some(e) => Some(
                 self.experiment_report(campaign_id, e, variant_rows, windows.click)
@@ -241,7 +252,8 @@ impl Store {
             ledger: counts.ledger,
             waiting: counts.waiting,
             attributed: attribution::totals(&counts.purchases),
-            recommendations: attribution::by_recommendation(&counts.purchases),
+            recommendations,
+            recommendation_performance,
             bounces: counts.bounces,
             feedback,
             hard_bounce_rate: feedback.hard_rate(),
@@ -252,6 +264,23 @@ impl Store {
             top_links: self.top_links(campaign_id).await?,
             segments: breakdown,
         })
+    }
+
+    /// Whether the campaign's template, or a variant's, shows recommendations.
+    async fn shows_recommendations(&self, campaign: &super::Campaign) -> Result<bool, StoreError> {
+        let variants = campaign
+            .settings
+            .experiment
+            .iter()
+            .flat_map(|e| &e.variants);
+        let mut templates = vec![campaign.template_id];
+        templates.extend(variants.filter_map(|v| v.template_id));
+        for id in templates {
+            if self.template(id).await?.html.contains("recommendations") {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     async fn counts(&self, scope: &Scope<'_>) -> Result<Counts, StoreError> {

@@ -281,3 +281,70 @@ async fn a_campaign_window_and_view_through_attribute_what_no_click_explains() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn recommendation_slots_show_how_often_they_were_shown_clicked_and_bought() {
+    for_each_engine(|store, engine| async move {
+        let people = ["ann", "bob", "cy"];
+        let batch: Vec<_> = people
+            .iter()
+            .map(|p| recipient(&format!("{p}@example.com"), "P", &["news"]))
+            .collect();
+        store.upsert_recipients(&batch).await.unwrap();
+        let id = ids(&store, &people).await;
+        let (shoe, bag) = products(&store).await;
+        let html = HTML.replace(
+            "</body>",
+            r#"{% for p in recommendations %}<a href="{{ p.url }}">{{ p.name }}</a>{% endfor %}</body>"#,
+        );
+        let recs = create(&store, draft(&store, "recs", "news", &html).await).await;
+        // Everyone was shown the shoe first (bought with the bag) and the bag second
+        // (trending).
+        send(&store, &recs, &format!("1;{};digest;;{shoe}b{bag},{bag}t;", recs.template_id)).await;
+        let click = |who: &str, url: &str, verdict: Verdict| NewTrackingEvent {
+            kind: TrackingKind::Click,
+            campaign_id: recs.id,
+            recipient_id: id[who],
+            link_id: Some(mailcast::links::link_id(url)),
+            occurred_at: T,
+            ip: None,
+            user_agent: None,
+            verdict,
+            reason: None,
+        };
+        let shoe_url = "https://shop.example.com/SHOE";
+        let bag_url = "https://shop.example.com/BAG";
+        store
+            .insert_tracking_events(&[
+                click("ann", shoe_url, Verdict::Human),
+                click("bob", shoe_url, Verdict::Human),
+                click("cy", bag_url, Verdict::Machine),
+            ])
+            .await
+            .unwrap();
+        store
+            .insert_events(&[NewEvent {
+                external_id: Some("ann-shoe".into()),
+                recipient_id: id["ann"],
+                kind: "purchase".into(),
+                product_id: Some(shoe),
+                amount_cents: Some(1_000),
+                occurred_at: T + 60,
+                properties: serde_json::Map::new(),
+            }])
+            .await
+            .unwrap();
+        let stats = store.campaign_statistics(recs.id).await.unwrap();
+        let slots: Vec<(usize, &str, i64, i64, i64)> = stats
+            .recommendation_performance
+            .iter()
+            .map(|s| (s.position, s.reason, s.shown, s.clicked, s.orders))
+            .collect();
+        assert_eq!(
+            slots,
+            [(1, "bought_with", 3, 2, 1), (2, "trending", 3, 0, 0)],
+            "{engine}: cy's click on the bag was a scanner's"
+        );
+    })
+    .await;
+}
