@@ -393,3 +393,72 @@ fn bounce_settings_that_cannot_work_are_named() {
     assert_ne!(code, 0);
     assert_one_line_error(&stderr, "no bounce with id 99");
 }
+
+#[test]
+fn a_campaign_experiment_with_bad_parts_names_each_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let db = db.to_str().unwrap();
+    let template = dir.path().join("promo");
+    std::fs::create_dir(&template).unwrap();
+    std::fs::write(template.join("subject.txt"), "Hello").unwrap();
+    std::fs::write(
+        template.join("body.html"),
+        r#"<p>Hi</p><a href="{{ unsubscribe_url }}">Unsubscribe</a>"#,
+    )
+    .unwrap();
+    let (code, _, stderr) = mailcast(
+        &[
+            "--database",
+            db,
+            "template",
+            "load",
+            template.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "--database",
+            db,
+            "campaign",
+            "create",
+            "ab",
+            "--template",
+            "promo",
+            "--from-email",
+            "news@shop.example.com",
+        ];
+        args.extend_from_slice(extra);
+        mailcast(&args, dir.path())
+    };
+    let (code, _, stderr) = create(&["--variant", "subject=A", "--variant", "colour=red"]);
+    assert_ne!(code, 0);
+    assert_one_line_error(&stderr, "--variant 2: unknown field `colour`");
+    let (code, _, stderr) = create(&[
+        "--variant",
+        "subject=A",
+        "--variant",
+        "subject=B; template=missing",
+        "--test-share",
+        "80%",
+        "--holdout",
+        "30%",
+        "--metric",
+        "likes",
+    ]);
+    assert_ne!(code, 0);
+    for field in [
+        "experiment.variants[1].template: no template named 'missing'",
+        "experiment.holdout: test share 80% plus holdout 30% is over 100%",
+        "experiment.metric: unknown metric `likes`",
+    ] {
+        assert!(stderr.contains(field), "{field} not in: {stderr}");
+    }
+    let (_, listed, _) = mailcast(&["--database", db, "campaign", "list"], dir.path());
+    assert!(
+        listed.contains("no campaigns yet"),
+        "nothing created: {listed}"
+    );
+}

@@ -338,3 +338,59 @@ async fn a_scanner_clicking_every_link_of_b_does_not_make_equal_variants_a_winne
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_variant_with_its_own_send_time_waits_for_it_and_the_judge_waits_for_the_last() {
+    for_each_engine(|store, engine| async move {
+        let ids = audience(&store).await;
+        let mut experiment = two_subjects();
+        experiment.variants[1].send_at = Some(T0 + 3_600);
+        let mut new = draft(&store, "timed", "news", crate::support::campaign::HTML).await;
+        new.settings.experiment = Some(experiment.clone());
+        let campaign = create(&store, new).await;
+        let clock = Clock::manual(T0);
+        let moved = clock.clone();
+        let config = TransportConfig::Smtp(SmtpUrl::parse("smtp://127.0.0.1:9").unwrap());
+        let dispatcher =
+            dispatcher_configured(&store, &config, &WorkerOptions::default(), move |s| {
+                s.clock = moved
+            })
+            .await;
+        schedule_campaign(&store, &dispatcher.queue, campaign.id)
+            .await
+            .unwrap();
+        let started = mailcast::dispatch::start_campaign(&dispatcher, campaign.id)
+            .await
+            .unwrap();
+        assert!(
+            matches!(started, mailcast::dispatch::StartOutcome::Started { .. }),
+            "{engine}: {started:?}"
+        );
+
+        let later: usize = ids
+            .iter()
+            .filter(|id| assign::arm(&experiment, campaign.id, **id) == Arm::Variant(1))
+            .count();
+        let counts = store.ledger_counts(campaign.id).await.unwrap();
+        assert_eq!(
+            counts.deferred as usize, later,
+            "{engine}: B waits for its own time: {counts:?}"
+        );
+        assert!(counts.pending > 0, "{engine}: A goes now: {counts:?}");
+        assert_eq!(
+            store.next_retry_at(campaign.id).await.unwrap(),
+            Some(T0 + 3_600),
+            "{engine}"
+        );
+        clock.advance(4 * 3_600);
+        let outcome = judge_experiment(&dispatcher, campaign.id).await.unwrap();
+        assert_eq!(
+            outcome,
+            JudgeOutcome::NotYet {
+                due: T0 + 3_600 + 4 * 3_600
+            },
+            "{engine}"
+        );
+    })
+    .await;
+}
