@@ -251,7 +251,8 @@ fn refusal(metric: Metric, arms: &[ArmSample]) -> Option<String> {
         .find(|(_, arm)| arm.recipients < MIN_RECIPIENTS)
     {
         return Some(format!(
-            "variant {variant} has only {} recipients; every variant needs at least {MIN_RECIPIENTS}",
+            "variant {} has only {} recipients; every variant needs at least {MIN_RECIPIENTS}",
+            label(variant),
             arm.recipients
         ));
     }
@@ -271,8 +272,10 @@ fn refusal(metric: Metric, arms: &[ArmSample]) -> Option<String> {
 fn invalid(metric: Metric, variant: usize, arm: &ArmSample) -> Option<String> {
     if !arm.total.is_finite() || !arm.total_squares.is_finite() {
         return Some(format!(
-            "variant {variant} has a non-finite total ({}, squares {})",
-            arm.total, arm.total_squares
+            "variant {} has a non-finite total ({}, squares {})",
+            label(variant),
+            arm.total,
+            arm.total_squares
         ));
     }
     let out_of_range = if metric.is_rate() {
@@ -282,7 +285,8 @@ fn invalid(metric: Metric, variant: usize, arm: &ArmSample) -> Option<String> {
     };
     out_of_range.then(|| {
         format!(
-            "variant {variant} has impossible {} figures: total {}, squares {}, recipients {}",
+            "variant {} has impossible {} figures: total {}, squares {}, recipients {}",
+            label(variant),
             metric.name(),
             arm.total,
             arm.total_squares,
@@ -300,7 +304,9 @@ fn verdict(leader: usize, z_scores: &[Option<f64>], threshold: f64) -> Decision 
         }
         let Some(z) = *z else {
             return no_winner(format!(
-                "variants {leader} and {variant} show no variation to compare (zero standard error)"
+                "variants {} and {} show no variation to compare (zero standard error)",
+                label(leader),
+                label(variant)
             ));
         };
         if weakest.is_none_or(|(_, lowest)| z < lowest) {
@@ -309,12 +315,19 @@ fn verdict(leader: usize, z_scores: &[Option<f64>], threshold: f64) -> Decision 
     }
     match weakest {
         Some((variant, z)) if z < threshold => no_winner(format!(
-            "variant {leader} leads, but its lead over variant {variant} has z = {z:.2}, \
-             below the {threshold:.2} needed"
+            "variant {} leads, but its lead over variant {} has z = {z:.2}, \
+             below the {threshold:.2} needed",
+            label(leader),
+            label(variant)
         )),
         Some(_) => Decision::Winner { variant: leader },
         None => no_winner("no other variant to compare against".to_string()),
     }
+}
+
+/// Variants as people name them: A, B, …
+fn label(variant: usize) -> char {
+    char::from(b'A' + variant.min(25) as u8)
 }
 
 fn no_winner(reason: String) -> Decision {
@@ -624,7 +637,7 @@ mod tests {
         let arms = [ArmSample::rate(30, 1_000), ArmSample::rate(36, 1_000)];
         let judgement = judge(Metric::HumanClicks, &arms);
         assert_eq!(judgement.leader, 1);
-        assert!(reason(&judgement).contains("variant 1 leads"));
+        assert!(reason(&judgement).contains("variant B leads"));
         // The naive rule calls it anyway.
         assert_eq!(naive_winner(&arms), 1);
     }
@@ -656,14 +669,14 @@ mod tests {
         let judgement = judge(Metric::HumanClicks, &arms);
         assert_eq!(judgement.leader, 2);
         assert!(judgement.z_scores[0].is_some_and(|z| z > judgement.threshold));
-        assert!(reason(&judgement).contains("over variant 1"));
+        assert!(reason(&judgement).contains("over variant B"));
     }
 
     #[test]
     fn tiny_arms_are_refused_with_the_figure() {
         let arms = [ArmSample::rate(5, 50), ArmSample::rate(40, 10_000)];
         let judgement = judge(Metric::HumanClicks, &arms);
-        assert!(reason(&judgement).contains("variant 0 has only 50 recipients"));
+        assert!(reason(&judgement).contains("variant A has only 50 recipients"));
         assert!(judgement.z_scores.iter().flatten().all(|z| z.is_finite()));
     }
 
