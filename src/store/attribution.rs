@@ -60,61 +60,81 @@ impl Windows {
     }
 }
 
-/// When a delivery reached the receiving server.
-const DELIVERED_AT: &str = "COALESCE(d.handed_at, d.sent_at)";
-const DELIVERED: &str = "d.status IN ('sent', 'bounced', 'unknown')";
+/// A touch's time and campaign in one integer (time × 2³¹ + campaign id), so that a
+/// running MAX over a recipient's touches in time order gives the latest one, and the
+/// later campaign of two at the same second. Campaign ids stay below 2³¹.
+const SHIFT: i64 = 2_147_483_648;
 
 /// The purchases attributed to campaign `$1`: `scope` restricts the recipients
 /// (`d.recipient_id …`, its parameters from `$2`). A purchase is the campaign's when
-/// the recipient's last human click within the click window before it was on this
-/// campaign's message; with view-through on, also when no human click falls in that
-/// window and the last message delivered to them within the view-through window before
-/// it was this campaign's. The windows are whole seconds from the campaign's settings.
+/// the recipient's last human click at or before it, within the click window, was on
+/// this campaign's message; with view-through on, also when no human click falls in
+/// that window and the last message delivered to them within the view-through window
+/// before it was this campaign's. The windows are whole seconds from the campaign's
+/// settings.
+///
+/// One ordered pass per recipient (a window function over their clicks, purchases and,
+/// for view-through, deliveries) instead of a lookup per purchase: on a 1,000,000
+/// recipient campaign with 10,000,000 events the lookups took 17 s.
 pub(super) fn attributed_sql(scope: &str, windows: Windows) -> String {
     let click = windows.click;
-    let last_click = |purchase: &str| {
-        format!(
-            "SELECT t.campaign_id FROM tracking_events t
-             WHERE t.recipient_id = {purchase}.recipient_id AND t.kind = 'click'
-               AND t.verdict = 'human' AND t.occurred_at <= {purchase}.occurred_at
-               AND t.occurred_at >= {purchase}.occurred_at - {click}
-             ORDER BY t.occurred_at DESC, t.campaign_id DESC
-             LIMIT 1"
-        )
-    };
-    let clicked = format!(
-        "SELECT d.recipient_id, e.product_id, COALESCE(e.amount_cents, 0) AS amount_cents,
-                d.rendered_with, d.variant, FALSE AS viewed
-         FROM deliveries d
-         JOIN events e ON e.recipient_id = d.recipient_id AND e.kind = 'purchase'
-         WHERE d.campaign_id = $1{scope}
-           AND EXISTS (SELECT 1 FROM tracking_events c
-                       WHERE c.campaign_id = $1 AND c.kind = 'click' AND c.verdict = 'human'
-                         AND c.recipient_id = d.recipient_id)
-           AND ({}) = $1",
-        last_click("e")
-    );
-    let Some(view) = windows.view_through else {
-        return clicked;
+    let by_click =
+        format!("l.last_click % {SHIFT} = $1 AND l.last_click / {SHIFT} >= l.at - {click}");
+    let (deliveries, wins, viewed) = match windows.view_through {
+        None => (String::new(), by_click.clone(), "FALSE".to_string()),
+        Some(view) => (
+            format!(
+                "UNION ALL
+                 SELECT d2.recipient_id, {DELIVERED_AT} AS at, 0 AS purchase,
+                        CAST(NULL AS BIGINT) AS click_key,
+                        {DELIVERED_AT} * {SHIFT} + d2.campaign_id AS delivery_key,
+                        CAST(NULL AS BIGINT) AS product_id, 0 AS amount_cents
+                 FROM deliveries d2 JOIN members m ON m.recipient_id = d2.recipient_id
+                 WHERE d2.status IN ('sent', 'bounced', 'unknown')
+                   AND {DELIVERED_AT} IS NOT NULL"
+            ),
+            format!(
+                "({by_click}) OR (COALESCE(l.last_click, 0) / {SHIFT} < l.at - {click}
+                   AND l.last_delivery % {SHIFT} = $1
+                   AND l.last_delivery / {SHIFT} >= l.at - {view})"
+            ),
+            format!("CASE WHEN {by_click} THEN FALSE ELSE TRUE END"),
+        ),
     };
     format!(
-        "{clicked}
-         UNION ALL
-         SELECT d.recipient_id, e.product_id, COALESCE(e.amount_cents, 0) AS amount_cents,
-                d.rendered_with, d.variant, TRUE AS viewed
-         FROM deliveries d
-         JOIN events e ON e.recipient_id = d.recipient_id AND e.kind = 'purchase'
-         WHERE d.campaign_id = $1{scope} AND {DELIVERED}
-           AND {DELIVERED_AT} <= e.occurred_at AND {DELIVERED_AT} >= e.occurred_at - {view}
-           AND NOT EXISTS ({})
-           AND (SELECT d.campaign_id FROM deliveries d
-                WHERE d.recipient_id = e.recipient_id AND {DELIVERED}
-                  AND {DELIVERED_AT} <= e.occurred_at
-                ORDER BY {DELIVERED_AT} DESC, d.campaign_id DESC
-                LIMIT 1) = $1",
-        last_click("e")
+        "WITH members AS (SELECT d.recipient_id FROM deliveries d WHERE d.campaign_id = $1{scope}),
+         touches AS (
+             SELECT t.recipient_id, t.occurred_at AS at, 0 AS purchase,
+                    t.occurred_at * {SHIFT} + t.campaign_id AS click_key,
+                    CAST(NULL AS BIGINT) AS delivery_key,
+                    CAST(NULL AS BIGINT) AS product_id, 0 AS amount_cents
+             FROM tracking_events t JOIN members m ON m.recipient_id = t.recipient_id
+             WHERE t.kind = 'click' AND t.verdict = 'human'
+             UNION ALL
+             SELECT e.recipient_id, e.occurred_at, 1, CAST(NULL AS BIGINT),
+                    CAST(NULL AS BIGINT), e.product_id, COALESCE(e.amount_cents, 0)
+             FROM events e JOIN members m ON m.recipient_id = e.recipient_id
+             WHERE e.kind = 'purchase'
+             {deliveries}),
+         latest AS (
+             SELECT x.recipient_id, x.at, x.purchase, x.product_id, x.amount_cents,
+                    MAX(x.click_key) OVER w AS last_click,
+                    MAX(x.delivery_key) OVER w AS last_delivery
+             FROM touches x
+             WINDOW w AS (PARTITION BY x.recipient_id ORDER BY x.at, x.purchase
+                          ROWS UNBOUNDED PRECEDING)),
+         won AS (
+             SELECT l.recipient_id, l.product_id, l.amount_cents, {viewed} AS viewed
+             FROM latest l
+             WHERE l.purchase = 1 AND ({wins}))
+         SELECT w.recipient_id, w.product_id, w.amount_cents, d.rendered_with, d.variant,
+                w.viewed
+         FROM won w JOIN deliveries d ON d.campaign_id = $1 AND d.recipient_id = w.recipient_id"
     )
 }
+
+/// When a delivery reached the receiving server.
+const DELIVERED_AT: &str = "COALESCE(d2.handed_at, d2.sent_at)";
 
 pub(super) fn totals(purchases: &[AttributedPurchase]) -> Attributed {
     Attributed {
