@@ -60,6 +60,10 @@ impl Windows {
     }
 }
 
+/// PostgreSQL: attribution sorts a campaign's touches (millions of rows for a large
+/// one), which the common default of 4 MB per sort sends to disk.
+pub(super) const SORT_MEMORY: &str = "SET LOCAL work_mem = '256MB'";
+
 /// A touch's time and campaign in one integer (time × 2³¹ + campaign id), so that a
 /// running MAX over a recipient's touches in time order gives the latest one, and the
 /// later campaign of two at the same second. Campaign ids stay below 2³¹.

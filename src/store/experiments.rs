@@ -197,8 +197,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         let campaign = self.campaign(campaign_id).await?;
         let sql = attribution::attributed_sql("", Windows::of(&campaign.settings));
-        let purchases: Vec<attribution::AttributedPurchase> = on_pool!(self, pool =>
-            sqlx::query_as(built(&sql)).bind(campaign_id).fetch_all(pool).await)?;
+        let purchases: Vec<attribution::AttributedPurchase> = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if self.engine() == Engine::Postgres {
+                sqlx::query(attribution::SORT_MEMORY).execute(&mut *tx).await?;
+            }
+            let rows = sqlx::query_as(built(&sql)).bind(campaign_id).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            rows
+        });
         let mut per_recipient: std::collections::HashMap<(i64, i64), i64> = Default::default();
         for purchase in purchases {
             let Some(variant) = purchase.variant else {

@@ -298,8 +298,15 @@ impl Store {
 
     async fn attributed(&self, scope: &Scope<'_>) -> Result<Vec<AttributedPurchase>, StoreError> {
         let sql = attribution::attributed_sql(&scope.restrict("d.recipient_id"), scope.windows);
-        Ok(on_pool!(self, pool =>
-            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(pool).await)?)
+        Ok(on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if self.engine() == super::Engine::Postgres {
+                sqlx::query(attribution::SORT_MEMORY).execute(&mut *tx).await?;
+            }
+            let rows = bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            rows
+        }))
     }
 
     /// A campaign's deliveries waiting for their local time, quiet hours or the cap, and
