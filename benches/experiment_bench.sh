@@ -69,7 +69,7 @@
 #
 # Usage:
 #   benches/experiment_bench.sh [--bin PATH] [--pg-db NAME] [--recipients N] [--events E]
-#                               [--repeat R] [--keep] [--reuse] [--explain]
+#                               [--repeat R] [--keep] [--reuse] [--explain] [--explain-top K]
 #                               [--max-load 1.5] [--lock-wait S] [--slow S] [--timeout S]
 #                               [--work DIR]
 #   --bin        the mailcast binary (default /work/target-main/release/mailcast); a
@@ -81,13 +81,15 @@
 #   --explain    DIAGNOSTIC, after the measurements: (1) one more judge and one more stats
 #                run with every SQL statement logged (RUST_LOG=sqlx::query=debug, JSON
 #                log lines), the statements ranked by their time; (2) EXPLAIN (ANALYZE,
-#                BUFFERS) of the attribution statement (store/attribution.rs
-#                `attributed_sql`, whole campaign, windows 432000 / 86400, as judge and
-#                stats run it) and of the other heavy statements of judge and stats
-#                (store/experiments.rs, experiment_stats.rs, stats.rs), each PREPAREd with
-#                $1 = bench-ab's id and EXECUTEd, as sqlx runs them. Plans go to
-#                $WORK/explain-*.txt and to stdout. The SQL text is copied from the source
-#                of this commit: if the source changes, update it here
+#                BUFFERS) of the --explain-top (default 8) slowest statements of those two
+#                runs and of the attribution statement (store/attribution.rs
+#                `attributed_sql`, the windows 432000 / 86400 in its text), each taken
+#                verbatim from the log, PREPAREd and EXECUTEd with $1 = bench-ab's id (the
+#                uplift's $2/$3 = the test's start and start + 5 d, top links' $2 = 10,
+#                the judge's engagement kind $2 = '') after the SET LOCAL statements that
+#                preceded it, in a transaction rolled back: what the binary runs, whatever
+#                the source says now. SQL in $WORK/explain-N.sql, plans in
+#                $WORK/explain-N.txt and on stdout
 #   --max-load   the set-up starts only when /tmp/mailcast-bench.lock does not exist and
 #                the 1-minute load average is below this (default 1.5); the script holds
 #                the lock to the end and, before each timed run, waits for the load to fall
@@ -108,6 +110,7 @@ REPEAT=3
 KEEP=0
 REUSE=0
 EXPLAIN=0
+EXPLAIN_TOP=8
 MAX_LOAD=1.5
 LOCK_WAIT=3600
 SLOW=120
@@ -127,6 +130,7 @@ while [ $# -gt 0 ]; do
         --keep) KEEP=1; shift ;;
         --reuse) REUSE=1; KEEP=1; shift ;;
         --explain) EXPLAIN=1; shift ;;
+        --explain-top) EXPLAIN_TOP=$2; shift 2 ;;
         --max-load) MAX_LOAD=$2; shift 2 ;;
         --lock-wait) LOCK_WAIT=$2; shift 2 ;;
         --slow) SLOW=$2; shift 2 ;;
@@ -137,7 +141,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-for n in "$RECIPIENTS" "$EVENTS" "$REPEAT" "$SLOW" "$TIMEOUT" "$LOCK_WAIT"; do
+for n in "$RECIPIENTS" "$EVENTS" "$REPEAT" "$EXPLAIN_TOP" "$SLOW" "$TIMEOUT" "$LOCK_WAIT"; do
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "sizes and times must be positive integers, not '$n'" >&2; exit 2; }
 done
 [[ "$PG_DB" =~ ^[a-z_][a-z0-9_]*$ ]] || { echo "--pg-db must be a plain lower-case name" >&2; exit 2; }
@@ -447,7 +451,7 @@ else:
     print("  uplift: none")
 PY
 if [ "$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["attribution_window"], s["view_through_window"])' "$WORK/stats.out" 2>/dev/null)" != "$CLICK_WINDOW $VIEW_WINDOW" ]; then
-    say "WARNING: the campaign's windows are not $CLICK_WINDOW / $VIEW_WINDOW; --explain's SQL assumes them"
+    say "WARNING: the campaign's windows are not $CLICK_WINDOW / $VIEW_WINDOW as this script expects"
 fi
 
 say "c. reference: one psql pass over tracking_events and the purchases, $REPEAT times"
@@ -515,106 +519,89 @@ PY
         rank_sql "$WORK/sqllog-$cmd.log" | tee "$WORK/sql-$cmd.txt"
     done
 
-    # (2) EXPLAIN (ANALYZE, BUFFERS) of the heavy statements, PREPAREd as sqlx sends them.
-    LAST_CLICK_E="SELECT t.campaign_id FROM tracking_events t
-             WHERE t.recipient_id = e.recipient_id AND t.kind = 'click'
-               AND t.verdict = 'human' AND t.occurred_at <= e.occurred_at
-               AND t.occurred_at >= e.occurred_at - $CLICK_WINDOW
-             ORDER BY t.occurred_at DESC, t.campaign_id DESC
-             LIMIT 1"
-    CLICKED="SELECT d.recipient_id, e.product_id, COALESCE(e.amount_cents, 0) AS amount_cents,
-                d.rendered_with, d.variant, FALSE AS viewed
-         FROM deliveries d
-         JOIN events e ON e.recipient_id = d.recipient_id AND e.kind = 'purchase'
-         WHERE d.campaign_id = \$1
-           AND EXISTS (SELECT 1 FROM tracking_events c
-                       WHERE c.campaign_id = \$1 AND c.kind = 'click' AND c.verdict = 'human'
-                         AND c.recipient_id = d.recipient_id)
-           AND ($LAST_CLICK_E) = \$1"
-    VIEWED="SELECT d.recipient_id, e.product_id, COALESCE(e.amount_cents, 0) AS amount_cents,
-                d.rendered_with, d.variant, TRUE AS viewed
-         FROM deliveries d
-         JOIN events e ON e.recipient_id = d.recipient_id AND e.kind = 'purchase'
-         WHERE d.campaign_id = \$1 AND d.status IN ('sent', 'bounced', 'unknown')
-           AND COALESCE(d.handed_at, d.sent_at) <= e.occurred_at AND COALESCE(d.handed_at, d.sent_at) >= e.occurred_at - $VIEW_WINDOW
-           AND NOT EXISTS ($LAST_CLICK_E)
-           AND (SELECT d.campaign_id FROM deliveries d
-                WHERE d.recipient_id = e.recipient_id AND d.status IN ('sent', 'bounced', 'unknown')
-                  AND COALESCE(d.handed_at, d.sent_at) <= e.occurred_at
-                ORDER BY COALESCE(d.handed_at, d.sent_at) DESC, d.campaign_id DESC
-                LIMIT 1) = \$1"
+    # (2) EXPLAIN (ANALYZE, BUFFERS) of the slowest statements of those two runs, taken
+    # verbatim from the log (the windows are in the text), PREPAREd and EXECUTEd with
+    # their parameters as sqlx binds them, after the SET LOCAL that preceded them.
     STARTED=$(dbq "SELECT MIN(created_at) FROM deliveries WHERE campaign_id = $CAMP AND variant IS NOT NULL")
-    group_outcome() { # members SQL
-        echo "SELECT COUNT(*), COUNT(CASE WHEN p.orders > 0 THEN 1 END),
-                    CAST(COALESCE(SUM(p.cents), 0) AS DOUBLE PRECISION) / 100.0,
-                    CAST(COALESCE(SUM(p.cents * p.cents), 0) AS DOUBLE PRECISION) / 10000.0
-             FROM (SELECT m.recipient_id, COUNT(e.id) AS orders,
-                          COALESCE(SUM(e.amount_cents), 0) AS cents
-                   FROM ($1) m
-                   LEFT JOIN events e ON e.recipient_id = m.recipient_id
-                        AND e.kind = 'purchase' AND e.occurred_at >= \$2 AND e.occurred_at <= \$3
-                   GROUP BY m.recipient_id) p"
-    }
-    # name|parameter types|arguments|SQL
-    STATEMENTS=(
-        "attribution (attributed_sql: judge and stats each run it once)|bigint|$CAMP|$CLICKED
-         UNION ALL
-         $VIEWED"
-        "attribution, click part only|bigint|$CAMP|$CLICKED"
-        "attribution, view-through part only|bigint|$CAMP|$VIEWED"
-        "judge: delivered_by_variant (metric revenue: kind '')|bigint,text|$CAMP,''|SELECT d.variant, COUNT(*), COUNT(h.recipient_id)
-             FROM deliveries d
-             LEFT JOIN (SELECT DISTINCT t.recipient_id FROM tracking_events t
-                        WHERE t.campaign_id = \$1 AND t.kind = \$2 AND t.verdict = 'human') h
-                    ON h.recipient_id = d.recipient_id
-             WHERE d.campaign_id = \$1 AND d.variant IS NOT NULL AND d.status IN ('sent', 'bounced', 'unknown')
-             GROUP BY d.variant"
-        "stats: engagement (stats.rs)|bigint|$CAMP|SELECT t.kind, t.verdict, COUNT(*), COUNT(DISTINCT t.recipient_id)
-             FROM tracking_events t WHERE t.campaign_id = \$1 GROUP BY t.kind, t.verdict"
-        "stats: per-variant engagement (experiment_stats.rs variant_rows)|bigint|$CAMP|SELECT d.variant, t.kind, t.verdict, COUNT(*), COUNT(DISTINCT t.recipient_id)
-             FROM tracking_events t
-             JOIN deliveries d ON d.campaign_id = t.campaign_id AND d.recipient_id = t.recipient_id
-             WHERE t.campaign_id = \$1 AND d.variant IS NOT NULL
-               AND t.kind IN ('open', 'click')
-             GROUP BY d.variant, t.kind, t.verdict"
-        "stats: top_links (stats.rs)|bigint,bigint|$CAMP,10|SELECT t.link_id, l.url,
-                          COUNT(DISTINCT CASE WHEN t.verdict = 'human' THEN t.recipient_id END) AS unique_human,
-                          COUNT(CASE WHEN t.verdict = 'human' THEN 1 END) AS human_clicks,
-                          COUNT(CASE WHEN t.verdict = 'machine' THEN 1 END) AS machine_clicks
-                   FROM tracking_events t
-                   LEFT JOIN links l ON l.campaign_id = t.campaign_id AND l.link_id = t.link_id
-                   WHERE t.campaign_id = \$1 AND t.kind = 'click' AND t.link_id IS NOT NULL
-                   GROUP BY t.link_id, l.url
-                   ORDER BY unique_human DESC, human_clicks DESC, machine_clicks DESC, t.link_id
-                   LIMIT \$2"
-        "stats: uplift, mailed group (experiments.rs group_outcome)|bigint,bigint,bigint|$CAMP,$STARTED,$((STARTED + CLICK_WINDOW))|$(group_outcome "SELECT d.recipient_id FROM deliveries d WHERE d.campaign_id = \$1")"
-        "stats: uplift, holdout group|bigint,bigint,bigint|$CAMP,$STARTED,$((STARTED + CLICK_WINDOW))|$(group_outcome "SELECT a.recipient_id FROM experiment_audience a WHERE a.campaign_id = \$1 AND a.part = 'holdout'")"
-        "stats: experiment_parts (experiments.rs)|bigint|$CAMP|SELECT
-                     COUNT(CASE WHEN a.part = 'holdout' THEN 1 END),
-                     COUNT(CASE WHEN a.part = 'rest' AND NOT EXISTS (
-                         SELECT 1 FROM deliveries d
-                         WHERE d.campaign_id = a.campaign_id AND d.recipient_id = a.recipient_id)
-                       THEN 1 END)
-                   FROM experiment_audience a WHERE a.campaign_id = \$1"
-    )
-    i=0
-    for entry in "${STATEMENTS[@]}"; do
-        i=$((i + 1))
-        IFS='|' read -r name types args _ <<<"${entry%%$'\n'*}"
-        sql=${entry#*|*|*|}
+    python3 - "$WORK" "$CAMP" "${STARTED:-0}" "$CLICK_WINDOW" "$EXPLAIN_TOP" \
+        "$WORK/sqllog-judge.log" "$WORK/sqllog-stats.log" >"$WORK/explain-list.txt" <<'PY'
+import json, re, sys
+work, camp, started, window, top = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+found = {}  # statement text -> [seconds, command, settings]
+for path in sys.argv[6:]:
+    command = "judge" if path.endswith("judge.log") else "stats"
+    settings = []
+    for line in open(path):
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue
+        f = d.get("fields", {})
+        if d.get("target") != "sqlx::query" or f.get("elapsed_secs") is None:
+            continue
+        text = (f.get("db.statement") or f.get("summary") or "").strip()
+        head = text.upper()
+        if head.startswith("SET "):
+            settings.append(text)  # SET LOCAL …: applies to the statement after it
+            continue
+        if not (head.startswith("SELECT") or head.startswith("WITH")):
+            settings = [] if head in ("COMMIT", "ROLLBACK") else settings
+            continue
+        secs = float(f["elapsed_secs"])
+        if text not in found or found[text][0] < secs:
+            found[text] = [secs, command, settings]
+        settings = []
+
+def label(text):
+    if "'purchase'" in text and "tracking_events" in text:
+        return "attribution (store/attribution.rs attributed_sql)"
+    return re.sub(r"\s+", " ", text)[:70]
+
+def arguments(text):
+    n = max([int(k) for k in re.findall(r"\$(\d+)", text)] or [0])
+    args = [camp] if n >= 1 else []
+    if n >= 2:
+        if re.search(r"occurred_at >= \$2", text) and n == 3:
+            args += [str(started), str(started + window)]  # uplift: from the test's start, the window
+        elif re.search(r"LIMIT \$2", text) and n == 2:
+            args.append("10")  # top links
+        elif re.search(r"kind = \$2", text) and n == 2:
+            args.append("''")  # judge, metric revenue: no engagement kind
+        else:
+            return None
+    return args
+
+chosen = sorted(found.items(), key=lambda kv: -kv[1][0])
+picked = [kv for kv in chosen if kv[1][0] >= 0.05][:top]
+picked += [kv for kv in chosen if kv not in picked and label(kv[0]).startswith("attribution")]
+for i, (text, (secs, command, settings)) in enumerate(picked, 1):
+    args = arguments(text)
+    name = f"{label(text)}: {secs:.2f} s in the logged {command} run"
+    with open(f"{work}/explain-{i}.sql", "w") as out:
+        out.write(f"-- {name}\n-- parameters: {args}\n-- settings: {settings}\n")
+        out.write("".join(f"--   {l}\n" for l in text.splitlines()) + "\n")
+        if args is None:
+            out.write("-- parameters $2.. not known to this script: not explained\n")
+            print(f"{i}|{name} (not explained: unknown parameters)")
+            continue
+        out.write("\\set ON_ERROR_STOP 1\nBEGIN;\n")
+        for setting in settings:
+            out.write(f"{setting};\n")
+        out.write(f"PREPARE bench_stmt AS {text};\n")
+        out.write(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_stmt({', '.join(args)});\nROLLBACK;\n")
+    print(f"{i}|{name}")
+PY
+    while IFS='|' read -r i name; do
+        sqlf=$WORK/explain-$i.sql out=$WORK/explain-$i.txt
+        case "$name" in *"not explained"*) echo "--- $i: $name (SQL in $sqlf)"; continue ;; esac
         wait_quiet
         say "explain $i: $name"
-        out=$WORK/explain-$i.txt
-        { echo "-- $name; \$1.. = $args"; echo "$sql;"; echo; } >"$out"
         t0=$(date +%s.%N)
-        timeout "$TIMEOUT" "${PSQL[@]}" -d "$PG_DB" -At >>"$out" 2>&1 <<SQL || echo "(failed or timed out: $?)" >>"$out"
-PREPARE bench_stmt($types) AS $sql;
-EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_stmt($args);
-SQL
+        timeout "$TIMEOUT" "${PSQL[@]}" -d "$PG_DB" -At -f "$sqlf" >"$out" 2>&1 || echo "(failed or timed out: $?)" >>"$out"
         t1=$(date +%s.%N)
-        echo "--- EXPLAIN (ANALYZE, BUFFERS) $i: $name ($(secs_between "$t0" "$t1") s wall; SQL and plan in $out)"
-        sed -n '/^-- /,/^$/d; p' "$out" | sed '/^$/d'
-    done
+        echo "--- EXPLAIN (ANALYZE, BUFFERS) $i: $name ($(secs_between "$t0" "$t1") s wall; SQL in $sqlf, plan in $out)"
+        grep -v '^\(BEGIN\|ROLLBACK\|SET\|PREPARE\)$' "$out"
+    done <"$WORK/explain-list.txt"
 fi
 
 say "done; outputs and log in $WORK$([ "$KEEP" = 1 ] && echo "; database $PG_DB kept")"
