@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::experiments::DELIVERED_STATES;
+
 use crate::render::RenderedWith;
 
 /// How long after a human click a purchase is still the campaign's.
@@ -94,7 +96,7 @@ pub(super) fn attributed_sql(scope: &str, windows: Windows) -> String {
                         {DELIVERED_AT} * {SHIFT} + d2.campaign_id AS delivery_key,
                         CAST(NULL AS BIGINT) AS product_id, 0 AS amount_cents
                  FROM deliveries d2 JOIN members m ON m.recipient_id = d2.recipient_id
-                 WHERE d2.status IN ('sent', 'bounced', 'unknown')
+                 WHERE d2.status IN {DELIVERED_STATES}
                    AND {DELIVERED_AT} IS NOT NULL"
             ),
             format!(

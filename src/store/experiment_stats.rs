@@ -11,6 +11,7 @@ use super::{Engagement, Scope};
 use crate::experiment::design::percent;
 use crate::experiment::uplift::Uplift;
 use crate::experiment::{Experiment, Variant};
+use crate::store::experiments::DELIVERED_STATES;
 use crate::store::{Store, StoreError, bind_filter, built, on_pool};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -161,7 +162,7 @@ impl Store {
         let delivered_sql = format!(
             "SELECT d.variant, COUNT(*) FROM deliveries d
              WHERE d.campaign_id = $1 AND d.variant IS NOT NULL
-               AND d.status IN ('sent', 'bounced', 'unknown'){}
+               AND d.status IN {DELIVERED_STATES}{}
              GROUP BY d.variant",
             scope.restrict("d.recipient_id")
         );
@@ -192,11 +193,7 @@ impl Store {
             } else {
                 &mut row.clicks
             };
-            if verdict == "human" {
-                (slot.human_events, slot.unique_human) = (events, unique);
-            } else {
-                (slot.machine_events, slot.unique_machine) = (events, unique);
-            }
+            slot.record(&verdict, events, unique);
         }
         add_purchases(&mut rows, segment, purchases);
         Ok(rows.into_values().map(VariantStats::finish).collect())

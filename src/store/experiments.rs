@@ -35,7 +35,9 @@ pub struct GroupOutcome {
     pub revenue_squares: f64,
 }
 
-const DELIVERED: &str = "d.status IN ('sent', 'bounced', 'unknown')";
+/// The ledger states of a message that reached the receiving server: what
+/// experiments, attribution and recommendation slots count as delivered.
+pub(crate) const DELIVERED_STATES: &str = "('sent', 'bounced', 'unknown')";
 
 impl Store {
     /// When the test began: the first of its deliveries entered the ledger.
@@ -177,7 +179,7 @@ impl Store {
              LEFT JOIN (SELECT DISTINCT t.recipient_id FROM tracking_events t
                         WHERE t.campaign_id = $1 AND t.kind = $2 AND t.verdict = 'human') h
                     ON h.recipient_id = d.recipient_id
-             WHERE d.campaign_id = $1 AND d.variant IS NOT NULL AND {DELIVERED}
+             WHERE d.campaign_id = $1 AND d.variant IS NOT NULL AND d.status IN {DELIVERED_STATES}
              GROUP BY d.variant"
         );
         Ok(on_pool!(self, pool => sqlx::query_as(built(&sql))

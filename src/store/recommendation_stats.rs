@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use super::attribution::RecommendationCredit;
-use super::{Store, StoreError, on_pool};
+use super::experiments::DELIVERED_STATES;
+use super::{Store, StoreError, built, on_pool};
 use crate::render::RenderedWith;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,11 +68,13 @@ impl Store {
         &self,
         campaign_id: i64,
     ) -> Result<HashMap<i64, Vec<(Slot, i64)>>, StoreError> {
-        let sql = "SELECT recipient_id, rendered_with FROM deliveries
-                   WHERE campaign_id = $1 AND rendered_with IS NOT NULL
-                     AND status IN ('sent', 'bounced', 'unknown')";
+        let sql = format!(
+            "SELECT recipient_id, rendered_with FROM deliveries
+             WHERE campaign_id = $1 AND rendered_with IS NOT NULL
+               AND status IN {DELIVERED_STATES}"
+        );
         let rows: Vec<(i64, String)> = on_pool!(self, pool =>
-            sqlx::query_as(sql).bind(campaign_id).fetch_all(pool).await)?;
+            sqlx::query_as(built(&sql)).bind(campaign_id).fetch_all(pool).await)?;
         let mut shown = HashMap::new();
         for (recipient, text) in rows {
             let Ok(record) = RenderedWith::decode(&text) else {

@@ -90,6 +90,17 @@ pub struct CampaignStats {
     pub view_through_window: Option<i64>,
 }
 
+impl Engagement {
+    /// One (verdict, events, unique recipients) row of a count grouped by verdict.
+    fn record(&mut self, verdict: &str, events: i64, unique: i64) {
+        if verdict == "human" {
+            (self.human_events, self.unique_human) = (events, unique);
+        } else {
+            (self.machine_events, self.unique_machine) = (events, unique);
+        }
+    }
+}
+
 const TOP_LINKS: i64 = 10;
 
 /// Which deliveries and events a count covers: a campaign's, optionally only those of
@@ -363,13 +374,7 @@ impl Store {
                     continue;
                 }
             };
-            if verdict == "human" {
-                slot.human_events = events;
-                slot.unique_human = unique;
-            } else {
-                slot.machine_events = events;
-                slot.unique_machine = unique;
-            }
+            slot.record(&verdict, events, unique);
         }
         Ok((opens, clicks, unsubscribes))
     }
