@@ -4,6 +4,7 @@
 //! `store`; `dispatch` freezes a campaign's audience into the delivery ledger, renders
 //! each message with `render` and hands it to a transport.
 
+pub mod accounts;
 pub mod automation;
 pub mod bounce;
 pub mod cli;

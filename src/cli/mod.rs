@@ -16,6 +16,7 @@ mod send;
 mod serve;
 mod stats;
 mod suppression;
+mod user;
 mod worker;
 
 use std::process::ExitCode;
@@ -141,6 +142,11 @@ pub enum Command {
     Suppression {
         #[command(subcommand)]
         command: suppression::SuppressionCommand,
+    },
+    /// Dashboard users: create (with a one-time password), list, remove.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
     },
     /// A/B/n experiments: the winner rule checked by simulation.
     Experiment {
@@ -279,6 +285,7 @@ async fn run_with_store(store: &Store, command: Command) -> anyhow::Result<ExitC
         Command::ApiKey { command } => serve::api_key(store, command).await,
         Command::Stats { campaign } => stats::run(store, &campaign, stats::StatsFormat::Text).await,
         Command::Suppression { command } => suppression::run(store, command).await,
+        Command::User { command } => user::run(store, command).await,
         Command::Bounces { command } => bounces::run_with_store(store, command).await,
         Command::Automation { command } => automation::run(store, command).await,
         Command::Demo(_)

@@ -33,8 +33,14 @@ pub enum HttpError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// Signed in, but the role does not allow it.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Conflict(String),
+    /// Too many attempts (sign-in throttle).
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
     /// The request body stopped arriving (the body timeout).
@@ -76,7 +82,9 @@ impl HttpError {
             HttpError::BadLink | HttpError::NotFound(_) => StatusCode::NOT_FOUND,
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            HttpError::Forbidden(_) => StatusCode::FORBIDDEN,
             HttpError::Conflict(_) => StatusCode::CONFLICT,
+            HttpError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             HttpError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             HttpError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -89,7 +97,7 @@ impl HttpError {
 
     /// What the client is told. Server-side failures say only that they happened;
     /// the log (found by the response's `x-request-id`) has the details.
-    fn public_message(&self, status: StatusCode) -> String {
+    pub(crate) fn public_message(&self, status: StatusCode) -> String {
         if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             return "internal error; the server log has the details under this response's x-request-id".into();
         }

@@ -9,6 +9,7 @@
 //! | `GET|HEAD /u/{token}` | preferences page: topics and an unsubscribe button; changes nothing |
 //! | `POST /u/{token}` | `List-Unsubscribe=One-Click` (RFC 8058) or the page's topic form |
 //! | `/api/…` | the CRM API ([`api_routes`], `/api/openapi.json`) |
+//! | `/app/…` | the marketers' dashboard (signed-in users; `app`) |
 //! | `GET /healthz`, `GET /metrics` | store reachable; Prometheus text |
 //!
 //! Every connection is bounded ([`HttpLimits`]): header, body and idle timeouts, a cap
@@ -29,6 +30,7 @@
 //! ```
 
 mod api;
+mod app;
 mod connection;
 mod error;
 mod limits;

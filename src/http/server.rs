@@ -14,7 +14,7 @@ use super::limits::{BodyRule, HttpLimits, with_body_rule};
 use super::metrics::Metrics;
 use super::state::AppState;
 use super::writer::{self, WriterSettings};
-use super::{api, connection, observe, ops, tracking, unsubscribe, view};
+use super::{api, app, connection, observe, ops, tracking, unsubscribe, view};
 use crate::links::KeyRing;
 use crate::store::Store;
 
@@ -124,6 +124,7 @@ pub(crate) fn router(state: AppState) -> Router {
     };
     Router::new()
         .merge(with_body_rule(links, link_rule))
+        .merge(with_body_rule(app::router(state.clone()), api_rule))
         .merge(with_body_rule(api::router(state.clone()), api_rule))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -142,7 +142,7 @@ impl Store {
 
     pub async fn template_names(&self) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> = on_pool!(self, pool =>
-            sqlx::query_as("SELECT name FROM templates ORDER BY name").fetch_all(pool).await)?;
+            sqlx::query_as("SELECT DISTINCT name FROM templates ORDER BY name").fetch_all(pool).await)?;
         Ok(rows.into_iter().map(|(name,)| name).collect())
     }
 

@@ -18,6 +18,8 @@ mod campaigns;
 mod catalog;
 mod connect;
 mod copy_text;
+mod dashboard;
+mod engagement_timeline;
 mod error;
 mod events;
 mod experiments;
@@ -31,15 +33,20 @@ mod privacy;
 mod product_upsert;
 mod recipient_changes;
 mod recipient_upsert;
+mod recipient_pages;
 mod recipients;
 mod recommendation_stats;
 mod segment_audience;
+mod segment_usage;
+mod settings_pages;
 mod segments;
 mod stats;
 mod suppressions;
+mod template_list;
 mod templates;
 mod tracking;
 mod triggered;
+mod users;
 mod waiting;
 
 pub use api_keys::ApiKey;
@@ -59,6 +66,8 @@ pub use bounces::{
 pub use campaigns::{Campaign, CampaignSettings, CampaignSummary, NewCampaign};
 pub use catalog::{NewProduct, Product};
 pub use connect::{Engine, redact_url};
+pub use dashboard::HumanReach;
+pub use engagement_timeline::TimelineBucket;
 pub use error::{FailureKind, StoreError};
 pub use events::NewEvent;
 pub use experiments::{ExperimentParts, GroupOutcome, StoredJudgement};
@@ -74,7 +83,11 @@ pub use privacy::{
 pub use recipients::{NewRecipient, Recipient, UpsertCounts};
 pub use recommendation_stats::RecommendationPerformance;
 pub use segment_audience::SegmentCount;
+pub use recipient_pages::{RecipientDelivery, RecipientLine, TimelineEvent, TrackingTally};
+pub use segment_usage::SegmentUse;
+pub use template_list::{TemplateSender, TemplateSummary};
 pub use segments::Segment;
+pub use users::{User, UserSession};
 pub use stats::{
     CampaignStats, Engagement, ExperimentReport, JudgementView, LinkStats, SegmentStats,
     VariantDefinition, VariantStats, stats_csv,

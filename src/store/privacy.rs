@@ -85,7 +85,7 @@ impl Store {
         }))
     }
 
-    async fn consent_records(&self, id: i64) -> Result<Vec<ConsentRecord>, StoreError> {
+    pub(crate) async fn consent_records(&self, id: i64) -> Result<Vec<ConsentRecord>, StoreError> {
         let sql = "SELECT t.name AS topic, c.status, c.source, c.updated_at
                    FROM consents c JOIN topics t ON t.id = c.topic_id
                    WHERE c.recipient_id = $1 ORDER BY t.name";

@@ -12,6 +12,8 @@ mod bounce_receiver;
 mod campaign_lifecycle;
 mod cli_errors;
 mod crash_safety;
+mod dashboard_browser;
+mod dashboard_security;
 mod delivery_outcomes;
 mod demo;
 mod dkim;

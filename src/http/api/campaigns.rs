@@ -22,7 +22,7 @@ use crate::store::{
 };
 
 /// Delivery jobs enqueued when a campaign resumes (as from the CLI).
-const RESUME_SLOTS: usize = 2;
+pub(crate) const RESUME_SLOTS: usize = 2;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,7 +74,17 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<NewCampaignBody>,
 ) -> Result<(StatusCode, Json<CampaignView>), HttpError> {
-    let campaign = check(&state, body).await?;
+    let id = create_checked(&state, body).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, id).await?)))
+}
+
+/// Checks a new campaign (every field at once) and stores it as a draft; the API and
+/// the dashboard's form both create campaigns here.
+pub(crate) async fn create_checked(
+    state: &AppState,
+    body: NewCampaignBody,
+) -> Result<i64, HttpError> {
+    let campaign = check(state, body).await?;
     if state
         .store
         .campaign_by_name(&campaign.name)
@@ -88,7 +98,7 @@ pub(crate) async fn create(
     }
     let id = state.store.create_campaign(&campaign).await?;
     tracing::info!(campaign_id = id, name = %campaign.name, "campaign created");
-    Ok((StatusCode::CREATED, Json(view(&state, id).await?)))
+    Ok(id)
 }
 
 /// Every field's problem at once, then the template compiled as the worker will.

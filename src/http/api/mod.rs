@@ -5,7 +5,7 @@
 
 mod automations;
 mod body;
-mod campaigns;
+pub(crate) mod campaigns;
 mod catalog;
 mod keys;
 mod recipients;

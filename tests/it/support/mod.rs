@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod automation;
+pub mod browser;
+pub mod dashboard;
 pub mod bounce_mail;
 pub mod bounce_receiver;
 pub mod campaign;
