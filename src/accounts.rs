@@ -1,8 +1,8 @@
 //! Dashboard accounts: roles, Argon2id passwords, session tokens. The CLI's
 //! `mailcast user` and the dashboard's sign-in both come here.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;

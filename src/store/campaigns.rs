@@ -86,7 +86,8 @@ pub struct Campaign {
     pub pause_reason: Option<String>,
 }
 
-pub(super) const COLUMNS: &str = "id, name, kind, status, template_id, segment_id, topic_id, from_name,
+pub(super) const COLUMNS: &str =
+    "id, name, kind, status, template_id, segment_id, topic_id, from_name,
     from_email, reply_to, send_at, started_at, finished_at, settings, pause_reason";
 
 impl Store {

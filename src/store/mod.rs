@@ -32,14 +32,14 @@ mod preferences;
 mod privacy;
 mod product_upsert;
 mod recipient_changes;
-mod recipient_upsert;
 mod recipient_pages;
+mod recipient_upsert;
 mod recipients;
 mod recommendation_stats;
 mod segment_audience;
 mod segment_usage;
-mod settings_pages;
 mod segments;
+mod settings_pages;
 mod stats;
 mod suppressions;
 mod template_list;
@@ -80,23 +80,23 @@ pub use preferences::TopicChoice;
 pub use privacy::{
     ConsentRecord, DeliveryRecord, EventRecord, RecipientExport, SuppressionRecord, TrackingRecord,
 };
+pub use recipient_pages::{RecipientDelivery, RecipientLine, TimelineEvent, TrackingTally};
 pub use recipients::{NewRecipient, Recipient, UpsertCounts};
 pub use recommendation_stats::RecommendationPerformance;
 pub use segment_audience::SegmentCount;
-pub use recipient_pages::{RecipientDelivery, RecipientLine, TimelineEvent, TrackingTally};
 pub use segment_usage::SegmentUse;
-pub use template_list::{TemplateSender, TemplateSummary};
 pub use segments::Segment;
-pub use users::{User, UserSession};
 pub use stats::{
     CampaignStats, Engagement, ExperimentReport, JudgementView, LinkStats, SegmentStats,
     VariantDefinition, VariantStats, stats_csv,
 };
 pub use suppressions::{BOUNCE_REASON, RefusedMailbox, Suppression};
+pub use template_list::{TemplateSender, TemplateSummary};
 pub use templates::{NewTemplate, StoredTemplate, Template, TemplateVersion};
 pub use tracking::{
     MAX_ROWS_PER_INSERT, NewTrackingEvent, StoredClick, TrackingEvent, TrackingKind, Verdict,
 };
+pub use users::{User, UserSession};
 pub use waiting::Waiting;
 
 use sqlx::{PgPool, SqlitePool};

@@ -62,8 +62,7 @@ impl Store {
         email: &str,
     ) -> Result<Option<(User, String)>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1");
-        let row: Option<(i64, String, String, i64, String)> =
-            on_pool!(self, pool => sqlx::query_as(built(&sql)).bind(email).fetch_optional(pool).await)?;
+        let row: Option<(i64, String, String, i64, String)> = on_pool!(self, pool => sqlx::query_as(built(&sql)).bind(email).fetch_optional(pool).await)?;
         Ok(row.map(|(id, email, role, created_at, hash)| {
             let user = User {
                 id,

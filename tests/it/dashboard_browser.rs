@@ -23,7 +23,11 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn shop(store: &Store) {
     let mut people = Vec::new();
     for (n, country) in ["DE", "DE", "DE", "FR", "US"].iter().enumerate() {
-        let mut one = recipient(&format!("person{n}@example.com"), &format!("Person{n}"), &["news"]);
+        let mut one = recipient(
+            &format!("person{n}@example.com"),
+            &format!("Person{n}"),
+            &["news"],
+        );
         one.country = Some(country.to_string());
         people.push(one);
     }
@@ -46,10 +50,21 @@ async fn shop(store: &Store) {
 
 async fn sign_in(browser: &Browser, base: &str) {
     browser.goto(&format!("{base}/app/campaigns")).await;
-    assert!(browser.url().await.contains("/app/login?next="), "signed out → sign-in page");
-    browser.find("#email").await.type_text("marketer@shop.example.com").await;
+    assert!(
+        browser.url().await.contains("/app/login?next="),
+        "signed out → sign-in page"
+    );
+    browser
+        .find("#email")
+        .await
+        .type_text("marketer@shop.example.com")
+        .await;
     browser.find("#password").await.type_text(PASSWORD).await;
-    browser.find("form.stack button[type=submit]").await.click().await;
+    browser
+        .find("form.stack button[type=submit]")
+        .await
+        .click()
+        .await;
     browser.wait_for_text("h1", "Campaigns", WAIT).await;
 }
 
@@ -59,9 +74,12 @@ async fn write_a_segment(browser: &Browser, base: &str) {
     let expression = browser.find("#expression").await;
     expression.type_text("country in [\"DE\",").await;
     let error = browser.wait_for_text("#segment-result", "^", WAIT).await;
-    assert!(error.contains("country in"), "the caret under the expression: {error}");
+    assert!(
+        error.contains("country in"),
+        "the caret under the expression: {error}"
+    );
     expression.clear().await;
-    expression.type_text("country = \"DE\"").await;
+    expression.type_text("country == \"DE\"").await;
     browser.wait_for_text("#segment-count", "3", WAIT).await;
     browser.find("#save-segment").await.click().await;
     browser.wait_for_text("main", "germans", WAIT).await;
@@ -73,7 +91,9 @@ async fn preview_a_recipient(browser: &Browser, base: &str) {
     field.clear().await;
     field.type_text("person3@example.com").await;
     browser.find("#preview-button").await.click().await;
-    browser.wait_for_text("#subject", "Spring picks for Person3", WAIT).await;
+    browser
+        .wait_for_text("#subject", "Spring picks for Person3", WAIT)
+        .await;
     let text = browser.find("#text-part").await.text().await;
     assert!(text.contains("person3@example.com"), "{text}");
     assert!(browser.try_find("iframe.desktop").await.is_some());
@@ -84,16 +104,30 @@ async fn preview_a_recipient(browser: &Browser, base: &str) {
 async fn create_campaign(browser: &Browser, base: &str, name: &str, send_at: &str) -> String {
     browser.goto(&format!("{base}/app/campaigns/new")).await;
     browser.find("#name").await.type_text(name).await;
-    browser.find("#from_email").await.type_text("news@shop.example.com").await;
+    browser
+        .find("#from_email")
+        .await
+        .type_text("news@shop.example.com")
+        .await;
     // Chosen by keyboard, as a keyboard user would.
     browser.find("#segment").await.click().await;
-    browser.find("#segment option[value=germans]").await.click().await;
+    browser
+        .find("#segment option[value=germans]")
+        .await
+        .click()
+        .await;
     if !send_at.is_empty() {
         let set = "arguments[0].value = arguments[1];";
         let field = browser.find("#send_at").await;
-        browser.execute(set, vec![field.as_arg(), send_at.into()]).await;
+        browser
+            .execute(set, vec![field.as_arg(), send_at.into()])
+            .await;
     }
-    browser.find("form.stack button[type=submit]").await.click().await;
+    browser
+        .find("form.stack button[type=submit]")
+        .await
+        .click()
+        .await;
     browser.wait_for_text("h1", name, WAIT).await;
     browser.url().await
 }
@@ -119,45 +153,82 @@ async fn a_marketer_works_through_the_dashboard_in_chromium() {
     // Schedule a campaign and watch it finish: the page follows the worker by itself.
     let spring = create_campaign(&browser, &base, "Spring sale", "").await;
     browser.find("#schedule").await.click().await;
-    browser.wait_for_text("#campaign-status", "done", WAIT).await;
+    browser
+        .wait_for_text("#campaign-status", "done", WAIT)
+        .await;
     let received: Vec<String> = smtp.received().iter().flat_map(|m| m.to.clone()).collect();
     assert_eq!(received.len(), 3, "the three Germans: {received:?}");
     let delivered = browser.wait_for_text("#headline", "Delivered", WAIT).await;
     assert!(delivered.contains('3'), "{delivered}");
-    assert!(browser.find("svg.chart").await.attribute("role").await.is_some());
+    assert!(
+        browser
+            .find("svg.chart")
+            .await
+            .attribute("role")
+            .await
+            .is_some()
+    );
 
     // The list shows it done with its progress.
     browser.goto(&format!("{base}/app/campaigns")).await;
     let list = browser.find("#campaign-list").await.text().await;
-    assert!(list.contains("Spring sale") && list.contains("done"), "{list}");
+    assert!(
+        list.contains("Spring sale") && list.contains("done"),
+        "{list}"
+    );
 
     // Another campaign, due tomorrow: pause it, resume it.
     let later = create_campaign(&browser, &base, "Summer preview", "2099-06-01T09:00").await;
+    browser
+        .wait_for_text("main", "Sends at 2099-06-01", WAIT)
+        .await;
     browser.find("#schedule").await.click().await;
-    browser.wait_for_text("#campaign-status", "scheduled", WAIT).await;
+    browser
+        .wait_for_text("#campaign-status", "scheduled", WAIT)
+        .await;
     browser.find("#pause").await.click().await;
-    browser.wait_for_text("#campaign-status", "paused", WAIT).await;
+    browser
+        .wait_for_text("#campaign-status", "paused", WAIT)
+        .await;
     browser.find("#resume").await.click().await;
-    browser.wait_for_text("#campaign-status", "scheduled", WAIT).await;
+    browser
+        .wait_for_text("#campaign-status", "scheduled", WAIT)
+        .await;
     assert_ne!(spring, later);
 
     // Find a recipient and export them: the download is the API's export.
     browser.goto(&format!("{base}/app/recipients")).await;
     browser.find("#q").await.type_text("mallory").await;
     browser.press_keys(support::browser::ENTER).await;
-    browser.wait_for_text("#recipient-results", "mallory@example.com", WAIT).await;
+    browser
+        .wait_for_text("#recipient-results", "mallory@example.com", WAIT)
+        .await;
     let cell = browser.find("#recipient-results").await.text().await;
-    assert!(cell.contains("<b>Mallory</b>"), "hostile name shown as text: {cell}");
+    assert!(
+        cell.contains("<b>Mallory</b>"),
+        "hostile name shown as text: {cell}"
+    );
     browser.find("#recipient-results a").await.click().await;
-    browser.wait_for_text("#recipient-email", "mallory@example.com", WAIT).await;
+    browser
+        .wait_for_text("#recipient-email", "mallory@example.com", WAIT)
+        .await;
     let fetch = "const x = new XMLHttpRequest(); x.open('GET', arguments[0].href, false); \
                  x.send(); return [x.status, x.getResponseHeader('content-disposition'), x.responseText];";
     let link = browser.find("a#export").await;
     let exported = browser.execute(fetch, vec![link.as_arg()]).await;
     assert_eq!(exported[0], 200, "{exported}");
-    assert!(exported[1].as_str().unwrap_or_default().contains("attachment"), "{exported}");
+    assert!(
+        exported[1]
+            .as_str()
+            .unwrap_or_default()
+            .contains("attachment"),
+        "{exported}"
+    );
     let export: serde_json::Value = serde_json::from_str(exported[2].as_str().unwrap()).unwrap();
-    assert_eq!(export["recipient"]["email"], "mallory@example.com", "{export}");
+    assert_eq!(
+        export["recipient"]["email"], "mallory@example.com",
+        "{export}"
+    );
 
     browser.quit().await;
     server.stop().await;

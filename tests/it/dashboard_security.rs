@@ -70,10 +70,16 @@ async fn every_route_without_a_session_redirects_to_sign_in() {
         let anonymous = Dashboard::new(&server.base);
         for path in GET_ROUTES {
             let response = anonymous.get_response(path).await;
-            let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+            let location = response
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_string());
             assert_eq!(response.status(), 303, "{engine}: GET {path}");
             let location = location.unwrap_or_default();
-            assert!(location.starts_with("/app/login?next="), "{engine}: GET {path} → {location}");
+            assert!(
+                location.starts_with("/app/login?next="),
+                "{engine}: GET {path} → {location}"
+            );
         }
         for path in POST_ROUTES {
             let (status, _) = anonymous.post_raw(path, &[("csrf", "x")]).await;
@@ -82,7 +88,11 @@ async fn every_route_without_a_session_redirects_to_sign_in() {
         // A forged or stale session cookie is no session.
         let mut forged = Dashboard::new(&server.base);
         forged.session = Some("mailcast_session=not-a-session".into());
-        assert_eq!(forged.get_response("/app/campaigns").await.status(), 303, "{engine}");
+        assert_eq!(
+            forged.get_response("/app/campaigns").await.status(),
+            303,
+            "{engine}"
+        );
         server.stop().await;
     })
     .await;
@@ -96,7 +106,10 @@ async fn a_viewer_looks_but_cannot_change_anything() {
         let viewer = Dashboard::sign_in(&server.base, "viewer@shop.example.com").await;
         let (status, html) = viewer.get("/app/campaigns").await;
         assert_eq!(status, 200, "{engine}");
-        assert!(!html.contains("New campaign"), "{engine}: a viewer is offered no changes");
+        assert!(
+            !html.contains("New campaign"),
+            "{engine}: a viewer is offered no changes"
+        );
         for path in changes() {
             let (status, body) = viewer.post(path, &[]).await;
             assert_eq!(status, 403, "{engine}: viewer POST {path}: {body}");
@@ -121,7 +134,11 @@ async fn a_form_without_the_sessions_csrf_token_is_refused() {
             let (missing, _) = editor.post_raw(path, &[("name", "x")]).await;
             let (wrong, _) = editor.post_raw(path, &[("csrf", "forged")]).await;
             let (someone_elses, _) = editor.post_raw(path, &[("csrf", &other.csrf)]).await;
-            assert_eq!((missing, wrong, someone_elses), (403, 403, 403), "{engine}: {path}");
+            assert_eq!(
+                (missing, wrong, someone_elses),
+                (403, 403, 403),
+                "{engine}: {path}"
+            );
         }
         // With the token the guard lets the request through to its handler.
         let (status, body) = editor
@@ -151,7 +168,10 @@ async fn the_session_cookie_is_http_only_strict_and_secure_behind_https() {
         for flag in ["HttpOnly", "SameSite=Strict", "Path=/app"] {
             assert!(session.contains(flag), "{engine}: {session}");
         }
-        assert!(!session.contains("Secure"), "{engine}: plain HTTP on loopback: {session}");
+        assert!(
+            !session.contains("Secure"),
+            "{engine}: plain HTTP on loopback: {session}"
+        );
         server.stop().await;
 
         let mut secure = settings();
@@ -176,13 +196,24 @@ async fn pages_carry_a_strict_content_security_policy() {
         for path in ["/app/login", "/app/campaigns"] {
             let response = editor.get_response(path).await;
             let header = |name: &str| {
-                response.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+                response
+                    .headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .unwrap_or_default()
             };
             let csp = header("content-security-policy");
             assert!(csp.contains("script-src 'self'"), "{engine}: {path}: {csp}");
             assert!(!csp.contains("unsafe-inline"), "{engine}: {path}: {csp}");
-            assert!(csp.contains("frame-ancestors 'none'"), "{engine}: {path}: {csp}");
-            assert_eq!(header("x-content-type-options"), "nosniff", "{engine}: {path}");
+            assert!(
+                csp.contains("frame-ancestors 'none'"),
+                "{engine}: {path}: {csp}"
+            );
+            assert_eq!(
+                header("x-content-type-options"),
+                "nosniff",
+                "{engine}: {path}"
+            );
             assert_eq!(header("cache-control"), "no-store", "{engine}: {path}");
         }
         server.stop().await;
@@ -200,19 +231,30 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_address() {
         let server = TestServer::start_with(&store, settings).await;
         let browser = Dashboard::new(&server.base);
         for attempt in 1..=5 {
-            let outcome = browser.try_sign_in("editor@shop.example.com", "wrong password!").await;
+            let outcome = browser
+                .try_sign_in("editor@shop.example.com", "wrong password!")
+                .await;
             assert_eq!(outcome.status, 401, "{engine}: attempt {attempt}");
         }
         // The sixth, right or wrong, is refused without looking at the password.
-        let outcome = browser.try_sign_in("editor@shop.example.com", PASSWORD).await;
+        let outcome = browser
+            .try_sign_in("editor@shop.example.com", PASSWORD)
+            .await;
         assert_eq!(outcome.status, 429, "{engine}");
-        assert!(cookie_pair(&outcome.set_cookies, "mailcast_session").is_none(), "{engine}");
+        assert!(
+            cookie_pair(&outcome.set_cookies, "mailcast_session").is_none(),
+            "{engine}"
+        );
         // Another account from the same address is not locked by these five.
-        let admin = browser.try_sign_in("admin@shop.example.com", PASSWORD).await;
+        let admin = browser
+            .try_sign_in("admin@shop.example.com", PASSWORD)
+            .await;
         assert_eq!(admin.status, 303, "{engine}");
         // After the window the account may try again.
         clock.advance(15 * 60 + 1);
-        let later = browser.try_sign_in("editor@shop.example.com", PASSWORD).await;
+        let later = browser
+            .try_sign_in("editor@shop.example.com", PASSWORD)
+            .await;
         assert_eq!(later.status, 303, "{engine}");
 
         // Twenty failures from one address, spread over accounts, lock the address.
@@ -221,7 +263,9 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_address() {
             let outcome = browser.try_sign_in(&email, "wrong password!").await;
             assert_eq!(outcome.status, 401, "{engine}: {email}");
         }
-        let viewer = browser.try_sign_in("viewer@shop.example.com", PASSWORD).await;
+        let viewer = browser
+            .try_sign_in("viewer@shop.example.com", PASSWORD)
+            .await;
         assert_eq!(viewer.status, 429, "{engine}: the address is throttled");
         server.stop().await;
     })
@@ -239,9 +283,17 @@ async fn sessions_end_when_idle_at_their_absolute_limit_and_at_sign_out() {
 
         let idle = Dashboard::sign_in(&server.base, "editor@shop.example.com").await;
         clock.advance(29 * 60);
-        assert_eq!(idle.get("/app/campaigns").await.0, 200, "{engine}: 29 minutes idle");
+        assert_eq!(
+            idle.get("/app/campaigns").await.0,
+            200,
+            "{engine}: 29 minutes idle"
+        );
         clock.advance(30 * 60);
-        assert_eq!(idle.get("/app/campaigns").await.0, 303, "{engine}: 30 minutes idle");
+        assert_eq!(
+            idle.get("/app/campaigns").await.0,
+            303,
+            "{engine}: 30 minutes idle"
+        );
 
         // Busy, but 12 hours after signing in.
         let busy = Dashboard::sign_in(&server.base, "editor@shop.example.com").await;
@@ -250,11 +302,19 @@ async fn sessions_end_when_idle_at_their_absolute_limit_and_at_sign_out() {
             assert_eq!(busy.get("/app/campaigns").await.0, 200, "{engine}");
         }
         clock.advance(29 * 60);
-        assert_eq!(busy.get("/app/campaigns").await.0, 303, "{engine}: past 12 hours");
+        assert_eq!(
+            busy.get("/app/campaigns").await.0,
+            303,
+            "{engine}: past 12 hours"
+        );
 
         let leaving = Dashboard::sign_in(&server.base, "editor@shop.example.com").await;
         assert_eq!(leaving.post("/app/logout", &[]).await.0, 303, "{engine}");
-        assert_eq!(leaving.get("/app/campaigns").await.0, 303, "{engine}: signed out");
+        assert_eq!(
+            leaving.get("/app/campaigns").await.0,
+            303,
+            "{engine}: signed out"
+        );
         server.stop().await;
     })
     .await;
@@ -264,17 +324,27 @@ async fn sessions_end_when_idle_at_their_absolute_limit_and_at_sign_out() {
 async fn hostile_recipient_data_shows_as_text() {
     for_each_engine(|store, engine| async move {
         people(&store).await;
-        let mut hostile = recipient("mallory@example.com", "<script>alert(1)</script>", &["news"]);
+        let mut hostile = recipient(
+            "mallory@example.com",
+            "<script>alert(1)</script>",
+            &["news"],
+        );
         hostile.last_name = Some("<img src=x onerror=alert(2)>".into());
         store.upsert_recipients(&[hostile]).await.unwrap();
         let server = TestServer::start(&store).await;
         let editor = Dashboard::sign_in(&server.base, "editor@shop.example.com").await;
-        for path in ["/app/recipients/mallory@example.com", "/app/recipients?q=mallory"] {
+        for path in [
+            "/app/recipients/mallory@example.com",
+            "/app/recipients?q=mallory",
+        ] {
             let (status, html) = editor.get(path).await;
             assert_eq!(status, 200, "{engine}: {path}");
             assert!(!html.contains("<script>alert(1)"), "{engine}: {path}");
             assert!(!html.contains("<img src=x"), "{engine}: {path}");
-            assert!(html.contains("&lt;script&gt;alert(1)"), "{engine}: {path}: {html}");
+            assert!(
+                html.contains("&lt;script&gt;alert(1)"),
+                "{engine}: {path}: {html}"
+            );
         }
         server.stop().await;
     })

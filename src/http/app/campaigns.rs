@@ -21,11 +21,8 @@ use crate::http::state::AppState;
 use crate::store::{Campaign, CampaignStats, HumanReach, LedgerCounts, StoreError};
 use crate::time::format_timestamp;
 
-pub(crate) const TEMPLATES: &[(&str, &str)] = super::page::app_templates![
-    "campaigns.html",
-    "campaign.html",
-    "campaign_new.html",
-];
+pub(crate) const TEMPLATES: &[(&str, &str)] =
+    super::page::app_templates!["campaigns.html", "campaign.html", "campaign_new.html",];
 
 /// Campaigns a list page shows.
 const PAGE_SIZE: i64 = 25;
@@ -126,7 +123,14 @@ async fn new_form(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
 ) -> Result<Response, AppError> {
-    form_page(&state, &signed_in, &NewCampaignForm::default(), None, StatusCode::OK).await
+    form_page(
+        &state,
+        &signed_in,
+        &NewCampaignForm::default(),
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 async fn form_page(
@@ -176,7 +180,14 @@ async fn create(
         }
         Err(HttpError::Conflict(message)) => {
             let errors = FieldErrors::from([("name".to_string(), vec![message])]);
-            form_page(&state, &signed_in, &form, Some(&errors), StatusCode::CONFLICT).await
+            form_page(
+                &state,
+                &signed_in,
+                &form,
+                Some(&errors),
+                StatusCode::CONFLICT,
+            )
+            .await
         }
         Err(other) => Err(other.into()),
     }
@@ -190,7 +201,11 @@ fn api_body(form: &NewCampaignForm) -> Result<NewCampaignBody, FieldErrors> {
     };
     let send_at = optional(&form.send_at).map(|local| {
         // `datetime-local` sends `2026-12-08T09:00`; the form says it is UTC.
-        let with_seconds = if local.len() == 16 { format!("{local}:00") } else { local };
+        let with_seconds = if local.len() == 16 {
+            format!("{local}:00")
+        } else {
+            local
+        };
         format!("{with_seconds}Z")
     });
     let value = serde_json::json!({
@@ -345,9 +360,10 @@ async fn act(
 fn refusal(error: DispatchError) -> Result<(StatusCode, Vec<String>), AppError> {
     match error {
         DispatchError::Invalid { errors, .. } => Ok((StatusCode::UNPROCESSABLE_ENTITY, errors)),
-        DispatchError::Campaign { reason, .. } => {
-            Ok((StatusCode::CONFLICT, vec![format!("This campaign {reason}.")]))
-        }
+        DispatchError::Campaign { reason, .. } => Ok((
+            StatusCode::CONFLICT,
+            vec![format!("This campaign {reason}.")],
+        )),
         error @ (DispatchError::Render { .. } | DispatchError::Segment { .. }) => {
             Ok((StatusCode::UNPROCESSABLE_ENTITY, vec![error.to_string()]))
         }

@@ -155,9 +155,7 @@ async fn check_password(
     let matches = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
         .await
         .map_err(|e| HttpError::Internal(format!("password check: {e}")))?;
-    Ok(credentials
-        .filter(|_| matches)
-        .map(|(user, _)| user.id))
+    Ok(credentials.filter(|_| matches).map(|(user, _)| user.id))
 }
 
 async fn start_session(state: &AppState, user_id: i64, next: &str) -> Result<Response, AppError> {
@@ -185,11 +183,7 @@ pub(crate) async fn logout(
 ) -> Result<Response, AppError> {
     state.store.end_session(&signed_in.token_hash).await?;
     let cleared = set_cookie(&state, SESSION_COOKIE, "", "/app", 0);
-    Ok((
-        [(header::SET_COOKIE, cleared)],
-        Redirect::to("/app/login"),
-    )
-        .into_response())
+    Ok(([(header::SET_COOKIE, cleared)], Redirect::to("/app/login")).into_response())
 }
 
 /// Where to go after signing in: a dashboard path only, never another site.

@@ -16,12 +16,12 @@ mod automations;
 mod campaigns;
 mod chart;
 mod login;
+pub(crate) mod page;
 mod recipients;
 mod segments;
+pub(crate) mod session;
 mod settings;
 mod templates;
-pub(crate) mod page;
-pub(crate) mod session;
 
 use axum::Router;
 use axum::http::header;
@@ -52,7 +52,10 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .merge(templates::routes())
         .merge(automations::routes())
         .merge(settings::routes())
-        .route_layer(axum::middleware::from_fn_with_state(state, session::require));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            session::require,
+        ));
     Router::new()
         .route("/app/login", get(login::form).post(login::submit))
         .route("/app/static/{file}", get(static_file))
@@ -64,7 +67,11 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
 const STATIC: &[(&str, &str, &str)] = &[
     ("app.css", "text/css; charset=utf-8", page::APP_CSS),
     ("app.js", "text/javascript; charset=utf-8", page::APP_JS),
-    ("segments.js", "text/javascript; charset=utf-8", page::SEGMENTS_JS),
+    (
+        "segments.js",
+        "text/javascript; charset=utf-8",
+        page::SEGMENTS_JS,
+    ),
 ];
 
 async fn static_file(axum::extract::Path(file): axum::extract::Path<String>) -> Response {

@@ -53,7 +53,10 @@ impl Views {
             context.insert("user", &signed_in.email);
             context.insert("role", signed_in.role.as_str());
             context.insert("can_change", &signed_in.role.can_change());
-            context.insert("is_admin", &(signed_in.role == crate::accounts::Role::Admin));
+            context.insert(
+                "is_admin",
+                &(signed_in.role == crate::accounts::Role::Admin),
+            );
             context.insert("csrf", &signed_in.csrf);
         }
         context.insert("section", section);

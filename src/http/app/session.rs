@@ -55,7 +55,13 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 }
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Strict, Secure when served over HTTPS.
-pub(crate) fn set_cookie(state: &AppState, name: &str, value: &str, path: &str, max_age: i64) -> String {
+pub(crate) fn set_cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: i64,
+) -> String {
     let secure = if state.settings.base_url.starts_with("https://") {
         "; Secure"
     } else {
@@ -65,7 +71,10 @@ pub(crate) fn set_cookie(state: &AppState, name: &str, value: &str, path: &str, 
 }
 
 /// The session behind the request's cookie, when it is live at `now`.
-pub(crate) async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<SignedIn>, HttpError> {
+pub(crate) async fn current(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<SignedIn>, HttpError> {
     let Some(token) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
@@ -172,7 +181,10 @@ mod tests {
     #[test]
     fn cookies_are_found_among_others() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, "a=1; mailcast_session=tok; b=2".parse().unwrap());
+        headers.insert(
+            header::COOKIE,
+            "a=1; mailcast_session=tok; b=2".parse().unwrap(),
+        );
         assert_eq!(cookie(&headers, SESSION_COOKIE), Some("tok"));
         assert_eq!(cookie(&headers, "mailcast"), None);
     }
@@ -188,7 +200,10 @@ mod tests {
     fn form_fields_are_decoded() {
         let body = b"expression=country+%3D+%27DE%27&csrf=x%2By";
         assert_eq!(form_field(body, "csrf").as_deref(), Some("x+y"));
-        assert_eq!(form_field(body, "expression").as_deref(), Some("country = 'DE'"));
+        assert_eq!(
+            form_field(body, "expression").as_deref(),
+            Some("country = 'DE'")
+        );
         assert_eq!(form_field(body, "missing"), None);
     }
 }

@@ -78,7 +78,12 @@ impl Dashboard {
 
     /// Fetches the sign-in form and posts `email` and `password` with its token.
     pub async fn try_sign_in(&self, email: &str, password: &str) -> SignIn {
-        let form = self.client.get(format!("{}/app/login", self.base)).send().await.unwrap();
+        let form = self
+            .client
+            .get(format!("{}/app/login", self.base))
+            .send()
+            .await
+            .unwrap();
         let login_cookie = cookie_pair(&set_cookies(&form), "mailcast_login").unwrap();
         let html = form.text().await.unwrap();
         let token = hidden_value(&html, "login_token").unwrap();
@@ -86,7 +91,12 @@ impl Dashboard {
             .client
             .post(format!("{}/app/login", self.base))
             .header(COOKIE, login_cookie)
-            .form(&[("email", email), ("password", password), ("login_token", &token), ("next", "/app")])
+            .form(&[
+                ("email", email),
+                ("password", password),
+                ("login_token", &token),
+                ("next", "/app"),
+            ])
             .send()
             .await
             .unwrap();
@@ -134,7 +144,10 @@ impl Dashboard {
 
     /// POSTs exactly `fields`.
     pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-        let mut request = self.client.post(format!("{}{path}", self.base)).form(fields);
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .form(fields);
         if let Some(session) = &self.session {
             request = request.header(COOKIE, session);
         }

@@ -3,11 +3,11 @@
 #![allow(dead_code)]
 
 pub mod automation;
-pub mod browser;
-pub mod dashboard;
 pub mod bounce_mail;
 pub mod bounce_receiver;
+pub mod browser;
 pub mod campaign;
+pub mod dashboard;
 pub mod dkimpy;
 pub mod http;
 pub mod postfix;
