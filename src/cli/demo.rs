@@ -56,8 +56,27 @@ pub async fn run(database: &str, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let campaign_id = create_campaign(&store, args, template).await?;
     let counts = send(&store, args, campaign_id).await?;
     print_summary(&store, args, campaign_id, &counts, started).await?;
+    print_dashboard_hint(&store, database).await?;
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The account the demo signs in with; its password is made anew by every demo run.
+pub const DEMO_LOGIN: &str = "demo@mailcast.example";
+
+/// How to look at what the demo did in a browser: the command, the address, a login.
+async fn print_dashboard_hint(store: &Store, database: &str) -> anyhow::Result<()> {
+    let (_, password) =
+        crate::accounts::create_user(store, DEMO_LOGIN, crate::accounts::Role::Admin, None)
+            .await?;
+    let password = password.unwrap_or_default();
+    let database = match database {
+        "mailcast.db" => String::new(),
+        other => format!(" --database {other}"),
+    };
+    println!("dashboard: run `cargo run --release --{database} serve` (or `mailcast{database} serve`),");
+    println!("  open http://127.0.0.1:8080/app and sign in as {DEMO_LOGIN} with password {password}");
+    Ok(())
 }
 
 /// The demo's fixtures and template, built into the binary so that `mailcast demo`

@@ -40,8 +40,11 @@ fn the_demo_sends_one_personal_message_to_each_subscribed_fixture_recipient() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let summary = stdout.lines().last().unwrap();
-    assert!(summary.starts_with("demo: campaign"), "{summary}");
+    let summary = summary_line(&stdout);
+    assert!(
+        stdout.contains("open http://127.0.0.1:8080/app and sign in as demo@mailcast.example"),
+        "the demo ends with how to open the dashboard: {stdout}"
+    );
 
     let expected = expected_recipients(&root.join("fixtures"));
     assert!(
@@ -79,6 +82,14 @@ fn the_demo_sends_one_personal_message_to_each_subscribed_fixture_recipient() {
 }
 
 /// The first `n` fixture recipients, with all products and no events: a small demo.
+/// The demo's summary: `demo: campaign '…' done: audience …`.
+fn summary_line(stdout: &str) -> &str {
+    stdout
+        .lines()
+        .find(|line| line.starts_with("demo: campaign"))
+        .unwrap_or_else(|| panic!("no summary line in {stdout}"))
+}
+
 fn small_fixtures(root: &Path, dir: &Path, n: usize) {
     let recipients = std::fs::read_to_string(root.join("fixtures/recipients.csv")).unwrap();
     let head: Vec<&str> = recipients.lines().take(n + 1).collect();
@@ -167,7 +178,7 @@ fn the_demo_runs_from_any_directory_on_its_built_in_fixtures_and_template() {
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let expected = expected_recipients(&root.join("fixtures"));
-    let summary = stdout.lines().last().unwrap();
+    let summary = summary_line(&stdout);
     assert!(
         summary.contains(&format!("sent {}", expected.len())),
         "{summary}"
