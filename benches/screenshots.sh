@@ -17,6 +17,10 @@ root="$PWD"
 
 cd "$work"
 "$bin" demo > demo.out
+# The automations' templates first: loading an automation checks they are stored.
+for dir in "$root"/templates/*/; do
+    [ -f "${dir}subject.txt" ] && "$bin" template load "${dir%/}" > /dev/null
+done
 "$bin" automation load "$root/automations" > /dev/null
 password="$(sed -n 's/.*with password \([^ ]*\).*/\1/p' demo.out)"
 login="$(sed -n 's/.*sign in as \([^ ]*\) with.*/\1/p' demo.out)"

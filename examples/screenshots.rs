@@ -49,8 +49,14 @@ async fn sign_in(browser: &Browser, base: &str, email: &str, password: &str) {
     browser.goto(&format!("{base}/app/login")).await;
     browser.find("#email").await.type_text(email).await;
     browser.find("#password").await.type_text(password).await;
-    browser.find("form.stack button[type=submit]").await.click().await;
-    browser.wait_for_text("h1", "Campaigns", Duration::from_secs(20)).await;
+    browser
+        .find("form.stack button[type=submit]")
+        .await
+        .click()
+        .await;
+    browser
+        .wait_for_text("h1", "Campaigns", Duration::from_secs(20))
+        .await;
 }
 
 /// (file name, URL) of each page; the first campaign, recipient and automation on
@@ -59,7 +65,9 @@ async fn pages(browser: &Browser, base: &str) -> Vec<(String, String)> {
     let mut pages = vec![("campaigns".to_string(), format!("{base}/app/campaigns"))];
     let first = |list: &'static str| async move {
         browser.goto(&format!("{base}/app/{list}")).await;
-        let link = browser.try_find(&format!("main table a[href^='/app/{list}/']")).await?;
+        let link = browser
+            .try_find(&format!("main table a[href^='/app/{list}/']"))
+            .await?;
         link.attribute("href").await
     };
     if let Some(href) = first("campaigns").await {
@@ -69,7 +77,10 @@ async fn pages(browser: &Browser, base: &str) -> Vec<(String, String)> {
         "segment-editor".into(),
         format!("{base}/app/segments/{}", first_segment(browser, base).await),
     ));
-    pages.push(("template-preview".into(), format!("{base}/app/templates/weekly-picks")));
+    pages.push((
+        "template-preview".into(),
+        format!("{base}/app/templates/weekly-picks"),
+    ));
     if let Some(href) = first("recipients").await {
         pages.push(("recipient".into(), format!("{base}{href}")));
     }
@@ -82,7 +93,10 @@ async fn pages(browser: &Browser, base: &str) -> Vec<(String, String)> {
 
 async fn first_segment(browser: &Browser, base: &str) -> String {
     browser.goto(&format!("{base}/app/segments")).await;
-    match browser.try_find("main table a[href^='/app/segments/']").await {
+    match browser
+        .try_find("main table a[href^='/app/segments/']")
+        .await
+    {
         Some(link) => {
             let href = link.attribute("href").await.unwrap_or_default();
             href.rsplit('/').next().unwrap_or("new").to_string()

@@ -67,15 +67,18 @@ pub const DEMO_LOGIN: &str = "demo@mailcast.example";
 /// How to look at what the demo did in a browser: the command, the address, a login.
 async fn print_dashboard_hint(store: &Store, database: &str) -> anyhow::Result<()> {
     let (_, password) =
-        crate::accounts::create_user(store, DEMO_LOGIN, crate::accounts::Role::Admin, None)
-            .await?;
+        crate::accounts::create_user(store, DEMO_LOGIN, crate::accounts::Role::Admin, None).await?;
     let password = password.unwrap_or_default();
     let database = match database {
         "mailcast.db" => String::new(),
         other => format!(" --database {other}"),
     };
-    println!("dashboard: run `cargo run --release --{database} serve` (or `mailcast{database} serve`),");
-    println!("  open http://127.0.0.1:8080/app and sign in as {DEMO_LOGIN} with password {password}");
+    println!(
+        "dashboard: run `cargo run --release --{database} serve` (or `mailcast{database} serve`),"
+    );
+    println!(
+        "  open http://127.0.0.1:8080/app and sign in as {DEMO_LOGIN} with password {password}"
+    );
     Ok(())
 }
 

@@ -1,11 +1,11 @@
 //! Reads the dashboard's recipient pages need: pages of recipients by email prefix
-//! (a range of the unique `email_key` index) or newest first (by id), and bounded
-//! slices of one recipient's history (the newest events and deliveries, opens and
-//! clicks counted), so a recipient with a million events shows as fast as any other.
+//! (a range of keys in code point order) or newest first (by id), and bounded slices
+//! of one recipient's history (the newest events and deliveries, opens and clicks
+//! counted), so a recipient with a million events shows as fast as any other.
 
 use serde::Serialize;
 
-use super::{Store, StoreError, on_pool};
+use super::{Engine, Store, StoreError, on_pool};
 
 /// One line of the recipient list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -57,24 +57,29 @@ pub struct TrackingTally {
 const LINE_COLUMNS: &str =
     "id, email, email_key, first_name, last_name, country, status, created_at";
 
-/// Keys starting with `$2` from `$1` on, one range of the unique index in key order.
-/// The range alone is exact in code point order (SQLite's BINARY, PostgreSQL's "C");
-/// `substr(…) = $2` drops what another PostgreSQL collation lets into it.
-fn prefix_page_sql(from_after: bool, bounded: bool) -> String {
-    let lower = if from_after {
-        "email_key > $1"
-    } else {
-        "email_key >= $1"
+/// Keys starting with `$2` from `$1` on (after it with `from_after`), below `$4` when
+/// `bounded`, in key order. The range is exact in code point order only: SQLite's
+/// BINARY, and PostgreSQL's "C", which its comparisons name because the database's
+/// collation may order otherwise (in `en_US`, `liz@x` sorts above `li{`, the bound of
+/// `liz`, and `user9@x` above `user:`, so the search would miss them). On SQLite the
+/// range is one range of the unique index; PostgreSQL's unique index has the
+/// database's collation, so there an index on `email_key COLLATE "C"` serves it.
+/// `substr(…) = $2` keeps the filter exact whatever the range lets in.
+fn prefix_page_sql(engine: Engine, from_after: bool, bounded: bool) -> String {
+    let key = match engine {
+        Engine::Sqlite => "email_key",
+        Engine::Postgres => "email_key COLLATE \"C\"",
     };
+    let lower = if from_after { ">" } else { ">=" };
     let (upper, limit) = if bounded {
-        (" AND email_key < $4", "$5")
+        (format!(" AND {key} < $4"), "$5")
     } else {
-        ("", "$4")
+        (String::new(), "$4")
     };
     format!(
         "SELECT {LINE_COLUMNS} FROM recipients
-         WHERE {lower}{upper} AND substr(email_key, 1, $3) = $2
-         ORDER BY email_key LIMIT {limit}"
+         WHERE {key} {lower} $1{upper} AND substr(email_key, 1, $3) = $2
+         ORDER BY {key} LIMIT {limit}"
     )
 }
 
@@ -133,7 +138,7 @@ impl Store {
     ) -> Result<Vec<RecipientLine>, StoreError> {
         let after = after.filter(|after| *after >= prefix);
         let upper = prefix_upper_bound(prefix);
-        let sql = prefix_page_sql(after.is_some(), upper.is_some());
+        let sql = prefix_page_sql(self.engine(), after.is_some(), upper.is_some());
         let prefix_chars = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
         Ok(on_pool!(self, pool => {
             let query = sqlx::query_as(super::built(&sql))
@@ -177,13 +182,10 @@ impl Store {
             .await)?)
     }
 
+    /// How many events the recipient has.
     pub async fn recipient_event_count(&self, recipient_id: i64) -> Result<i64, StoreError> {
         let sql = "SELECT COUNT(*) FROM events WHERE recipient_id = $1";
-        let (count,): (i64,) = on_pool!(self, pool => sqlx::query_as(sql)
-            .bind(recipient_id)
-            .fetch_one(pool)
-            .await)?;
-        Ok(count)
+        self.count_for_recipient(sql, recipient_id).await
     }
 
     /// The recipient's `limit` newest deliveries (by when they were added), newest first.
@@ -199,8 +201,18 @@ impl Store {
             .await)?)
     }
 
+    /// How many deliveries the recipient has.
     pub async fn recipient_delivery_count(&self, recipient_id: i64) -> Result<i64, StoreError> {
         let sql = "SELECT COUNT(*) FROM deliveries WHERE recipient_id = $1";
+        self.count_for_recipient(sql, recipient_id).await
+    }
+
+    /// The one number `sql` (a `COUNT(*)` with the recipient's id as `$1`) answers.
+    async fn count_for_recipient(
+        &self,
+        sql: &'static str,
+        recipient_id: i64,
+    ) -> Result<i64, StoreError> {
         let (count,): (i64,) = on_pool!(self, pool => sqlx::query_as(sql)
             .bind(recipient_id)
             .fetch_one(pool)
@@ -332,7 +344,7 @@ mod tests {
         for (from_after, bounded) in [(false, true), (true, true), (false, false)] {
             let sql = format!(
                 "EXPLAIN QUERY PLAN {}",
-                prefix_page_sql(from_after, bounded)
+                prefix_page_sql(Engine::Sqlite, from_after, bounded)
             );
             let query = sqlx::query_as::<_, (i64, i64, i64, String)>(crate::store::built(&sql))
                 .bind("ann")

@@ -462,3 +462,79 @@ fn a_campaign_experiment_with_bad_parts_names_each_and_creates_nothing() {
         "nothing created: {listed}"
     );
 }
+
+/// `mailcast user`: a one-time password that signs in (checked against the stored
+/// Argon2id hash), a reset that ends it, and bad input refused in one line.
+#[test]
+fn dashboard_users_are_created_with_a_one_time_password_and_bad_input_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = mailcast(
+        &["user", "create", "Ada@Shop.example.com", "--role", "editor"],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("user ada@shop.example.com (editor)"),
+        "{stdout}"
+    );
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .expect("a one-time password")
+        .to_string();
+    let stored = stored_hash(dir.path(), "ada@shop.example.com");
+    assert!(mailcast::accounts::verify_password(&password, &stored));
+    assert!(!mailcast::accounts::verify_password("guess", &stored));
+
+    let (code, _, stderr) = mailcast(
+        &["user", "create", "not-an-address", "--role", "viewer"],
+        dir.path(),
+    );
+    assert_ne!(code, 0);
+    assert_one_line_error(&stderr, "email:");
+
+    let (code, stdout, _) = mailcast(&["user", "list"], dir.path());
+    assert_eq!(code, 0);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let (code, _, stderr) = mailcast(&["user", "remove", "nobody@shop.example.com"], dir.path());
+    assert_ne!(code, 0);
+    assert_one_line_error(&stderr, "no user nobody@shop.example.com");
+}
+
+#[test]
+fn a_short_password_from_standard_input_is_refused() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailcast"))
+        .args([
+            "user",
+            "create",
+            "ada@shop.example.com",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"short\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_one_line_error(&stderr, "password: must be at least 12 characters");
+}
+
+fn stored_hash(dir: &std::path::Path, email: &str) -> String {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = mailcast::store::Store::open(&dir.join("mailcast.db").display().to_string())
+            .await
+            .unwrap();
+        let (_, hash) = store.user_credentials(email).await.unwrap().unwrap();
+        store.close().await;
+        hash
+    })
+}

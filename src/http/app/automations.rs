@@ -4,13 +4,14 @@
 //! and the API.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde::Serialize;
 
 use super::chart::bar_funnel;
-use super::page::{AppError, page};
+use super::page::{AppError, not_found, path_segment};
 use super::session::SignedIn;
 use crate::automation::definition::{Definition, Sender};
 use crate::automation::{describe_entry, describe_step, describe_trigger, event_text};
@@ -21,6 +22,9 @@ use crate::time::format_timestamp;
 
 pub(crate) const TEMPLATES: &[(&str, &str)] =
     super::page::app_templates!["automations.html", "automation.html"];
+
+/// The section the pages belong to (the highlighted navigation item).
+const SECTION: &str = "automations";
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -63,10 +67,13 @@ async fn list(
         });
     }
     let data = serde_json::json!({ "rows": rows });
-    let body = state
-        .views
-        .render("automations.html", Some(&signed_in), "automations", &data)?;
-    Ok(page(body))
+    state.views.respond(
+        StatusCode::OK,
+        "automations.html",
+        &signed_in,
+        SECTION,
+        &data,
+    )
 }
 
 /// One step of the current version with its figures.
@@ -120,7 +127,7 @@ async fn show(
         .store
         .automation_by_name(&name)
         .await?
-        .ok_or_else(|| not_found(&name))?;
+        .ok_or_else(|| not_found("automation", &name))?;
     let definition = stored_definition(&automation)?;
     let stats = state.store.automation_stats(automation.id).await?;
     let steps = step_rows(&definition, automation.version, &stats);
@@ -149,10 +156,13 @@ async fn show(
         status: automation.status,
         version: automation.version,
     };
-    let body = state
-        .views
-        .render("automation.html", Some(&signed_in), "automations", &data)?;
-    Ok(page(body))
+    state.views.respond(
+        StatusCode::OK,
+        "automation.html",
+        &signed_in,
+        SECTION,
+        &data,
+    )
 }
 
 /// Pause or resume, then back to the automation's page.
@@ -168,13 +178,9 @@ async fn act(
         }
     };
     if !state.store.set_automation_status(&name, status).await? {
-        return Err(not_found(&name).into());
+        return Err(not_found("automation", &name));
     }
     Ok(Redirect::to(&automation_path(&name)).into_response())
-}
-
-fn not_found(name: &str) -> HttpError {
-    HttpError::NotFound(format!("no automation named '{name}'"))
 }
 
 fn stored_definition(automation: &StoredAutomation) -> Result<Definition, HttpError> {
@@ -185,20 +191,6 @@ fn stored_definition(automation: &StoredAutomation) -> Result<Definition, HttpEr
 /// `/app/automations/{name}` with the name as one path segment.
 fn automation_path(name: &str) -> String {
     format!("/app/automations/{}", path_segment(name))
-}
-
-/// `text` percent-encoded as one URL path segment: everything but unreserved
-/// characters (RFC 3986) is escaped, so `/`, `?`, `#` and spaces stay inside it.
-pub(super) fn path_segment(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
 }
 
 /// `Name <email>`, or the address alone when no name is given.
@@ -316,10 +308,8 @@ mod tests {
     }
 
     #[test]
-    fn path_segments_escape_all_but_unreserved() {
-        assert_eq!(path_segment("win-back_2.0~x"), "win-back_2.0~x");
-        assert_eq!(path_segment("a b/c?d#e"), "a%20b%2Fc%3Fd%23e");
-        assert_eq!(path_segment("é"), "%C3%A9");
+    fn automation_paths_hold_the_name_as_one_segment() {
+        assert_eq!(automation_path("win-back"), "/app/automations/win-back");
         assert_eq!(automation_path("a/b"), "/app/automations/a%2Fb");
     }
 

@@ -10,7 +10,7 @@ use axum::{Extension, Form, Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::chart::{Series, line_chart, timeline_bucket_seconds, zero_filled};
-use super::page::{AppError, page};
+use super::page::{AppError, money, page};
 use super::session::SignedIn;
 use crate::dispatch::{
     DispatchError, cancel_campaign, pause_campaign, resume_campaign, schedule_campaign,
@@ -301,10 +301,6 @@ async fn engagement_chart(state: &AppState, campaign: &Campaign) -> Result<Strin
         one.points = zero_filled(&one.points, bucket);
     }
     Ok(line_chart(&series, "Opens and clicks over time"))
-}
-
-fn money(cents: i64) -> String {
-    format!("{}.{:02}", cents / 100, (cents % 100).abs())
 }
 
 fn not_found(error: StoreError) -> AppError {

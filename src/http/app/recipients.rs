@@ -6,8 +6,6 @@
 //! `erase_recipient`) and are for editors and admins only: an export is all the
 //! personal data held about someone.
 
-use std::fmt::Write as _;
-
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -17,7 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use unicode_normalization::UnicodeNormalization;
 
-use super::page::{AppError, page};
+use super::page::{
+    AppError, form_status, full_name, money, not_found, one_page, path_segment, query_string,
+    require_editor,
+};
 use super::session::SignedIn;
 use crate::domain::EmailAddress;
 use crate::http::error::HttpError;
@@ -35,6 +36,8 @@ pub(crate) const TEMPLATES: &[(&str, &str)] =
 const PAGE_SIZE: usize = 50;
 /// Events and deliveries a profile shows, newest first.
 const HISTORY_ROWS: i64 = 50;
+/// The section the pages belong to (the highlighted navigation item).
+const SECTION: &str = "recipients";
 
 const NO_RECIPIENTS: &str =
     "No recipients yet: import them with mailcast import recipients FILE, or through the API.";
@@ -90,10 +93,13 @@ async fn list(
         search_page(&state, &key, &query).await?
     };
     data.erased = query.erased.is_some();
-    let body = state
-        .views
-        .render("recipients.html", Some(&signed_in), "recipients", &data)?;
-    Ok(page(body))
+    state.views.respond(
+        StatusCode::OK,
+        "recipients.html",
+        &signed_in,
+        SECTION,
+        &data,
+    )
 }
 
 async fn newest_page(state: &AppState, query: &ListQuery) -> Result<ListPage, AppError> {
@@ -105,7 +111,7 @@ async fn newest_page(state: &AppState, query: &ListQuery) -> Result<ListPage, Ap
         .store
         .newest_recipients(before, PAGE_SIZE as i64 + 1)
         .await?;
-    let (lines, more) = one_page(lines);
+    let (lines, more) = one_page(lines, PAGE_SIZE);
     let next_href = more
         .then(|| {
             lines
@@ -135,7 +141,7 @@ async fn search_page(state: &AppState, key: &str, query: &ListQuery) -> Result<L
         .store
         .recipients_by_prefix(key, after, PAGE_SIZE as i64 + 1)
         .await?;
-    let (lines, more) = one_page(lines);
+    let (lines, more) = one_page(lines, PAGE_SIZE);
     let next_href = more
         .then(|| {
             lines
@@ -153,13 +159,6 @@ async fn search_page(state: &AppState, key: &str, query: &ListQuery) -> Result<L
         first_href: after.map(|_| search_href(&query.q, None)),
         erased: false,
     })
-}
-
-/// The first `PAGE_SIZE` of `lines` (fetched one longer) and whether more follow.
-fn one_page(mut lines: Vec<RecipientLine>) -> (Vec<RecipientLine>, bool) {
-    let more = lines.len() > PAGE_SIZE;
-    lines.truncate(PAGE_SIZE);
-    (lines, more)
 }
 
 fn list_row(line: &RecipientLine) -> ListRow {
@@ -183,42 +182,16 @@ fn search_key(typed: &str) -> String {
     }
 }
 
+/// A search for `q`, from after the key `after` when given.
 fn search_href(q: &str, after: Option<&str>) -> String {
-    let mut query = url::form_urlencoded::Serializer::new(String::new());
-    query.append_pair("q", q);
-    if let Some(after) = after {
-        query.append_pair("after", after);
-    }
-    format!("/app/recipients?{}", query.finish())
+    let query = query_string(&[("q", q), ("after", after.unwrap_or_default())]);
+    format!("/app/recipients?{query}")
 }
 
-/// The profile's address: `/app/recipients/` and the address as one path segment.
-fn recipient_href(email: &str) -> String {
+/// The profile's address: `/app/recipients/` and the address as one path segment
+/// (`/`, `?`, `#` and `%` can be in an address's local part).
+pub(super) fn recipient_href(email: &str) -> String {
     format!("/app/recipients/{}", path_segment(email))
-}
-
-/// `text` as one URL path segment: every byte but letters, digits, `-._~@+`
-/// percent-encoded (`/`, `?`, `#` and `%` can be in an address's local part).
-fn path_segment(text: &str) -> String {
-    let mut segment = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~@+".contains(&byte) {
-            segment.push(char::from(byte));
-        } else {
-            let _ = write!(segment, "%{byte:02X}");
-        }
-    }
-    segment
-}
-
-fn full_name(first: Option<&str>, last: Option<&str>) -> String {
-    [first, last]
-        .into_iter()
-        .flatten()
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// `1 event`, `3 events`.
@@ -226,15 +199,8 @@ fn counted(n: i64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// Cents as units with two decimals: `1234` → `12.34`, `-5` → `-0.05`.
-fn money(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let cents = cents.unsigned_abs();
-    format!("{sign}{}.{:02}", cents / 100, cents % 100)
-}
-
 fn no_recipient(text: &str) -> AppError {
-    HttpError::NotFound(format!("no recipient '{text}'")).into()
+    not_found("recipient", text)
 }
 
 /// The address `text` (a path segment, decoded) spells; one that is none is not found.
@@ -251,14 +217,6 @@ async fn find(state: &AppState, text: &str) -> Result<(EmailAddress, Recipient),
         .await?
         .ok_or_else(|| no_recipient(text))?;
     Ok((address, recipient))
-}
-
-/// Exports and erasure: an editor's or an admin's.
-fn require_editor(signed_in: &SignedIn, what: &str) -> Result<(), AppError> {
-    if signed_in.role.can_change() {
-        return Ok(());
-    }
-    Err(HttpError::Forbidden(format!("only editors and admins may {what}")).into())
 }
 
 #[derive(Debug, Serialize)]
@@ -369,10 +327,9 @@ async fn profile(
         status: recipient.status,
         email: recipient.email,
     };
-    let body = state
+    state
         .views
-        .render("recipient.html", Some(&signed_in), "recipients", &data)?;
-    Ok(page(body))
+        .respond(StatusCode::OK, "recipient.html", &signed_in, SECTION, &data)
 }
 
 fn facts(recipient: &Recipient) -> Vec<Fact> {
@@ -594,15 +551,10 @@ async fn erase_page(
         confirm: confirm.to_string(),
         error,
     };
-    let status = if data.error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    let body = state
+    let status = form_status(data.error.is_some());
+    state
         .views
-        .render("recipient_erase.html", Some(signed_in), "recipients", &data)?;
-    Ok((status, page(body)).into_response())
+        .respond(status, "recipient_erase.html", signed_in, SECTION, &data)
 }
 
 /// Whether `typed` is the address `address` (any case or spelling of the same mailbox).
@@ -653,14 +605,19 @@ mod tests {
     }
 
     #[test]
-    fn addresses_become_one_path_segment() {
+    fn profiles_hold_the_address_as_one_path_segment() {
         assert_eq!(
-            path_segment("anna+news@example.com"),
-            "anna+news@example.com"
+            recipient_href("anna+news@example.com"),
+            "/app/recipients/anna+news@example.com"
         );
-        assert_eq!(path_segment("a/b?c#d%e@x.io"), "a%2Fb%3Fc%23d%25e@x.io");
-        assert_eq!(path_segment("jos\u{e9}@x.io"), "jos%C3%A9@x.io");
-        assert_eq!(path_segment("<b>@x.io"), "%3Cb%3E@x.io");
+        assert_eq!(
+            recipient_href("a/b?c#d%e@x.io"),
+            "/app/recipients/a%2Fb%3Fc%23d%25e@x.io"
+        );
+        assert_eq!(
+            recipient_href("jos\u{e9}@x.io"),
+            "/app/recipients/jos%C3%A9@x.io"
+        );
     }
 
     #[test]
@@ -692,14 +649,7 @@ mod tests {
     }
 
     #[test]
-    fn names_money_and_counts_read_well() {
-        assert_eq!(full_name(Some(" Anna "), Some("Meyer")), "Anna Meyer");
-        assert_eq!(full_name(None, Some("Meyer")), "Meyer");
-        assert_eq!(full_name(Some(""), None), "");
-        assert_eq!(money(1234), "12.34");
-        assert_eq!(money(5), "0.05");
-        assert_eq!(money(-50), "-0.50");
-        assert_eq!(money(i64::MIN), "-92233720368547758.08");
+    fn counts_read_well() {
         assert_eq!(counted(1, "event", "events"), "1 event");
         assert_eq!(counted(0, "event", "events"), "0 events");
         assert_eq!(Fact::new("City", None).value, "–");

@@ -12,7 +12,11 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::page::{AppError, page};
+use super::page::{
+    AfterQuery, AppError, after_query, found, full_name, not_found, one_page, path_segment,
+    require_editor,
+};
+use super::recipients::recipient_href;
 use super::session::SignedIn;
 use crate::http::error::{FieldErrors, HttpError, add_error};
 use crate::http::state::AppState;
@@ -23,7 +27,7 @@ pub(crate) const TEMPLATES: &[(&str, &str)] =
     super::page::app_templates!["segments.html", "segment.html"];
 
 /// Segments a list page shows.
-const PAGE_SIZE: i64 = 50;
+const PAGE_SIZE: usize = 50;
 /// Campaigns listed per segment and kind of use; the rest are counted.
 const USES_SHOWN: i64 = 5;
 /// Recipients a check shows.
@@ -32,6 +36,8 @@ const SAMPLE: i64 = 10;
 const NAME_LIMIT: usize = 100;
 /// Names the dashboard's own routes take: a segment so named could not be opened.
 const ROUTE_NAMES: &[&str] = &["new", "check"];
+/// The section the pages belong to (the highlighted navigation item).
+const SECTION: &str = "segments";
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -101,23 +107,20 @@ struct ListRow {
     uses: SegmentUses,
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct ListQuery {
-    after: Option<String>,
-}
-
 async fn list(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<AfterQuery>,
 ) -> Result<Response, AppError> {
-    let after = query.after.as_deref().filter(|after| !after.is_empty());
-    let segments = state.store.segment_page(after, PAGE_SIZE).await?;
+    let after = query.after();
+    let fetched = state
+        .store
+        .segment_page(after, PAGE_SIZE as i64 + 1)
+        .await?;
+    let (segments, more) = one_page(fetched, PAGE_SIZE);
     let names: Vec<String> = segments.iter().map(|s| s.name.clone()).collect();
     let mut uses = uses_of(&state, &names).await?;
-    let next = (segments.len() as i64 == PAGE_SIZE)
-        .then(|| segments.last().map(|s| query_value(&s.name)))
-        .flatten();
+    let next = after_query(&segments, more, |segment| segment.name.as_str());
     let rows: Vec<ListRow> = segments
         .into_iter()
         .map(|segment| ListRow {
@@ -127,10 +130,9 @@ async fn list(
         })
         .collect();
     let data = serde_json::json!({ "rows": rows, "next": next, "first": after.is_some() });
-    let body = state
+    state
         .views
-        .render("segments.html", Some(&signed_in), "segments", &data)?;
-    Ok(page(body))
+        .respond(StatusCode::OK, "segments.html", &signed_in, SECTION, &data)
 }
 
 /// The campaigns using each of `names`, as audience and as a declared segment.
@@ -190,9 +192,7 @@ async fn new_form(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
 ) -> Result<Response, AppError> {
-    if !signed_in.role.can_change() {
-        return Err(HttpError::Forbidden("a viewer cannot create segments".into()).into());
-    }
+    require_editor(&signed_in, "create segments")?;
     let form = SegmentForm::default();
     let feedback = Feedback::default();
     editor_page(&state, &signed_in, &form, feedback, StatusCode::OK).await
@@ -213,7 +213,7 @@ async fn edit(
         .store
         .segment_by_name(&name)
         .await?
-        .ok_or_else(|| HttpError::NotFound(format!("no segment named '{name}'")))?;
+        .ok_or_else(|| not_found("segment", &name))?;
     let form = SegmentForm {
         name: segment.name,
         description: segment.description,
@@ -249,10 +249,9 @@ async fn editor_page(
         topics: state.store.topic_names().await?,
         uses,
     };
-    let body = state
+    state
         .views
-        .render("segment.html", Some(signed_in), "segments", &data)?;
-    Ok((status, page(body)).into_response())
+        .respond(status, "segment.html", signed_in, SECTION, &data)
 }
 
 /// Creates or replaces the segment; on a mistake the editor again, with the messages.
@@ -410,15 +409,10 @@ struct SampleRow {
 
 impl From<Recipient> for SampleRow {
     fn from(r: Recipient) -> SampleRow {
-        let name = [r.first_name.as_deref(), r.last_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
         SampleRow {
-            href: format!("/app/recipients/{}", path_segment(&r.email)),
+            href: recipient_href(&r.email),
+            name: full_name(r.first_name.as_deref(), r.last_name.as_deref()),
             email: r.email,
-            name,
             country: r.country.unwrap_or_default(),
             status: r.status,
         }
@@ -509,13 +503,10 @@ async fn checked(
 
 async fn measured(state: &AppState, filter: &SqlFilter, topic: &str) -> Result<Outcome, AppError> {
     let topic = (!topic.is_empty()).then(|| topic.to_string());
-    let count = match state.store.count_segment(filter, topic.as_deref()).await {
-        Ok(count) => count,
-        Err(StoreError::NotFound { .. }) => {
-            let unknown = format!("no topic named \"{}\"", topic.as_deref().unwrap_or(""));
-            return Ok(Outcome::Refused(Refusal::whole(unknown)));
-        }
-        Err(error) => return Err(error.into()),
+    let counted = state.store.count_segment(filter, topic.as_deref()).await;
+    let Some(count) = found(counted)? else {
+        let unknown = format!("no topic named \"{}\"", topic.as_deref().unwrap_or(""));
+        return Ok(Outcome::Refused(Refusal::whole(unknown)));
     };
     let sample = state.store.sample_segment(filter, SAMPLE).await?;
     Ok(Outcome::Counted(Counted {
@@ -556,24 +547,6 @@ fn caret_under(source: &str, column: u32) -> String {
         .collect();
     caret.push('^');
     caret
-}
-
-/// `text` as one URL path segment: all but unreserved characters and `@` encoded.
-fn path_segment(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~@".contains(&byte) {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
-
-/// `text` as a query-string value.
-fn query_value(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 fn editor_href(name: &str) -> String {
@@ -656,11 +629,9 @@ mod tests {
     }
 
     #[test]
-    fn path_segments_are_encoded() {
-        assert_eq!(path_segment("ada@example.com"), "ada@example.com");
-        assert_eq!(path_segment("a+b/c d"), "a%2Bb%2Fc%20d");
-        assert_eq!(path_segment("ü"), "%C3%BC");
+    fn editor_links_hold_the_name_as_one_segment() {
         assert_eq!(editor_href("vip list"), "/app/segments/vip%20list");
+        assert_eq!(editor_href("a/b"), "/app/segments/a%2Fb");
     }
 
     #[test]

@@ -14,11 +14,10 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::{Deserialize, Serialize};
 
-use super::automations::path_segment;
-use super::page::{AppError, page};
+use super::page::{AppError, field_error, not_found, path_segment};
 use super::session::SignedIn;
 use crate::accounts::Role;
-use crate::http::error::{FieldErrors, HttpError};
+use crate::http::error::FieldErrors;
 use crate::http::state::AppState;
 use crate::http::{generate_api_key, hash_api_key};
 use crate::links::KEYS_ENV;
@@ -40,6 +39,8 @@ const SELF_PAUSED: i64 = 10;
 const RECENT_SECONDS: i64 = 60 * 60;
 /// Error texts are cut to this many characters.
 const ERROR_CHARS: usize = 300;
+/// The section the page belongs to (the highlighted navigation item).
+const SECTION: &str = "settings";
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -130,10 +131,9 @@ async fn settings_page(
         "link_keys": link_keys(state).await?,
         "users": users,
     });
-    let body = state
+    state
         .views
-        .render("settings.html", Some(signed_in), "settings", &data)?;
-    Ok((status, page(body)).into_response())
+        .respond(status, "settings.html", signed_in, SECTION, &data)
 }
 
 #[derive(Debug, PartialEq, Eq, Serialize)]
@@ -314,7 +314,7 @@ async fn create_key(
 fn refused_form(form: KeyForm, message: String) -> Outcome {
     Outcome {
         form,
-        errors: Some(FieldErrors::from([("name".to_string(), vec![message])])),
+        errors: Some(field_error("name", message)),
         ..Outcome::default()
     }
 }
@@ -357,32 +357,29 @@ async fn revoke(
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, AppError> {
     signed_in.require_admin()?;
+    known_key(&state, &name).await?;
     if form.confirm.is_none_or(|value| value.is_empty()) {
-        known_key(&state, &name).await?;
-        let errors = FieldErrors::from([(
-            "confirm".to_string(),
-            vec!["Tick the box to confirm that this key should stop working.".to_string()],
-        )]);
+        let message = "Tick the box to confirm that this key should stop working.";
+        let errors = field_error("confirm", message);
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return confirmation_page(&state, &signed_in, &name, Some(&errors), status);
     }
     if !state.store.revoke_api_key(&name).await? {
-        return Err(no_such_key(&name).into());
+        return Err(not_found("API key", &name));
     }
     Ok(Redirect::to("/app/settings?done=revoked").into_response())
 }
 
+/// Refuses a name no key has (404), and the internal scope `mailcast send` and test
+/// sends keep their idempotency keys under: it is not a key, and revoking it would
+/// drop those keys.
 async fn known_key(state: &AppState, name: &str) -> Result<(), AppError> {
     let listing = state.store.api_key_listing().await?;
-    if listing.iter().any(|key| key.name == name) {
+    if listing.iter().any(|key| key.name == name && !key.internal) {
         Ok(())
     } else {
-        Err(no_such_key(name).into())
+        Err(not_found("API key", name))
     }
-}
-
-fn no_such_key(name: &str) -> HttpError {
-    HttpError::NotFound(format!("no API key named '{name}'"))
 }
 
 fn confirmation_page(
@@ -396,10 +393,9 @@ fn confirmation_page(
         "revoking": { "name": name, "action": revoke_path(name) },
         "errors": errors,
     });
-    let body = state
+    state
         .views
-        .render("settings.html", Some(signed_in), "settings", &data)?;
-    Ok((status, page(body)).into_response())
+        .respond(status, "settings.html", signed_in, SECTION, &data)
 }
 
 #[cfg(test)]
