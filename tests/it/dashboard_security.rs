@@ -63,6 +63,14 @@ async fn people(store: &Store) {
     user(store, "viewer@shop.example.com", Role::Viewer).await;
 }
 
+/// A server whose sessions and throttle take their time from a clock the test moves.
+async fn on_manual_clock(store: &Store) -> (TestServer, Clock) {
+    let mut settings = settings();
+    let clock = Clock::manual(1_800_000_000);
+    settings.clock = clock.clone();
+    (TestServer::start_with(store, settings).await, clock)
+}
+
 #[tokio::test]
 async fn every_route_without_a_session_redirects_to_sign_in() {
     for_each_engine(|store, engine| async move {
@@ -225,10 +233,7 @@ async fn pages_carry_a_strict_content_security_policy() {
 async fn failed_sign_ins_are_throttled_per_account_and_per_address() {
     for_each_engine(|store, engine| async move {
         people(&store).await;
-        let mut settings = settings();
-        let clock = Clock::manual(1_800_000_000);
-        settings.clock = clock.clone();
-        let server = TestServer::start_with(&store, settings).await;
+        let (server, clock) = on_manual_clock(&store).await;
         let browser = Dashboard::new(&server.base);
         for attempt in 1..=5 {
             let outcome = browser
@@ -276,10 +281,7 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_address() {
 async fn sessions_end_when_idle_at_their_absolute_limit_and_at_sign_out() {
     for_each_engine(|store, engine| async move {
         people(&store).await;
-        let mut settings = settings();
-        let clock = Clock::manual(1_800_000_000);
-        settings.clock = clock.clone();
-        let server = TestServer::start_with(&store, settings).await;
+        let (server, clock) = on_manual_clock(&store).await;
 
         let idle = Dashboard::sign_in(&server.base, "editor@shop.example.com").await;
         clock.advance(29 * 60);

@@ -10,7 +10,7 @@ use axum::{Extension, Form, Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::chart::{Series, line_chart, timeline_bucket_seconds, zero_filled};
-use super::page::{AppError, money, page};
+use super::page::{AppError, money, one_page, page};
 use super::session::SignedIn;
 use crate::dispatch::{
     DispatchError, cancel_campaign, pause_campaign, resume_campaign, schedule_campaign,
@@ -59,10 +59,12 @@ async fn list(
     Extension(signed_in): Extension<SignedIn>,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, AppError> {
-    let campaigns = state.store.campaign_page(query.before, PAGE_SIZE).await?;
-    let older = (campaigns.len() as i64 == PAGE_SIZE)
-        .then(|| campaigns.last().map(|c| c.id))
-        .flatten();
+    let fetched = state
+        .store
+        .campaign_page(query.before, PAGE_SIZE + 1)
+        .await?;
+    let (campaigns, more) = one_page(fetched, PAGE_SIZE as usize);
+    let older = campaigns.last().filter(|_| more).map(|c| c.id);
     let mut rows = Vec::with_capacity(campaigns.len());
     for campaign in campaigns {
         rows.push(row(&state, campaign).await?);
