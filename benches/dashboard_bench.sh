@@ -19,6 +19,7 @@
 #   REUSE_BIG=PATH.db    measure the big database a KEEP=1 run left instead of building
 #                        it again (its dashboard user's password is reset)
 #   MAILCAST_BIN=PATH    use this binary instead of `cargo build --release`
+#   ONLY="healthz …"     measure only these pages (keys as in KEYS below)
 #
 # The datasets, each in its own SQLite file under a temporary directory:
 #   demo: `mailcast demo` (its campaign sent into an outbox; it prints the login), the
@@ -275,6 +276,8 @@ sign_in() {  # EMAIL PASSWORD
 KEYS=(healthz campaigns campaign campaign-new segments segment segment-check templates
       template-preview preview-frame recipients recipient-search recipient recipient-busiest
       automations automation settings)
+# ONLY="healthz recipients …" measures just those pages.
+[ -n "${ONLY:-}" ] && read -r -a KEYS <<<"$ONLY"
 declare -A LABEL=(
     [healthz]="GET /healthz (reference)"
     [campaigns]="campaigns list"
