@@ -34,6 +34,7 @@ pub(crate) struct Shared {
     pub queue: JobQueue,
     pub links: LinkCache,
     pub renderers: RendererCache,
+    pub previews: ModelCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -61,6 +62,7 @@ impl AppState {
             queue,
             links: LinkCache::default(),
             renderers: RendererCache::default(),
+            previews: ModelCache::default(),
         })))
     }
 
@@ -197,5 +199,54 @@ impl RendererCache {
             renderers.clear();
         }
         renderers.insert((campaign_id, template_id), renderer);
+    }
+}
+
+/// The recommendation model for template previews, built from every event: once per
+/// [`MODEL_MAX_AGE`] seconds at most, not per request. One build at a time; requests
+/// meanwhile wait for it.
+#[derive(Default)]
+pub(crate) struct ModelCache {
+    model: tokio::sync::Mutex<Option<(i64, Arc<crate::recommend::Recommender>)>>,
+}
+
+/// How old a preview's recommendation model may be (the worker builds one per campaign).
+pub(crate) const MODEL_MAX_AGE: i64 = 15 * 60;
+
+impl ModelCache {
+    pub async fn get(
+        &self,
+        store: &Store,
+        now: i64,
+    ) -> Result<Arc<crate::recommend::Recommender>, crate::recommend::RecommendError> {
+        let mut slot = self.model.lock().await;
+        if let Some((built_at, model)) = slot.as_ref()
+            && now - built_at < MODEL_MAX_AGE
+        {
+            return Ok(model.clone());
+        }
+        let model = Arc::new(crate::recommend::Recommender::build(store, now).await?);
+        *slot = Some((now, model.clone()));
+        Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod model_cache_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_preview_model_is_built_once_per_max_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.db").display().to_string())
+            .await
+            .unwrap();
+        let cache = ModelCache::default();
+        let first = cache.get(&store, 1_000).await.unwrap();
+        let again = cache.get(&store, 1_000 + MODEL_MAX_AGE - 1).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "reused within the age limit");
+        let later = cache.get(&store, 1_000 + MODEL_MAX_AGE).await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &later), "built again once too old");
+        store.close().await;
     }
 }

@@ -33,7 +33,6 @@ use super::session::SignedIn;
 use crate::domain::{CampaignKind, EmailAddress};
 use crate::http::error::{FieldErrors, HttpError};
 use crate::http::state::AppState;
-use crate::recommend::Recommender;
 use crate::render::{CampaignRenderer, LinkSettings, RecipientContext, RenderError, RenderSpec};
 use crate::store::{CampaignSettings, Recipient, RecipientHistory, Template, TemplateSummary};
 use crate::time::format_timestamp;
@@ -248,7 +247,7 @@ fn link_settings(state: &AppState, from_email: &str) -> LinkSettings {
 
 /// The recipient's context as a campaign's worker gathers it (`CampaignRuntime::contexts`),
 /// without declared segments or an automation's trigger: recommendations and the cart
-/// only for a template that shows them, from a model built now.
+/// only for a template that shows them, from the server's model (at most 15 minutes old).
 async fn context_for(
     state: &AppState,
     template: &Template,
@@ -256,7 +255,9 @@ async fn context_for(
 ) -> Result<RecipientContext, HttpError> {
     let now = crate::time::now();
     let (recommendations, cart) = if shows_picks(template) {
-        let model = Recommender::build(&state.store, now)
+        let model = state
+            .previews
+            .get(&state.store, now)
             .await
             .map_err(|error| {
                 HttpError::field("template", format!("cannot build recommendations: {error}"))
