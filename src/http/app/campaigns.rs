@@ -10,7 +10,7 @@ use axum::{Extension, Form, Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::chart::{Series, line_chart, timeline_bucket_seconds, zero_filled};
-use super::page::{AppError, money, one_page, page};
+use super::page::{AppError, found, money, not_found, one_page, page};
 use super::session::SignedIn;
 use crate::dispatch::{
     DispatchError, cancel_campaign, pause_campaign, resume_campaign, schedule_campaign,
@@ -79,20 +79,35 @@ async fn list(
 async fn row(state: &AppState, campaign: Campaign) -> Result<Row, StoreError> {
     let ledger = state.store.ledger_counts(campaign.id).await?;
     let reach = state.store.human_reach(campaign.id).await?;
-    let total = ledger.total();
-    let done = total - ledger.pending - ledger.sending - ledger.deferred;
-    let delivered = ledger.sent + ledger.bounced;
-    Ok(Row {
-        send_at: campaign.send_at.map(format_timestamp),
-        campaign,
-        total,
-        done,
-        percent: if total == 0 { 0 } else { done * 100 / total },
-        open_rate: rate(reach.opened, delivered),
-        click_rate: rate(reach.clicked, delivered),
-        reach,
-        ledger,
-    })
+    Ok(Row::new(campaign, ledger, reach))
+}
+
+impl Row {
+    fn new(campaign: Campaign, ledger: LedgerCounts, reach: HumanReach) -> Row {
+        let total = ledger.total();
+        let done = progress_of(&ledger);
+        let delivered = ledger.sent + ledger.bounced;
+        Row {
+            send_at: campaign.send_at.map(format_timestamp),
+            campaign,
+            total,
+            done,
+            percent: percent(done, total),
+            open_rate: rate(reach.opened, delivered),
+            click_rate: rate(reach.clicked, delivered),
+            reach,
+            ledger,
+        }
+    }
+}
+
+fn percent(part: i64, whole: i64) -> i64 {
+    if whole == 0 { 0 } else { part * 100 / whole }
+}
+
+/// Deliveries handled: neither waiting to be sent nor being sent.
+fn progress_of(ledger: &LedgerCounts) -> i64 {
+    ledger.total() - ledger.pending - ledger.sending - ledger.deferred
 }
 
 fn rate(part: i64, whole: i64) -> String {
@@ -252,7 +267,7 @@ async fn results_page(
     problems: &[String],
     status: StatusCode,
 ) -> Result<Response, AppError> {
-    let campaign = state.store.campaign(id).await.map_err(not_found)?;
+    let campaign = existing(state, id).await?;
     let stats = state.store.campaign_statistics(id).await?;
     let template = state.store.template(campaign.template_id).await?.name;
     let segment = match campaign.segment_id {
@@ -267,7 +282,15 @@ async fn results_page(
             campaign.status,
             crate::domain::CampaignStatus::Scheduled | crate::domain::CampaignStatus::Running
         ),
-        row: row(state, campaign).await?,
+        // The statistics hold the ledger and the human reach already.
+        row: Row::new(
+            campaign,
+            stats.ledger,
+            HumanReach {
+                opened: stats.opens.unique_human,
+                clicked: stats.clicks.unique_human,
+            },
+        ),
         revenue: money(stats.attributed.revenue_cents),
         stats,
         chart,
@@ -305,11 +328,9 @@ async fn engagement_chart(state: &AppState, campaign: &Campaign) -> Result<Strin
     Ok(line_chart(&series, "Opens and clicks over time"))
 }
 
-fn not_found(error: StoreError) -> AppError {
-    match error {
-        StoreError::NotFound { .. } => HttpError::NotFound("no such campaign".into()).into(),
-        other => other.into(),
-    }
+/// The campaign `id`, or a 404 page.
+async fn existing(state: &AppState, id: i64) -> Result<Campaign, AppError> {
+    found(state.store.campaign(id).await)?.ok_or_else(|| not_found("campaign", &id.to_string()))
 }
 
 /// What the page polls while a campaign sends.
@@ -317,16 +338,18 @@ async fn progress(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let campaign = state.store.campaign(id).await.map_err(not_found)?;
-    let row = row(&state, campaign).await?;
+    // Polled every second while sending: the ledger only, no engagement counts.
+    let campaign = existing(&state, id).await?;
+    let ledger = state.store.ledger_counts(id).await?;
+    let (total, done) = (ledger.total(), progress_of(&ledger));
     Ok(Json(serde_json::json!({
-        "status": row.campaign.status,
-        "total": row.total,
-        "done": row.done,
-        "percent": row.percent,
-        "sent": row.ledger.sent,
-        "failed": row.ledger.failed,
-        "suppressed": row.ledger.suppressed,
+        "status": campaign.status,
+        "total": total,
+        "done": done,
+        "percent": percent(done, total),
+        "sent": ledger.sent,
+        "failed": ledger.failed,
+        "suppressed": ledger.suppressed,
     })))
 }
 
@@ -335,7 +358,7 @@ async fn act(
     Extension(signed_in): Extension<SignedIn>,
     Path((id, action)): Path<(i64, String)>,
 ) -> Result<Response, AppError> {
-    state.store.campaign(id).await.map_err(not_found)?;
+    existing(&state, id).await?;
     let outcome = match action.as_str() {
         "schedule" => schedule_campaign(&state.store, &state.queue, id).await,
         "pause" => pause_campaign(&state.store, id).await,
