@@ -2,13 +2,10 @@
 
 use std::time::Duration;
 
-use apalis::prelude::{TaskBuilder, TaskSink};
-use apalis_postgres::PostgresStorage;
-use apalis_sqlite::SqliteStorage;
 use serde::{Deserialize, Serialize};
 
 use super::DispatchError;
-use crate::store::{Db, Store};
+use crate::store::{JobStorage, Store};
 
 /// Freeze a campaign's audience and start delivering it; or, with `judge`, judge its
 /// experiment's test and send the winner to the rest. Both ride one queue: a third
@@ -48,28 +45,16 @@ const JOB_ATTEMPTS: usize = 3;
 
 /// Pushes jobs onto the apalis queue held in the same database as the store.
 #[derive(Clone)]
-pub enum JobQueue {
-    Sqlite {
-        start: SqliteStorage<StartCampaign>,
-        deliver: SqliteStorage<DeliverBatch>,
-    },
-    Postgres {
-        start: PostgresStorage<StartCampaign>,
-        deliver: PostgresStorage<DeliverBatch>,
-    },
+pub struct JobQueue {
+    start: JobStorage<StartCampaign>,
+    deliver: JobStorage<DeliverBatch>,
 }
 
 impl JobQueue {
     pub fn new(store: &Store) -> JobQueue {
-        match store.db() {
-            Db::Sqlite(pool) => JobQueue::Sqlite {
-                start: SqliteStorage::new(pool),
-                deliver: SqliteStorage::new(pool),
-            },
-            Db::Postgres(pool) => JobQueue::Postgres {
-                start: PostgresStorage::new(pool),
-                deliver: PostgresStorage::new(pool),
-            },
+        JobQueue {
+            start: store.job_storage(),
+            deliver: store.job_storage(),
         }
     }
 
@@ -78,17 +63,10 @@ impl JobQueue {
         job: StartCampaign,
         after: Duration,
     ) -> Result<(), DispatchError> {
-        let task = TaskBuilder::new(job)
-            .run_after(after)
-            .max_attempts(JOB_ATTEMPTS)
-            .build();
-        let result = match self {
-            JobQueue::Sqlite { start, .. } => start.clone().push_task(task).await.map_err(to_text),
-            JobQueue::Postgres { start, .. } => {
-                start.clone().push_task(task).await.map_err(to_text)
-            }
-        };
-        result.map_err(DispatchError::Queue)
+        self.start
+            .push(job, after, JOB_ATTEMPTS)
+            .await
+            .map_err(DispatchError::Queue)
     }
 
     pub async fn push_deliver(
@@ -96,22 +74,9 @@ impl JobQueue {
         job: DeliverBatch,
         after: Duration,
     ) -> Result<(), DispatchError> {
-        let task = TaskBuilder::new(job)
-            .run_after(after)
-            .max_attempts(JOB_ATTEMPTS)
-            .build();
-        let result = match self {
-            JobQueue::Sqlite { deliver, .. } => {
-                deliver.clone().push_task(task).await.map_err(to_text)
-            }
-            JobQueue::Postgres { deliver, .. } => {
-                deliver.clone().push_task(task).await.map_err(to_text)
-            }
-        };
-        result.map_err(DispatchError::Queue)
+        self.deliver
+            .push(job, after, JOB_ATTEMPTS)
+            .await
+            .map_err(DispatchError::Queue)
     }
-}
-
-fn to_text(error: impl std::fmt::Display) -> String {
-    error.to_string()
 }

@@ -7,12 +7,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use apalis::prelude::*;
-use apalis_postgres::PostgresStorage;
-use apalis_sqlite::SqliteStorage;
 
 use super::heartbeat::Heartbeat;
 use super::{BatchEnd, DeliverBatch, DispatchError, Dispatcher, StartCampaign};
-use crate::store::Db;
+use crate::store::JobStorage;
 
 /// `{host}-{pid}-{random}`: a name no earlier or concurrent process has used.
 pub fn unique_worker_name() -> String {
@@ -110,59 +108,59 @@ pub async fn run_worker(
     };
     let interval = dispatcher.settings.poll_interval;
     let name = dispatcher.settings.worker_name.clone();
-    let monitor = match dispatcher.store.db().clone() {
-        Db::Sqlite(pool) => {
-            let (d1, d2, p1, p2) = (dispatcher.clone(), dispatcher.clone(), pool.clone(), pool);
-            let (n1, n2) = (format!("{name}-start"), format!("{name}-deliver"));
-            Monitor::new()
-                .register(move |_| {
-                    WorkerBuilder::new(n1.as_str())
-                        .backend(
-                            SqliteStorage::<StartCampaign>::new(&p1)
-                                .poll_with_strategy(SteadyInterval::new(interval)),
-                        )
-                        .data(d1.clone())
-                        .build(handle_start)
-                })
-                .register(move |_| {
-                    WorkerBuilder::new(n2.as_str())
-                        .backend(
-                            SqliteStorage::<DeliverBatch>::new(&p2)
-                                .with_config(one_at_a_time::<apalis_sqlite::Config>())
-                                .poll_with_strategy(SteadyInterval::new(interval)),
-                        )
-                        .data(d2.clone())
-                        .concurrency(d2.settings.slots.max(1))
-                        .parallelize(tokio::spawn)
-                        .build(handle_deliver)
-                })
-        }
-        Db::Postgres(pool) => {
-            let (d1, d2, p1, p2) = (dispatcher.clone(), dispatcher.clone(), pool.clone(), pool);
-            let (n1, n2) = (format!("{name}-start"), format!("{name}-deliver"));
-            Monitor::new()
-                .register(move |_| {
-                    WorkerBuilder::new(n1.as_str())
-                        .backend(
-                            PostgresStorage::<StartCampaign>::new(&p1)
-                                .poll_with_strategy(SteadyInterval::new(interval)),
-                        )
-                        .data(d1.clone())
-                        .build(handle_start)
-                })
-                .register(move |_| {
-                    WorkerBuilder::new(n2.as_str())
-                        .backend(
-                            PostgresStorage::<DeliverBatch>::new(&p2)
-                                .with_config(one_at_a_time::<apalis_postgres::Config>())
-                                .poll_with_strategy(SteadyInterval::new(interval)),
-                        )
-                        .data(d2.clone())
-                        .concurrency(d2.settings.slots.max(1))
-                        .parallelize(tokio::spawn)
-                        .build(handle_deliver)
-                })
-        }
+    let start = dispatcher.store.job_storage::<StartCampaign>();
+    let deliver = dispatcher.store.job_storage_one_per_poll::<DeliverBatch>();
+    let (n1, n2) = (format!("{name}-start"), format!("{name}-deliver"));
+    let (d1, d2) = (dispatcher.clone(), dispatcher.clone());
+    // One arm per engine: apalis' worker types differ by backend.
+    let monitor = match (start, deliver) {
+        (JobStorage::Sqlite(start), JobStorage::Sqlite(deliver)) => Monitor::new()
+            .register(move |_| {
+                WorkerBuilder::new(n1.as_str())
+                    .backend(
+                        start
+                            .clone()
+                            .poll_with_strategy(SteadyInterval::new(interval)),
+                    )
+                    .data(d1.clone())
+                    .build(handle_start)
+            })
+            .register(move |_| {
+                WorkerBuilder::new(n2.as_str())
+                    .backend(
+                        deliver
+                            .clone()
+                            .poll_with_strategy(SteadyInterval::new(interval)),
+                    )
+                    .data(d2.clone())
+                    .concurrency(d2.settings.slots.max(1))
+                    .parallelize(tokio::spawn)
+                    .build(handle_deliver)
+            }),
+        (JobStorage::Postgres(start), JobStorage::Postgres(deliver)) => Monitor::new()
+            .register(move |_| {
+                WorkerBuilder::new(n1.as_str())
+                    .backend(
+                        start
+                            .clone()
+                            .poll_with_strategy(SteadyInterval::new(interval)),
+                    )
+                    .data(d1.clone())
+                    .build(handle_start)
+            })
+            .register(move |_| {
+                WorkerBuilder::new(n2.as_str())
+                    .backend(
+                        deliver
+                            .clone()
+                            .poll_with_strategy(SteadyInterval::new(interval)),
+                    )
+                    .data(d2.clone())
+                    .concurrency(d2.settings.slots.max(1))
+                    .parallelize(tokio::spawn)
+                    .build(handle_deliver)
+            }),
+        _ => unreachable!("both queues live in the same store"),
     };
     monitor
         .shutdown_timeout(Duration::from_secs(30))
@@ -211,30 +209,6 @@ impl PollStrategy for SteadyInterval {
         let _ = self.tick.as_mut().poll(cx);
         Poll::Ready(Some(()))
     }
-}
-
-/// Delivery jobs are fetched one per poll, so that the jobs of one campaign spread
-/// over every worker process instead of the first one taking them all.
-trait QueueConfig: Default {
-    fn one_per_poll(self) -> Self;
-}
-
-impl QueueConfig for apalis_sqlite::Config {
-    fn one_per_poll(self) -> Self {
-        self.queue(std::any::type_name::<DeliverBatch>())
-            .batch_size(1)
-    }
-}
-
-impl QueueConfig for apalis_postgres::Config {
-    fn one_per_poll(self) -> Self {
-        self.queue(std::any::type_name::<DeliverBatch>())
-            .batch_size(1)
-    }
-}
-
-fn one_at_a_time<C: QueueConfig>() -> C {
-    C::default().one_per_poll()
 }
 
 async fn handle_start(

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
-use super::{Engine, Store, StoreError, built, on_pool};
+use super::{Store, StoreError, built, on_pool};
 
 /// The event kinds recommendations learn from, weakest signal first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -156,14 +156,6 @@ impl Store {
         let (at,): (Option<i64>,) =
             on_pool!(self, pool => sqlx::query_as(sql).fetch_one(pool).await)?;
         Ok(at)
-    }
-
-    /// A sub-select yielding the integers of the JSON array bound at `$n`.
-    pub(crate) fn json_ints(&self, n: usize) -> String {
-        match self.engine() {
-            Engine::Sqlite => format!("SELECT value FROM json_each(${n})"),
-            Engine::Postgres => format!("SELECT jsonb_array_elements_text(${n}::jsonb)::bigint"),
-        }
     }
 }
 

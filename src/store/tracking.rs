@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use sqlx::types::Json;
 
-use super::{CampaignSettings, Db, Engine, Store, StoreError, built, on_pool};
+use super::{CampaignSettings, Db, Store, StoreError, built, on_pool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -250,24 +250,6 @@ impl Store {
             "SELECT COUNT(*) FROM tracking_events WHERE kind = $1")
             .bind(kind.as_str()).fetch_one(pool).await)?;
         Ok(n)
-    }
-
-    /// A row source `p(campaign_id, recipient_id)` over the pairs: one JSON array at
-    /// `$1` on SQLite, two arrays at `$1` and `$2` on PostgreSQL. The PostgreSQL
-    /// queries are planned at every run (`persistent(false)`): a cached generic plan
-    /// made while `tracking_events` was empty scans the whole table per batch once it
-    /// has grown (seconds per batch, measured).
-    fn pair_table(&self) -> &'static str {
-        match self.engine() {
-            Engine::Sqlite => {
-                "(SELECT json_extract(value, '$[0]') AS campaign_id,
-                         json_extract(value, '$[1]') AS recipient_id
-                  FROM json_each($1)) p"
-            }
-            Engine::Postgres => {
-                "UNNEST($1::bigint[], $2::bigint[]) AS p(campaign_id, recipient_id)"
-            }
-        }
     }
 }
 
