@@ -458,3 +458,81 @@ async fn a_bounce_left_unprocessed_while_running_is_applied_on_the_next_round() 
     })
     .await;
 }
+
+/// `mailcast bounces receive` killed with SIGKILL right after its last 250: every
+/// message it answered 250 to is stored, and what it had not applied yet is applied
+/// by the next receiver.
+async fn killed_receiver_loses_nothing_it_accepted(store: Store, url: String, engine: &str) {
+    let (campaign, return_path, message_id) = spring_sent(&store).await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let keys = format!(
+        "{}:{}",
+        mailcast::links::DEVELOPMENT_KEY_ID,
+        hex::encode(mailcast::links::INSECURE_DEVELOPMENT_KEY)
+    );
+    let mut receiver = std::process::Command::new(env!("CARGO_BIN_EXE_mailcast"))
+        .arg("--database")
+        .arg(&url)
+        .args(["bounces", "receive", "--listen", &listen])
+        .args(["--bounce-domain", DOMAIN])
+        .env("MAILCAST_LINK_KEYS", &keys)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start mailcast bounces receive");
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    let mut client = eventually(
+        "the bounce receiver process",
+        Duration::from_secs(20),
+        async || match tokio::net::TcpStream::connect(addr).await {
+            Ok(_) => Ok(Client::connect(addr).await),
+            Err(e) => Err(e.to_string()),
+        },
+    )
+    .await;
+    const SENT: usize = 5;
+    for n in 0..SENT {
+        let raw = dsn(
+            &return_path,
+            "ann@example.com",
+            "5.1.1",
+            &format!("550 5.1.1 User unknown (report {n})"),
+            &message_id,
+        );
+        let replies = client.send(&return_path, &raw).await;
+        assert!(replies[4].starts_with("250 "), "{engine}: {replies:?}");
+    }
+    receiver.kill().expect("SIGKILL the receiver");
+    receiver.wait().unwrap();
+
+    assert_eq!(stored(&store).await, SENT, "{engine}: every 250 is stored");
+    let restarted = Receiver::start(&store, settings(), limits()).await;
+    wait_for_bounced(&store, campaign, engine).await;
+    eventually(
+        &format!("{engine}: every stored bounce applied"),
+        Duration::from_secs(10),
+        async || match store.unprocessed_bounces(10).await.unwrap().len() {
+            0 => Ok(()),
+            left => Err(format!("{left} unprocessed")),
+        },
+    )
+    .await;
+    restarted.stop().await;
+}
+
+#[tokio::test]
+async fn a_receiver_killed_after_its_250_loses_no_bounce() {
+    let sqlite = support::TestDb::sqlite().await;
+    killed_receiver_loses_nothing_it_accepted(sqlite.store.clone(), sqlite.url.clone(), "sqlite")
+        .await;
+    sqlite.drop_database().await;
+    if let Some(postgres) = support::TestDb::postgres().await {
+        killed_receiver_loses_nothing_it_accepted(
+            postgres.store.clone(),
+            postgres.url.clone(),
+            "postgres",
+        )
+        .await;
+        postgres.drop_database().await;
+    }
+}

@@ -352,3 +352,44 @@ async fn hostile_recipient_data_shows_as_text() {
     })
     .await;
 }
+
+/// An automation whose stored definition cannot be read is named in the list; the
+/// others are still shown.
+#[tokio::test]
+async fn one_unreadable_automation_does_not_hide_the_others() {
+    for_each_engine(|store, engine| async move {
+        people(&store).await;
+        let html = crate::support::automation::CART_HTML;
+        crate::support::automation::store_template(&store, "cart-reminder", html).await;
+        crate::support::automation::load(
+            &store,
+            r#"
+name = "cart"
+from = { email = "shop@shop.example.com", name = "Shop" }
+trigger = { event = "cart_add" }
+description = "Reminds people of their cart"
+
+[[step]]
+send = { template = "cart-reminder" }
+"#,
+        )
+        .await;
+        store
+            .save_automation("broken", "{not json", "broken source")
+            .await
+            .unwrap();
+        let server = TestServer::start(&store).await;
+        let viewer = Dashboard::sign_in(&server.base, "viewer@shop.example.com").await;
+        let (status, page) = viewer.get("/app/automations").await;
+        assert_eq!(status, 200, "{engine}: {page}");
+        for shown in [
+            "Reminds people of their cart",
+            "broken",
+            "its stored definition cannot be read",
+        ] {
+            assert!(page.contains(shown), "{engine}: {shown:?} not in\n{page}");
+        }
+        server.stop().await;
+    })
+    .await;
+}

@@ -53,7 +53,14 @@ async fn list(
     let mut rows = Vec::new();
     for automation in state.store.automations().await? {
         let stats = state.store.automation_stats(automation.id).await?;
-        let description = stored_definition(&automation)?.description;
+        // One unreadable definition must not hide the others: it is named in its row.
+        let description = match stored_definition(&automation) {
+            Ok(definition) => definition.description,
+            Err(error) => {
+                tracing::warn!(automation = %automation.name, %error, "automations list");
+                "(its stored definition cannot be read)".to_string()
+            }
+        };
         rows.push(ListRow {
             href: automation_path(&automation.name),
             name: automation.name,
