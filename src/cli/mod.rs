@@ -7,6 +7,7 @@ mod campaign;
 mod demo;
 mod demo_automations;
 mod experiment;
+mod import;
 mod logging;
 mod personalised;
 mod preview;
@@ -96,7 +97,7 @@ pub enum Command {
     /// Create or update the database schema.
     Migrate,
     /// Import recipients, products or events from CSV or JSON Lines.
-    Import(crate::import::ImportArgs),
+    Import(import::ImportArgs),
     /// Demo and benchmark data.
     Fixtures {
         #[command(subcommand)]
@@ -270,7 +271,7 @@ async fn run_with_store(store: &Store, command: Command) -> anyhow::Result<ExitC
             println!("database is up to date ({:?})", store.engine());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Import(args) => crate::import::run(store, &args).await,
+        Command::Import(args) => import::run(store, &args).await,
         Command::Template { command } => campaign::run_template(store, command).await,
         Command::Campaign { command } => campaign::run(store, command).await,
         Command::Segment { command } => {

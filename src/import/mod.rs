@@ -22,7 +22,6 @@
 //!   store holds untouched. Extra recipient columns become attributes; products and
 //!   events ignore columns they do not know.
 
-mod cli;
 mod error;
 mod events;
 mod fields;
@@ -38,7 +37,6 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-pub use cli::{ImportArgs, run};
 pub use error::{ImportError, RowError};
 pub(crate) use fields::nul_path;
 pub use report::ImportReport;

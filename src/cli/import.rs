@@ -1,8 +1,10 @@
+//! `mailcast import`: the command line over `crate::import`.
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{ImportKind, ImportOptions, import_file};
+use crate::import::{ImportKind, ImportOptions, import_file};
 use crate::store::Store;
 
 /// `mailcast import recipients|products|events FILE [--strict]`
