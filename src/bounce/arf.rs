@@ -8,7 +8,7 @@ pub(crate) fn read(parts: &Parts) -> Option<Vec<Finding>> {
     let report = match &parts.feedback_report {
         Some(report) => report.as_str(),
         None if parts.report_type.as_deref() == Some("feedback-report") => "",
-        None if is_text_report(&parts.text) => parts.text.as_str(),
+        None if is_text_report(&parts.lower) => parts.text.as_str(),
         None => return microsoft_jmrp(parts),
     };
     let fields = header_fields(report);
@@ -52,9 +52,8 @@ pub(crate) fn read(parts: &Parts) -> Option<Vec<Finding>> {
 }
 
 /// A report written into the text (no message/feedback-report part): it starts its own
-/// line with `Feedback-Type:` and names what was reported.
-fn is_text_report(text: &str) -> bool {
-    let lower = text.to_ascii_lowercase();
+/// line with `Feedback-Type:` and names what was reported. `lower` is in lower case.
+fn is_text_report(lower: &str) -> bool {
     lower.contains("\nfeedback-type:")
         && (lower.contains("\nuser-agent:") || lower.contains("\nversion:"))
 }

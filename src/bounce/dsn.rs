@@ -1,6 +1,7 @@
 //! RFC 3464 delivery status notifications: the per-recipient fields of a
 //! message/delivery-status part (or of the same fields written into the text).
 
+use super::knowledge::{self, Reporter};
 use super::mime::{Parts, header_fields};
 use super::reason::{self, Reason, class_of};
 use super::{BounceClass, Finding, address};
@@ -14,6 +15,8 @@ struct RecipientFields {
     status: Option<String>,
     diagnostic_type: Option<String>,
     diagnostic: Option<String>,
+    /// The host that refused the message (Remote-MTA).
+    remote_mta: Option<String>,
     /// PowerMTA's own verdict (X-PowerMTA-BounceCategory: bad-mailbox, …).
     category: Option<String>,
 }
@@ -35,13 +38,14 @@ pub(crate) fn read(parts: &Parts) -> Option<Vec<Finding>> {
         .iter()
         .flat_map(|body| recipient_blocks(body))
         .collect();
-    if blocks.is_empty() && parts.text.to_ascii_lowercase().contains("final-recipient:") {
+    if blocks.is_empty() && parts.lower.contains("final-recipient:") {
         blocks = recipient_blocks(&parts.text);
     }
+    let reporter = Reporter::of(parts);
     let findings: Vec<Finding> = blocks
         .iter()
         .filter(|b| b.has_recipient())
-        .map(|b| finding(b, &parts.text))
+        .map(|b| finding(b, parts, reporter))
         .collect();
     (!findings.is_empty()).then_some(findings)
 }
@@ -66,6 +70,7 @@ fn recipient_blocks(body: &str) -> Vec<RecipientFields> {
             "original-recipient" => {
                 current.original_recipient = address::first(rest).map(str::to_string);
             }
+            "remote-mta" => current.remote_mta = rest.split_whitespace().next().map(str::to_string),
             "x-powermta-bouncecategory" => current.category = Some(value.to_ascii_lowercase()),
             "action" => current.action = Some(value.to_ascii_lowercase()),
             "status" => current.status = reason::find_status(&value),
@@ -88,15 +93,15 @@ fn split_type(value: &str) -> (Option<&str>, &str) {
     }
 }
 
-fn finding(block: &RecipientFields, text: &str) -> Finding {
+fn finding(block: &RecipientFields, parts: &Parts, reporter: Option<Reporter>) -> Finding {
     let recipient = block
         .final_recipient
         .clone()
         .or_else(|| block.original_recipient.clone());
-    let report = super::legacy::report_text(text);
+    let report = parts.report();
     let near = recipient
         .as_deref()
-        .and_then(|r| super::legacy::text_near(report, r));
+        .and_then(|r| super::legacy::text_near(report, parts.report_lower(), r));
     let diagnostic = block
         .diagnostic
         .clone()
@@ -108,12 +113,29 @@ fn finding(block: &RecipientFields, text: &str) -> Finding {
         .clone()
         .or_else(|| diagnostic.as_deref().and_then(reason::find_status));
     let context = near.as_deref().unwrap_or("");
-    let class = class_for(
-        block,
-        status.as_deref(),
-        diagnostic.as_deref().unwrap_or(""),
-        context,
+    let diagnostic_text = diagnostic.as_deref().unwrap_or("");
+    let remote_host = block
+        .remote_mta
+        .as_deref()
+        .filter(|host| host.contains('.'))
+        .or_else(|| knowledge::remote_host_in(context))
+        .or_else(|| {
+            recipient
+                .as_deref()
+                .and_then(|r| r.rsplit_once('@'))
+                .map(|(_, d)| d)
+        });
+    let lower = Lower {
+        diagnostic: diagnostic_text.to_ascii_lowercase(),
+        context: context.to_ascii_lowercase(),
+    };
+    let known = knowledge::known_reason(
+        reporter,
+        remote_host,
+        &[&lower.diagnostic, &lower.context],
+        parts.report_lower(),
     );
+    let class = class_for(block, status.as_deref(), diagnostic_text, &lower, known);
     Finding {
         class,
         recipient,
@@ -122,11 +144,18 @@ fn finding(block: &RecipientFields, text: &str) -> Finding {
     }
 }
 
+/// The diagnostic and the report's words around the recipient, in lower case.
+struct Lower {
+    diagnostic: String,
+    context: String,
+}
+
 fn class_for(
     block: &RecipientFields,
     status: Option<&str>,
     diagnostic: &str,
-    context: &str,
+    lower: &Lower,
+    known: Option<Reason>,
 ) -> BounceClass {
     let action = block.action.as_deref().unwrap_or("");
     if ["delivered", "deliverable", "relayed", "expanded"]
@@ -149,11 +178,17 @@ fn class_for(
     if block.diagnostic_type.as_deref() == Some("x-unix") {
         return class_of(Reason::MailerError, status);
     }
+    if let Some(why) = known {
+        return class_of(why, status);
+    }
     // A generic code (X.0.0) says less than the one the server quoted.
     let specific = status
         .filter(|s| !s.ends_with(".0.0"))
         .map(str::to_string)
         .or_else(|| reason::find_status(diagnostic));
     let status = specific.as_deref().or(status);
-    class_of(reason::reason(status, diagnostic, context), status)
+    class_of(
+        reason::reason_lower(status, &lower.diagnostic, &lower.context),
+        status,
+    )
 }

@@ -140,9 +140,15 @@ pub async fn process_unprocessed(
     }
 }
 
+/// How far back a webhook event without our Message-ID is matched by its address.
+const ADDRESS_MATCH_WINDOW: i64 = 30 * 24 * 3600;
+
 /// The delivery a bounce is about: by the signed return path it was sent to (the
 /// envelope recipient, or the address its headers say it was delivered to), else by
 /// the mailcast Message-ID it quotes, when the address it reports is that delivery's.
+/// A provider's webhook event that quotes no Message-ID of ours (Postmark's never do)
+/// is about the latest message sent to the address it reports: the provider
+/// authenticated itself, so its word for the address is taken.
 async fn find_delivery(
     store: &Store,
     settings: &BounceSettings,
@@ -171,7 +177,10 @@ async fn find_delivery(
         .as_deref()
         .and_then(delivery_of_message_id)
     else {
-        return Ok(None);
+        return match report.webhook {
+            Some(_) => latest_to_reported(store, report).await,
+            None => Ok(None),
+        };
     };
     let Some(found) = store
         .bounced_delivery(key.campaign_id, key.recipient_id)
@@ -184,6 +193,24 @@ async fn find_delivery(
         .iter()
         .any(|b| same_address(b.recipient.as_deref(), found.email.as_deref()));
     Ok(reported.then_some((found, MatchedBy::MessageId)))
+}
+
+/// The latest delivery sent to an address the report names, within the window.
+async fn latest_to_reported(
+    store: &Store,
+    report: &Report,
+) -> Result<Option<(BouncedDelivery, MatchedBy)>, StoreError> {
+    let since = crate::time::now() - ADDRESS_MATCH_WINDOW;
+    let addresses = report
+        .bounces
+        .iter()
+        .filter_map(|b| EmailAddress::parse(b.recipient.as_deref()?).ok());
+    for address in addresses {
+        if let Some(found) = store.latest_delivery_to(&address, since).await? {
+            return Ok(Some((found, MatchedBy::Address)));
+        }
+    }
+    Ok(None)
 }
 
 /// The bounce about the delivery's address when the message reports several; else the

@@ -4,12 +4,14 @@
 //! next to it, then a copy of the returned message. The rules below read that shape, not
 //! any one server's template.
 
-use super::mime::{Parts, unfold};
+use super::knowledge::{self, Reporter};
+use super::mime::{Parts, flatten_lower, unfold};
+use super::phrases::Phrases;
 use super::reason::{self, class_of};
 use super::{Finding, address};
 
 /// Lines that introduce the copy of the returned message (matched in lower case).
-const COPY_MARKERS: &[&str] = &[
+static COPY_MARKERS: Phrases = Phrases::new(&[
     "original message follows",
     "original message headers",
     "original message --",
@@ -27,7 +29,7 @@ const COPY_MARKERS: &[&str] = &[
     "returned message --",
     "original message header",
     "content-type: message/rfc822",
-];
+]);
 
 /// Subjects of delivery failure reports (matched in lower case).
 const BOUNCE_SUBJECTS: &[&str] = &[
@@ -61,7 +63,7 @@ const BOUNCE_SUBJECTS: &[&str] = &[
 ];
 
 /// Phrases only a failure report writes (matched in lower case).
-const BOUNCE_PHRASES: &[&str] = &[
+static BOUNCE_PHRASES: Phrases = Phrases::new(&[
     "could not be delivered",
     "couldn't be delivered",
     "was not delivered",
@@ -81,38 +83,33 @@ const BOUNCE_PHRASES: &[&str] = &[
     "returned to you",
     "not be delivered",
     "mail delivery failed",
-];
+]);
 
-/// The copy of the returned message that follows the report text, if marked.
-pub(crate) fn returned_copy(text: &str) -> Option<&str> {
-    copy_start(text).map(|at| &text[at..])
-}
-
-fn copy_start(text: &str) -> Option<usize> {
-    // ASCII lower-casing keeps byte offsets, so positions in `lower` are positions in `text`.
-    let lower = text.to_ascii_lowercase();
-    let at = COPY_MARKERS.iter().filter_map(|m| lower.find(m)).min()?;
+/// Where the copy of the returned message starts: after the line that introduces it.
+/// `lower` is the text in ASCII lower case, whose byte offsets are the text's.
+pub(crate) fn copy_start(lower: &str) -> Option<usize> {
+    let at = COPY_MARKERS.first_in(lower)?;
     Some(
         lower[at..]
             .find('\n')
-            .map_or(text.len(), |end| at + end + 1),
+            .map_or(lower.len(), |end| at + end + 1),
     )
-}
-
-/// The report part of the text: everything before the returned copy.
-pub(crate) fn report_text(text: &str) -> &str {
-    let end = copy_start(text).unwrap_or(text.len());
-    &text[..end]
 }
 
 /// The findings of a non-DSN failure report, or `None` when `parts` are not one.
 pub(crate) fn read(parts: &Parts) -> Option<Vec<Finding>> {
-    let report = report_text(&parts.text);
-    if !looks_like_bounce(parts, report) {
+    let report = parts.report();
+    let report_lower = parts.report_lower();
+    if !looks_like_bounce(parts, report_lower) {
         return None;
     }
     let excluded = excluded_addresses(parts);
-    let mut recipients = recipients_in(report, &excluded);
+    let failed = failed_recipients_header(parts);
+    let mut recipients = if failed.is_empty() {
+        recipients_in(report, &excluded)
+    } else {
+        failed
+    };
     if recipients.is_empty() && parts.attached_report.is_some() {
         // The attached report names them; `parse` reads it.
         return None;
@@ -120,18 +117,24 @@ pub(crate) fn read(parts: &Parts) -> Option<Vec<Finding>> {
     if recipients.is_empty() {
         recipients = fallback_recipients(parts);
     }
+    let report = Report {
+        text: report,
+        lower: report_lower,
+        flat: flatten_lower(report),
+        reporter: Reporter::of(parts),
+    };
     let findings = if recipients.is_empty() {
-        vec![finding(report, None)]
+        vec![finding(&report, None)]
     } else {
         recipients
             .iter()
-            .map(|r| finding(report, Some(r)))
+            .map(|r| finding(&report, Some(r)))
             .collect()
     };
     Some(findings)
 }
 
-fn looks_like_bounce(parts: &Parts, report: &str) -> bool {
+fn looks_like_bounce(parts: &Parts, report_lower: &str) -> bool {
     if parts.header("x-failed-recipients").is_some() {
         return true;
     }
@@ -143,8 +146,7 @@ fn looks_like_bounce(parts: &Parts, report: &str) -> bool {
         || from.trim() == "<>";
     let subject = parts.header("subject").unwrap_or("").to_ascii_lowercase();
     let subject_says = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
-    let lower = report.to_ascii_lowercase();
-    let text_says = BOUNCE_PHRASES.iter().any(|p| lower.contains(p));
+    let text_says = BOUNCE_PHRASES.any_in(report_lower);
     from_system || (text_says && (subject_says || parts.original_found || is_automatic(parts)))
 }
 
@@ -211,6 +213,13 @@ fn unique<'a>(candidates: impl Iterator<Item = &'a str>, excluded: &[String]) ->
     found
 }
 
+/// The addresses of an X-Failed-Recipients header (Exim, Gmail), which names exactly
+/// the recipients that failed.
+fn failed_recipients_header(parts: &Parts) -> Vec<String> {
+    let named = parts.header("x-failed-recipients").map(address::all);
+    unique(named.unwrap_or_default().into_iter(), &[])
+}
+
 fn fallback_recipients(parts: &Parts) -> Vec<String> {
     parts
         .header("x-failed-recipients")
@@ -219,17 +228,32 @@ fn fallback_recipients(parts: &Parts) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn finding(report: &str, recipient: Option<&str>) -> Finding {
-    let near = recipient.and_then(|r| text_near(report, r));
+/// The report text of one message in the forms the rules read it.
+struct Report<'a> {
+    text: &'a str,
+    lower: &'a str,
+    /// Lower case, whitespace runs made one space.
+    flat: String,
+    reporter: Option<Reporter>,
+}
+
+fn finding(report: &Report<'_>, recipient: Option<&str>) -> Finding {
+    let near = recipient.and_then(|r| text_near(report.text, report.lower, r));
     let diagnostic = near
         .clone()
-        .or_else(|| Some(unfold(report)))
+        .or_else(|| Some(unfold(report.text)))
         .filter(|d| !d.is_empty());
     let near_text = near.as_deref().unwrap_or("");
-    let status = reason::find_status(near_text).or_else(|| reason::find_status(report));
-    let mut why = reason::reason(status.as_deref(), near_text, report);
+    let status = reason::find_status(near_text).or_else(|| reason::find_status(report.text));
+    let remote_host = knowledge::remote_host_in(near_text)
+        .or_else(|| recipient.and_then(|r| r.rsplit_once('@')).map(|(_, d)| d));
+    let flat = report.flat.as_str();
+    let known = knowledge::known_reason(report.reporter, remote_host, &[flat], report.lower);
+    let mut why = known.unwrap_or_else(|| {
+        reason::reason_lower(status.as_deref(), &near_text.to_ascii_lowercase(), flat)
+    });
     if matches!(why, reason::Reason::Other | reason::Reason::Expired) {
-        why = reason::reason(status.as_deref(), report, report);
+        why = reason::reason_lower(status.as_deref(), flat, flat);
     }
     Finding {
         class: class_of(why, status.as_deref()),
@@ -242,10 +266,9 @@ fn finding(report: &str, recipient: Option<&str>) -> Finding {
 /// The line naming `recipient` and what follows it: up to the first blank line after
 /// some words of explanation (a server's list often puts the address alone on a line and
 /// the reason a paragraph below).
-pub(crate) fn text_near(report: &str, recipient: &str) -> Option<String> {
-    let at = report
-        .to_ascii_lowercase()
-        .find(&recipient.to_ascii_lowercase())?;
+/// `lower` is `report` in ASCII lower case.
+pub(crate) fn text_near(report: &str, lower: &str, recipient: &str) -> Option<String> {
+    let at = lower.find(&recipient.to_ascii_lowercase())?;
     let line_start = report[..at].rfind('\n').map_or(0, |i| i + 1);
     let mut lines = report[line_start..].lines();
     let mut taken: Vec<&str> = Vec::new();

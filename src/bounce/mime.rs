@@ -3,8 +3,18 @@
 //! returns.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
+
+/// A parser that structures only what the classifiers read through it: the MIME headers
+/// (to find the parts) and Subject. Every other header is kept raw, since they are read
+/// raw; parsing Received, address and date fields would be work thrown away.
+static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+    MessageParser::new()
+        .with_mime_headers()
+        .header_text(HeaderName::Subject)
+});
 
 /// The bytes with every CRLF and bare CR turned into LF, so that one set of rules reads
 /// mail written with any convention.
@@ -47,6 +57,10 @@ pub(crate) struct Parts {
     /// The text/plain (and tag-stripped text/html) parts of the bounce itself, not of
     /// the message it returns.
     pub text: String,
+    /// `text` in ASCII lower case (same byte offsets), for matching wordings.
+    pub lower: String,
+    /// Where the copy of the returned message starts in `text`, when a line says so.
+    pub copy_at: Option<usize>,
     /// The bodies of message/delivery-status parts (RFC 3464).
     pub delivery_status: Vec<String>,
     /// The body of a message/feedback-report part (RFC 5965).
@@ -64,6 +78,16 @@ pub(crate) struct Parts {
 }
 
 impl Parts {
+    /// The report part of the text: everything before the returned copy.
+    pub fn report(&self) -> &str {
+        &self.text[..self.copy_at.unwrap_or(self.text.len())]
+    }
+
+    /// [`Parts::report`] in lower case.
+    pub fn report_lower(&self) -> &str {
+        &self.lower[..self.copy_at.unwrap_or(self.lower.len())]
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -74,7 +98,7 @@ impl Parts {
 
 /// Reads a message (LF line endings); `None` when it has no headers at all.
 pub(crate) fn split(raw: &[u8]) -> Option<Parts> {
-    let message = MessageParser::default().parse(raw)?;
+    let message = PARSER.parse(raw)?;
     let mut parts = Parts {
         headers: headers_of(&message),
         ..Parts::default()
@@ -160,8 +184,39 @@ fn headers_of(message: &Message<'_>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `value` trimmed, every run of whitespace (folding included) made one space.
 pub(crate) fn unfold(value: &str) -> String {
-    value.split_whitespace().collect::<Vec<_>>().join(" ")
+    let value = value.trim();
+    let folded = !value.is_ascii()
+        || value
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0].is_ascii_whitespace() && (w[1].is_ascii_whitespace() || w[0] != b' '));
+    if !folded {
+        return value.to_string();
+    }
+    let mut out = String::with_capacity(value.len());
+    for word in value.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// `text` in ASCII lower case with every run of whitespace made one space, so that a
+/// wording matches whatever line breaks the server put in it.
+pub(crate) fn flatten_lower(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_ascii_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out.make_ascii_lowercase();
+    out
 }
 
 fn original_from(message: &Message<'_>) -> OriginalMessage {

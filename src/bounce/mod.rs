@@ -4,7 +4,9 @@
 //! one [`Bounce`] per failed recipient: an RFC 5965 feedback report is a complaint, an
 //! RFC 3464 delivery status notification is read field by field, the text of the common
 //! non-standard servers (Exim, qmail, Exchange, Gmail, …) by the rules in `legacy`, and
-//! an RFC 3834 automatic reply is recognised as such. Nothing here panics on bad input.
+//! an RFC 3834 automatic reply is recognised as such. An event a provider's webhook
+//! reported is stored as a JSON document (`webhook_event`) and read the same way.
+//! Nothing here panics on bad input.
 
 mod address;
 mod arf;
@@ -12,21 +14,30 @@ mod autoreply;
 mod dsn;
 mod evaluate;
 mod intake;
+mod knowledge;
 mod legacy;
+mod mailbox;
 mod mime;
+mod phrases;
 mod reason;
 mod receiver;
 mod return_path;
 mod ses;
+mod webhook_event;
 
 pub use evaluate::{Disagreement, Evaluation, LineEnding, evaluate_dir};
 pub use intake::{BounceSettings, PauseThresholds, process, process_unprocessed, store};
+pub use mailbox::{
+    Mailbox, MailboxError, MailboxLimits, MailboxUrl, MailboxUrlError, PollReport, Protocol,
+    poll_forever, poll_once,
+};
 pub use mime::OriginalMessage;
 pub use receiver::{ReceiverError, ReceiverLimits, bind_receiver, serve_receiver};
 pub use return_path::{
     DEFAULT_PREFIX, DeliveryKey, MAX_PREFIX_LEN, ReturnPath, ReturnPathError,
     delivery_of_message_id,
 };
+pub use webhook_event::{EventError, WebhookEvent, WebhookProvider};
 
 /// What a message says about a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -100,6 +111,8 @@ pub struct Report {
     pub bounces: Vec<Bounce>,
     pub original: OriginalMessage,
     pub return_path: Option<String>,
+    /// The provider whose webhook reported it; None for a message received by mail.
+    pub webhook: Option<WebhookProvider>,
 }
 
 /// A bounce before the message-wide fields are attached.
@@ -129,7 +142,7 @@ pub fn classify(raw: &[u8]) -> Vec<Bounce> {
 
 /// The bounces of one message and the headers of the message it returns.
 pub fn parse(raw: &[u8]) -> Report {
-    parse_nested(raw, 0)
+    webhook_event::read(raw).unwrap_or_else(|| parse_nested(raw, 0))
 }
 
 fn parse_nested(raw: &[u8], depth: u8) -> Report {
@@ -137,10 +150,12 @@ fn parse_nested(raw: &[u8], depth: u8) -> Report {
     let Some(mut parts) = mime::split(&normalised) else {
         return report(vec![Finding::nothing()], OriginalMessage::default(), None);
     };
+    parts.lower = parts.text.to_ascii_lowercase();
+    parts.copy_at = legacy::copy_start(&parts.lower);
     if !parts.original_found
-        && let Some(copy) = legacy::returned_copy(&parts.text)
+        && let Some(at) = parts.copy_at
     {
-        parts.original = mime::original_from_header_text(copy);
+        parts.original = mime::original_from_header_text(&parts.text[at..]);
     }
     let findings = arf::read(&parts)
         .or_else(|| dsn::read(&parts))
@@ -183,6 +198,7 @@ fn report(
         bounces,
         original,
         return_path,
+        webhook: None,
     }
 }
 

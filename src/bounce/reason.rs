@@ -7,7 +7,8 @@
 //! suppressing it would lose a real reader. This is also how Sisimai splits them.
 
 use super::BounceClass;
-use super::mime::unfold;
+use super::mime::flatten_lower;
+use super::phrases::Phrases;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reason {
@@ -29,7 +30,7 @@ pub(crate) enum Reason {
     Other,
 }
 
-const MAILBOX_FULL: &[&str] = &[
+static MAILBOX_FULL: Phrases = Phrases::new(&[
     "mailbox full",
     "mailbox is full",
     "mailbox size limit",
@@ -52,9 +53,9 @@ const MAILBOX_FULL: &[&str] = &[
     "mailbox exceeds",
     "storage allocation",
     "is full",
-];
+]);
 
-const MESG_TOO_BIG: &[&str] = &[
+static MESG_TOO_BIG: Phrases = Phrases::new(&[
     "message too large",
     "message too big",
     "message is too large",
@@ -66,9 +67,9 @@ const MESG_TOO_BIG: &[&str] = &[
     "exceeded the maximum size",
     "message length exceeds",
     "message file too big",
-];
+]);
 
-const SUSPEND: &[&str] = &[
+static SUSPEND: Phrases = Phrases::new(&[
     "account disabled",
     "account has been disabled",
     "account is disabled",
@@ -88,11 +89,12 @@ const SUSPEND: &[&str] = &[
     "account expired",
     "recipient suspend",
     "is disabled",
-];
+]);
 
-const HAS_MOVED: &[&str] = &["has been replaced by", "address has moved", "has moved"];
+static HAS_MOVED: Phrases =
+    Phrases::new(&["has been replaced by", "address has moved", "has moved"]);
 
-const NO_RELAYING: &[&str] = &[
+static NO_RELAYING: Phrases = Phrases::new(&[
     "relay access denied",
     "relaying denied",
     "relay denied",
@@ -105,9 +107,9 @@ const NO_RELAYING: &[&str] = &[
     "relay not allowed",
     "not a gateway",
     "no relaying",
-];
+]);
 
-const USER_UNKNOWN: &[&str] = &[
+static USER_UNKNOWN: Phrases = Phrases::new(&[
     "user unknown",
     "unknown user",
     "user is unknown",
@@ -153,7 +155,6 @@ const USER_UNKNOWN: &[&str] = &[
     "not a valid mailbox",
     "not a valid user",
     "bad destination mailbox",
-    "unrouteable address",
     "recipient address rejected: user unknown",
     "recipient address rejected: undeliverable address",
     "undeliverable address",
@@ -183,9 +184,9 @@ const USER_UNKNOWN: &[&str] = &[
     "no valid recipients",
     "name not recognized",
     "name is not recognized",
-];
+]);
 
-const HOST_UNKNOWN: &[&str] = &[
+static HOST_UNKNOWN: Phrases = Phrases::new(&[
     "host unknown",
     "unknown host",
     "host not found",
@@ -197,10 +198,11 @@ const HOST_UNKNOWN: &[&str] = &[
     "name or service not known",
     "unrouteable mail domain",
     "unrouteable domain",
+    "unrouteable address",
+    "unroutable address",
     "couldn't find any host",
     "host or domain name not found",
     "no mx record",
-    "no route to host",
     "illegal host/domain",
     "unknown domain",
     "domain is not reachable",
@@ -208,9 +210,24 @@ const HOST_UNKNOWN: &[&str] = &[
     "recipient domain does not exist",
     "domain is not found",
     "nxdomain",
-];
+]);
 
-const BLOCKED: &[&str] = &[
+/// Trouble on the way (DNS failures, loops): soft even with a "host unknown" code.
+static NETWORK_ERROR: Phrases = Phrases::new(&[
+    "malformed or unexpected name server reply",
+    "malformed name server reply",
+    "host name lookup failure",
+    "host not found, try again",
+    "no route to host",
+    "host is unreachable",
+    "mail forwarding loop",
+    "message probably in a routing loop",
+    "maximum forwarding loop count exceeded",
+    "hop count exceeded",
+    "too many hops",
+]);
+
+static BLOCKED: Phrases = Phrases::new(&[
     "blocked",
     "blacklist",
     "block list",
@@ -243,9 +260,9 @@ const BLOCKED: &[&str] = &[
     "rate limit",
     "greylist",
     "try again later",
-];
+]);
 
-const EXPIRED: &[&str] = &[
+static EXPIRED: Phrases = Phrases::new(&[
     "delivery time expired",
     "message expired",
     "retry timeout exceeded",
@@ -259,10 +276,10 @@ const EXPIRED: &[&str] = &[
     "timed out",
     "timeout",
     "expired",
-];
+]);
 
-fn any(text: &str, needles: &[&str]) -> bool {
-    needles.iter().any(|n| text.contains(n))
+fn any(text: &str, phrases: &Phrases) -> bool {
+    phrases.any_in(text)
 }
 
 /// The subject-detail pair of an enhanced status code ("5.1.1" → (1, 1)).
@@ -280,7 +297,7 @@ enum Command {
 }
 
 fn failed_command(text: &str) -> Option<Command> {
-    const RCPT: &[&str] = &[
+    static RCPT: Phrases = Phrases::new(&[
         "rcpt to command",
         "after rcpt to",
         "rcpt command",
@@ -291,21 +308,22 @@ fn failed_command(text: &str) -> Option<Command> {
         "rcpt to:",
         "rcpt to response",
         "smtp:rcpt",
-    ];
-    const DATA: &[&str] = &[
+        "unknown recipient or mailbox unavailable ->",
+    ]);
+    static DATA: Phrases = Phrases::new(&[
         "end of data",
         "smtp command data",
         "data command",
         "after data",
         "final data",
         "end of message",
-    ];
-    const MAIL: &[&str] = &["after mail from", "mail from command", "our mail from"];
-    if any(text, RCPT) {
+    ]);
+    static MAIL: Phrases = Phrases::new(&["after mail from", "mail from command", "our mail from"]);
+    if any(text, &RCPT) {
         Some(Command::Rcpt)
-    } else if any(text, DATA) {
+    } else if any(text, &DATA) {
         Some(Command::Data)
-    } else if any(text, MAIL) {
+    } else if any(text, &MAIL) {
         Some(Command::Mail)
     } else {
         None
@@ -313,7 +331,7 @@ fn failed_command(text: &str) -> Option<Command> {
 }
 
 /// Refusals that are about the sender, its host or the content, whatever the code says.
-const NOT_THE_RECIPIENT: &[&str] = &[
+static NOT_THE_RECIPIENT: Phrases = Phrases::new(&[
     "sender address rejected",
     "domain of sender",
     "sender domain",
@@ -331,53 +349,64 @@ const NOT_THE_RECIPIENT: &[&str] = &[
     "refused due to",
     "sender rejected",
     "too many",
-];
+]);
 
 /// Wordings that name the address itself as unknown, whatever code comes with them.
-const NO_SUCH_ADDRESS: &[&str] = &[
+static NO_SUCH_ADDRESS: Phrases = Phrases::new(&[
     "address couldn't be found",
     "address could not be found",
     "recipient name is not recognized",
     "invalid final delivery userid",
     "not listed in domino directory",
     "not listed in public name & address book",
-];
+]);
 
-const NOT_ACCEPT: &[&str] = &[
+static NOT_ACCEPT: Phrases = Phrases::new(&[
     "no smtp service",
     "null mx",
     "does not accept mail",
     "accepts no mail",
-];
+]);
 
 /// The reason for one failed recipient, from its status code and diagnostic text.
 /// `context` (the report's words around the recipient) only tells which SMTP command
 /// was refused when the diagnostic does not say.
 pub(crate) fn reason(status: Option<&str>, diagnostic: &str, context: &str) -> Reason {
-    let text = diagnostic.to_ascii_lowercase();
+    reason_lower(
+        status,
+        &diagnostic.to_ascii_lowercase(),
+        &flatten_lower(context),
+    )
+}
+
+/// [`reason`] for a diagnostic and context already in lower case, the context's
+/// whitespace made single spaces ([`flatten_lower`]).
+pub(crate) fn reason_lower(status: Option<&str>, text: &str, context: &str) -> Reason {
     let code = status.and_then(subject_detail);
     let temporary = status.is_some_and(|s| s.starts_with('4'));
-    let command =
-        failed_command(&text).or_else(|| failed_command(&unfold(context).to_ascii_lowercase()));
-    if any(&text, MAILBOX_FULL) || code == Some((2, 2)) {
+    let command = failed_command(text).or_else(|| failed_command(context));
+    if any(text, &MAILBOX_FULL) || code == Some((2, 2)) {
         return Reason::MailboxFull;
     }
-    if any(&text, MESG_TOO_BIG) || matches!(code, Some((2, 3) | (3, 4))) {
+    if any(text, &MESG_TOO_BIG) || matches!(code, Some((2, 3) | (3, 4))) {
         return Reason::MesgTooBig;
     }
-    if any(&text, SUSPEND) {
+    if any(text, &SUSPEND) {
         return Reason::Suspend;
     }
-    if any(&text, HAS_MOVED) || code == Some((1, 6)) {
+    if any(text, &HAS_MOVED) || code == Some((1, 6)) {
         return Reason::HasMoved;
     }
-    if any(&text, NO_RELAYING) {
+    if any(text, &NO_RELAYING) {
         return Reason::NoRelaying;
     }
     if command == Some(Command::Mail) || matches!(code, Some((1, 7) | (1, 8))) {
         return Reason::Rejected;
     }
-    let about_recipient = !any(&text, NOT_THE_RECIPIENT);
+    let about_recipient = !any(text, &NOT_THE_RECIPIENT);
+    if any(text, &NETWORK_ERROR) {
+        return Reason::NetworkError;
+    }
     match code {
         Some((1, 0 | 1 | 3)) if about_recipient => return Reason::UserUnknown,
         Some((1, 2)) if !temporary => return Reason::HostUnknown,
@@ -385,24 +414,22 @@ pub(crate) fn reason(status: Option<&str>, diagnostic: &str, context: &str) -> R
         Some((4, 4)) if !temporary => return Reason::HostUnknown,
         _ => {}
     }
-    if any(&text, HOST_UNKNOWN) && about_recipient {
+    if any(text, &HOST_UNKNOWN) && about_recipient {
         return if temporary {
             Reason::NetworkError
         } else {
             Reason::HostUnknown
         };
     }
-    if any(&text, NO_SUCH_ADDRESS) {
+    if any(text, &NO_SUCH_ADDRESS) {
         return Reason::UserUnknown;
     }
-    if any(&text, USER_UNKNOWN) && about_recipient {
+    if any(text, &USER_UNKNOWN) && about_recipient {
         // "User unknown" said to the message rather than to RCPT TO, or with no address
         // ("550 : User unknown", how some mobile carriers refuse filtered mail), is a
         // content filter speaking, not a missing mailbox.
         // So is one whose code is about the mailbox's state or security (X.2.*, X.7.*).
-        let filtered = command == Some(Command::Data)
-            || text.contains(" : user unknown")
-            || (command != Some(Command::Rcpt) && matches!(code, Some((0 | 2 | 7, _))));
+        let filtered = command != Some(Command::Rcpt) || text.contains(" : user unknown");
         return if filtered {
             Reason::Filtered
         } else {
@@ -412,13 +439,13 @@ pub(crate) fn reason(status: Option<&str>, diagnostic: &str, context: &str) -> R
     if code == Some((2, 1)) {
         return Reason::Suspend;
     }
-    if any(&text, NOT_ACCEPT) {
+    if any(text, &NOT_ACCEPT) {
         return Reason::NotAccept;
     }
-    if any(&text, BLOCKED) {
+    if any(text, &BLOCKED) {
         return Reason::Blocked;
     }
-    if temporary || any(&text, EXPIRED) {
+    if temporary || any(text, &EXPIRED) {
         return Reason::Expired;
     }
     Reason::Other

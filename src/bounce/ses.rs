@@ -20,6 +20,12 @@ pub(crate) fn read(parts: &Parts) -> Option<Vec<Finding>> {
         Some(inner) => serde_json::from_str(inner).ok()?,
         None => outer,
     };
+    findings(&notification)
+}
+
+/// The findings of one SES notification (`notificationType`, or `eventType` when it
+/// comes from event publishing), or `None` for another kind or one naming nobody.
+pub(crate) fn findings(notification: &Value) -> Option<Vec<Finding>> {
     let kind = notification
         .get("notificationType")
         .or_else(|| notification.get("eventType"))

@@ -3,6 +3,8 @@
 
 use super::*;
 
+mod reference;
+
 macro_rules! fixture {
     ($name:literal) => {
         include_bytes!(concat!(

@@ -18,6 +18,7 @@ mod serve;
 mod stats;
 mod suppression;
 mod user;
+mod webhooks;
 mod worker;
 
 use std::process::ExitCode;
@@ -125,7 +126,7 @@ pub enum Command {
     /// Serve tracking links, unsubscribe pages, the CRM API, /healthz and /metrics.
     Serve(serve::ServeArgs),
     /// The worker and the HTTP server in one process.
-    Run(serve::RunArgs),
+    Run(Box<serve::RunArgs>),
     /// Send one message to one recipient now (a triggered send), idempotently.
     Send(send::SendArgs),
     /// Keys for the CRM API.

@@ -41,6 +41,8 @@ pub struct HttpArgs {
     /// Connections open at once; more are answered 503 and closed.
     #[arg(long, env = "MAILCAST_HTTP_MAX_CONNECTIONS", default_value_t = HttpLimits::default().max_connections)]
     pub max_connections: usize,
+    #[command(flatten)]
+    pub webhooks: super::webhooks::WebhookArgs,
 }
 
 impl HttpArgs {
@@ -73,6 +75,9 @@ pub struct ServeArgs {
     pub http: HttpArgs,
     #[command(flatten)]
     pub public: BaseUrlArg,
+    // What webhook bounces and complaints do (`run` takes these with its receiver's).
+    #[command(flatten)]
+    pub effects: super::bounces::BounceEffectArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -86,6 +91,12 @@ pub struct RunArgs {
     pub bounce_listen: Option<String>,
     #[command(flatten)]
     pub receiver: super::bounces::ReceiverArgs,
+    /// Also read bounces from this mailbox (imaps://… or pop3s://…, as `bounces poll
+    /// --mailbox` takes it).
+    #[arg(long, env = "MAILCAST_BOUNCE_MAILBOX", hide_env_values = true)]
+    pub bounce_mailbox: Option<String>,
+    #[command(flatten)]
+    pub mailbox: super::bounces::MailboxArgs,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -98,16 +109,23 @@ pub enum ApiKeyCommand {
     Revoke { name: String },
 }
 
-fn settings(base_url: &str, http: &HttpArgs, keyring: KeyRing) -> anyhow::Result<HttpSettings> {
+fn settings(
+    base_url: &str,
+    http: &HttpArgs,
+    keyring: KeyRing,
+    bounces: crate::bounce::BounceSettings,
+) -> anyhow::Result<HttpSettings> {
     let mut settings = HttpSettings::new(base_url.to_string(), keyring);
     settings.trust_forwarded_for = http.trust_forwarded_for;
     settings.limits = http.limits()?;
+    settings.webhooks = http.webhooks.settings(bounces)?;
     Ok(settings)
 }
 
 pub async fn serve(store: &Store, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let keyring = KeyRing::load(store).await.context("link signing keys")?;
-    let settings = settings(&args.public.base_url, &args.http, keyring)?;
+    let bounces = args.effects.settings(None, keyring.clone())?;
+    let settings = settings(&args.public.base_url, &args.http, keyring, bounces)?;
     let listener = bind(&args.http.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "HTTP server listening; Ctrl-C or SIGTERM stops it");
     serve_http(listener, store.clone(), settings, shutdown_signal()).await?;
@@ -123,11 +141,23 @@ pub async fn run(store: &Store, args: &RunArgs) -> anyhow::Result<ExitCode> {
             .await?;
     // The worker's ring: loaded once, so its warnings are said once.
     let keyring = dispatcher.settings.keyring.clone();
-    let settings = settings(&worker.transport.public.base_url, &args.http, keyring)?;
+    let effects = &args.receiver.effects;
+    let bounces = effects.settings(dispatcher.settings.return_path.clone(), keyring.clone())?;
+    let settings = settings(
+        &worker.transport.public.base_url,
+        &args.http,
+        keyring,
+        bounces,
+    )?;
     let listener = bind(&args.http.listen).await?;
     let receiver = bounce_receiver(args, &dispatcher).await?;
-    let (stop_worker, stop_http, stop_bounces) =
-        (shutdown_signal(), shutdown_signal(), shutdown_signal());
+    let poller = bounce_poller(args, &dispatcher)?;
+    let (stop_worker, stop_http, stop_bounces, stop_mailbox) = (
+        shutdown_signal(),
+        shutdown_signal(),
+        shutdown_signal(),
+        shutdown_signal(),
+    );
     super::worker::report_unreachable_relays(&worker.transport).await?;
     tracing::info!(
         worker = %dispatcher.settings.worker_name,
@@ -141,10 +171,15 @@ pub async fn run(store: &Store, args: &RunArgs) -> anyhow::Result<ExitCode> {
             None => Ok(()),
         }
     };
+    let polled = async {
+        if let Some(poller) = &poller {
+            poller.run(store, stop_mailbox).await;
+        }
+    };
     // All listen for the signal from the start, so all stop at once.
     let worker = crate::dispatch::run_worker(dispatcher, stop_worker);
     let served = serve_http(listener, store.clone(), settings, stop_http);
-    let (stopped, served, received) = tokio::join!(worker, served, bounces);
+    let (stopped, served, received, ()) = tokio::join!(worker, served, bounces, polled);
     served?;
     stopped?;
     received?;
@@ -164,6 +199,25 @@ async fn bounce_receiver(
     let keys = settings.keyring.clone();
     let receiver = super::bounces::BounceReceiver::bind(listen, path, &args.receiver, keys).await?;
     Ok(Some(receiver))
+}
+
+/// The bounce mailbox poller of `run`, when `--bounce-mailbox` names a mailbox.
+fn bounce_poller(
+    args: &RunArgs,
+    dispatcher: &crate::dispatch::Dispatcher,
+) -> anyhow::Result<Option<super::bounces::BouncePoller>> {
+    let Some(url) = &args.bounce_mailbox else {
+        return Ok(None);
+    };
+    let settings = &dispatcher.settings;
+    let poller = super::bounces::BouncePoller::new(
+        url,
+        &args.mailbox,
+        &args.receiver.effects,
+        settings.return_path.clone(),
+        settings.keyring.clone(),
+    )?;
+    Ok(Some(poller))
 }
 
 pub async fn api_key(store: &Store, command: ApiKeyCommand) -> anyhow::Result<ExitCode> {

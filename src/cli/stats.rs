@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use crate::store::{CampaignStats, Engagement, ExperimentReport, Store};
+use crate::store::{CampaignStats, Engagement, ExperimentReport, Feedback, Store};
 
 /// How `campaign stats` prints.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -28,6 +28,19 @@ pub async fn run(store: &Store, name: &str, format: StatsFormat) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
+/// Hard, soft and complaint counts with their shares of what was delivered.
+fn feedback_line(feedback: &Feedback) -> String {
+    format!(
+        "hard {} ({:.2}% of delivered), soft {} ({:.2}%), complaints {} ({:.2}%)",
+        feedback.hard,
+        feedback.hard_rate() * 100.0,
+        feedback.soft,
+        feedback.soft_rate() * 100.0,
+        feedback.complaints,
+        feedback.complaint_rate() * 100.0
+    )
+}
+
 /// Human counts first, machine counts beside them.
 pub fn format_stats(stats: &CampaignStats) -> String {
     let mut out = String::new();
@@ -48,15 +61,7 @@ pub fn format_stats(stats: &CampaignStats) -> String {
         stats.bounces,
         ledger.pending + ledger.sending + ledger.deferred
     );
-    let _ = writeln!(
-        out,
-        "  feedback     hard {} ({:.2}% of delivered), soft {}, complaints {} ({:.2}%)",
-        stats.feedback.hard,
-        stats.hard_bounce_rate * 100.0,
-        stats.feedback.soft,
-        stats.feedback.complaints,
-        stats.complaint_rate * 100.0
-    );
+    let _ = writeln!(out, "  feedback     {}", feedback_line(&stats.feedback));
     engagement(&mut out, "opens", &stats.opens, stats.open_rate);
     engagement(&mut out, "clicks", &stats.clicks, stats.click_through_rate);
     let _ = writeln!(out, "  unsubscribes {:>8}", stats.unsubscribes);
@@ -116,6 +121,7 @@ pub fn format_stats(stats: &CampaignStats) -> String {
             segment.attributed.orders,
             money(segment.attributed.revenue_cents)
         );
+        let _ = writeln!(out, "    feedback   {}", feedback_line(&segment.feedback));
     }
     if let Some(report) = &stats.experiment {
         experiment(&mut out, report);
@@ -268,6 +274,7 @@ mod tests {
             recommendation_performance: Vec::new(),
             feedback: Default::default(),
             hard_bounce_rate: 0.0,
+            soft_bounce_rate: 0.0,
             complaint_rate: 0.0,
             bounces: 1,
             opens: Engagement {

@@ -14,6 +14,8 @@ pub(crate) struct Metrics {
     /// [kind][verdict] → events stored.
     events: [[AtomicU64; 2]; 3],
     write_failures: AtomicU64,
+    /// Bounce and complaint rates of the campaigns being watched.
+    pub feedback: super::feedback_metrics::FeedbackCache,
 }
 
 /// What a scrape reads from elsewhere at scrape time.
@@ -22,6 +24,7 @@ pub(crate) struct Snapshot {
     pub store_up: bool,
     pub deliveries: Option<LedgerCounts>,
     pub waiting: Option<Waiting>,
+    pub feedback: Option<std::sync::Arc<Vec<super::feedback_metrics::FeedbackRow>>>,
 }
 
 impl Metrics {
@@ -169,6 +172,9 @@ fn render_store(out: &mut String, snapshot: &Snapshot) {
         let _ = writeln!(out, "mailcast_deliveries{{status=\"{status}\"}} {n}");
     }
     render_waiting(out, snapshot);
+    if let Some(rows) = &snapshot.feedback {
+        super::feedback_metrics::render(out, rows);
+    }
 }
 
 fn render_waiting(out: &mut String, snapshot: &Snapshot) {
@@ -200,12 +206,12 @@ fn render_waiting(out: &mut String, snapshot: &Snapshot) {
     let _ = writeln!(out, "mailcast_deliveries_capped {}", waiting.capped_skipped);
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(super) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// Label values escape backslash, double quote and line feed.
-fn escape(value: &str) -> String {
+pub(super) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -252,6 +258,7 @@ mod tests {
                 capped_skipped: 1,
                 ..Waiting::default()
             }),
+            feedback: None,
         });
         for line in [
             "mailcast_http_requests_total{route=\"/c/{token}\",status=\"302\"} 2",

@@ -10,7 +10,8 @@
 //! | `POST /u/{token}` | `List-Unsubscribe=One-Click` (RFC 8058) or the page's topic form |
 //! | `/api/…` | the CRM API ([`api_routes`], `/api/openapi.json`) |
 //! | `/app/…` | the marketers' dashboard (signed-in users; `app`) |
-//! | `GET /healthz`, `GET /metrics` | store reachable; Prometheus text |
+//! | `GET /healthz`, `GET /metrics` | store reachable; Prometheus text (with bounce and complaint rates per campaign and declared segment) |
+//! | `POST /webhooks/{ses,sendgrid,postmark,mailgun}` | providers' bounces and complaints (`webhooks`) |
 //!
 //! Every connection is bounded ([`HttpLimits`]): header, body and idle timeouts, a cap
 //! on open connections, and a body limit per kind of route, checked against the
@@ -33,6 +34,7 @@ mod api;
 mod app;
 mod connection;
 mod error;
+mod feedback_metrics;
 mod limits;
 mod metrics;
 mod observe;
@@ -45,6 +47,7 @@ mod tracking;
 mod unsubscribe;
 pub mod verdict;
 mod view;
+mod webhooks;
 mod writer;
 
 pub use api::{OPENAPI, api_routes, generate_api_key, hash_api_key};
@@ -52,4 +55,7 @@ pub use error::{FieldErrors, HttpError};
 pub use limits::{BodyTimedOut, HttpLimits};
 pub use server::{HttpServer, HttpSettings, ServeError, bind, serve};
 pub use verdict::{HONEYPOT_LINK_ID, TimingRules, honeypot_token};
+pub use webhooks::{
+    MailgunKey, PostmarkAuth, SendGridKey, SesWebhook, WebhookSettingError, WebhookSettings,
+};
 pub use writer::WriterSettings;

@@ -1,5 +1,6 @@
 //! `/healthz` (the store answers) and `/metrics` (Prometheus text format).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -10,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use super::feedback_metrics::FeedbackRow;
 use super::metrics::Snapshot;
 use super::state::AppState;
 
@@ -53,15 +55,40 @@ async fn metrics(State(state): State<AppState>) -> Response {
             .and_then(Result::ok),
         None => None,
     };
+    let feedback = match deliveries {
+        Some(_) => feedback_rows(&state).await,
+        None => None,
+    };
     let snapshot = Snapshot {
         events_queued: state.events.queued(),
         store_up: deliveries.is_some(),
         deliveries,
         waiting,
+        feedback,
     };
     let content_type = [(
         header::CONTENT_TYPE,
         "text/plain; version=0.0.4; charset=utf-8",
     )];
     (content_type, state.metrics.render(&snapshot)).into_response()
+}
+
+/// The watched campaigns' bounce and complaint rates, or None (logged) when the store
+/// cannot give them within the scrape's time.
+async fn feedback_rows(state: &AppState) -> Option<Arc<Vec<FeedbackRow>>> {
+    let rows = state
+        .metrics
+        .feedback
+        .rows(&state.store, &state.settings.clock);
+    match tokio::time::timeout(STORE_TIMEOUT, rows).await {
+        Ok(Ok(rows)) => Some(rows),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "metrics: cannot read bounce and complaint rates");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("metrics: bounce and complaint rates took too long; left out");
+            None
+        }
+    }
 }

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use super::limits::{BodyRule, HttpLimits, with_body_rule};
 use super::metrics::Metrics;
 use super::state::AppState;
+use super::webhooks::{self, WebhookSettings};
 use super::writer::{self, WriterSettings};
 use super::{api, app, connection, observe, ops, tracking, unsubscribe, view};
 use crate::links::KeyRing;
@@ -31,10 +32,13 @@ pub struct HttpSettings {
     pub writer: WriterSettings,
     /// When opens and clicks happen (the system clock; tests move a manual one).
     pub clock: crate::time::Clock,
+    /// Which providers' bounce and complaint webhooks are served (none by default).
+    pub webhooks: WebhookSettings,
 }
 
 impl HttpSettings {
     pub fn new(base_url: String, keyring: KeyRing) -> HttpSettings {
+        let webhooks = WebhookSettings::none(keyring.clone());
         HttpSettings {
             base_url,
             keyring,
@@ -42,6 +46,7 @@ impl HttpSettings {
             limits: HttpLimits::default(),
             writer: WriterSettings::default(),
             clock: crate::time::Clock::system(),
+            webhooks,
         }
     }
 }
@@ -91,7 +96,10 @@ pub async fn serve(
     let (events, writer) = writer::spawn(store.clone(), settings.writer.clone(), metrics.clone());
     let limits = settings.limits.clone();
     let app = match AppState::new(store, settings, events, metrics) {
-        Ok(state) => router(state),
+        Ok(state) => {
+            warm_preview_model(&state).await;
+            router(state)
+        }
         Err(error) => {
             writer.shutdown().await;
             return Err(ServeError::Setup(error.to_string()));
@@ -105,6 +113,16 @@ pub async fn serve(
     writer.shutdown().await;
     tracing::info!("HTTP server stopped");
     Ok(())
+}
+
+/// Where the dashboard has users, the template preview's recommendation model is built
+/// at start, in the background, so that no one's first preview waits for it.
+async fn warm_preview_model(state: &AppState) {
+    match state.store.users().await {
+        Ok(users) if !users.is_empty() => state.refresh_preview_model(crate::time::now()),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read the dashboard's users"),
+    }
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -126,6 +144,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(with_body_rule(links, link_rule))
         .merge(with_body_rule(app::router(state.clone()), api_rule))
         .merge(with_body_rule(api::router(state.clone()), api_rule))
+        .merge(with_body_rule(webhooks::router(&state), api_rule))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::observe,

@@ -18,6 +18,7 @@ use super::verdict::{RequestFacts, request_verdict};
 use super::writer::EventSender;
 use crate::dispatch::JobQueue;
 use crate::links::{Token, TokenKind};
+use crate::recommend::{RecommendError, Recommender};
 use crate::render::CampaignRenderer;
 use crate::store::{NewTrackingEvent, Store, TrackingKind};
 
@@ -203,31 +204,74 @@ impl RendererCache {
 }
 
 /// The recommendation model for template previews, built from every event: once per
-/// [`MODEL_MAX_AGE`] seconds at most, not per request. One build at a time; requests
-/// meanwhile wait for it.
+/// [`MODEL_MAX_AGE`] seconds at most, not per request. Only a request that finds no
+/// model at all waits for a build; one that finds it too old gets it as it is while a
+/// new one is built in the background. One build at a time.
 #[derive(Default)]
 pub(crate) struct ModelCache {
-    model: tokio::sync::Mutex<Option<(i64, Arc<crate::recommend::Recommender>)>>,
+    model: Mutex<Option<(i64, Arc<Recommender>)>>,
+    building: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How old a preview's recommendation model may be (the worker builds one per campaign).
 pub(crate) const MODEL_MAX_AGE: i64 = 15 * 60;
 
 impl ModelCache {
-    pub async fn get(
+    /// The model and whether it is too old at `now`.
+    fn current(&self, now: i64) -> Option<(Arc<Recommender>, bool)> {
+        let slot = self.model.lock().expect("model cache lock");
+        slot.as_ref()
+            .map(|(built_at, model)| (model.clone(), now - built_at >= MODEL_MAX_AGE))
+    }
+
+    /// Builds and keeps a model, unless one that is fresh enough came while waiting
+    /// for the build lock.
+    async fn build(&self, store: &Store, now: i64) -> Result<Arc<Recommender>, RecommendError> {
+        let _one_at_a_time = self.building.lock().await;
+        if let Some((model, false)) = self.current(now) {
+            return Ok(model);
+        }
+        self.build_holding_lock(store, now).await
+    }
+
+    async fn build_holding_lock(
         &self,
         store: &Store,
         now: i64,
-    ) -> Result<Arc<crate::recommend::Recommender>, crate::recommend::RecommendError> {
-        let mut slot = self.model.lock().await;
-        if let Some((built_at, model)) = slot.as_ref()
-            && now - built_at < MODEL_MAX_AGE
-        {
-            return Ok(model.clone());
-        }
-        let model = Arc::new(crate::recommend::Recommender::build(store, now).await?);
-        *slot = Some((now, model.clone()));
+    ) -> Result<Arc<Recommender>, RecommendError> {
+        let model = Arc::new(Recommender::build(store, now).await?);
+        *self.model.lock().expect("model cache lock") = Some((now, model.clone()));
         Ok(model)
+    }
+}
+
+impl AppState {
+    /// The preview model: kept, refreshed in the background when too old, built (and
+    /// waited for) only when there is none.
+    pub async fn preview_model(&self, now: i64) -> Result<Arc<Recommender>, RecommendError> {
+        match self.previews.current(now) {
+            Some((model, stale)) => {
+                if stale {
+                    self.refresh_preview_model(now);
+                }
+                Ok(model)
+            }
+            None => self.previews.build(&self.store, now).await,
+        }
+    }
+
+    /// Starts building a new preview model unless a build is already running.
+    pub fn refresh_preview_model(&self, now: i64) {
+        let Ok(guard) = self.previews.building.clone().try_lock_owned() else {
+            return;
+        };
+        let state = self.clone();
+        tokio::spawn(async move {
+            let _one_at_a_time = guard;
+            if let Err(error) = state.previews.build_holding_lock(&state.store, now).await {
+                tracing::warn!(%error, "cannot rebuild the template preview model");
+            }
+        });
     }
 }
 
@@ -242,10 +286,24 @@ mod model_cache_tests {
             .await
             .unwrap();
         let cache = ModelCache::default();
-        let first = cache.get(&store, 1_000).await.unwrap();
-        let again = cache.get(&store, 1_000 + MODEL_MAX_AGE - 1).await.unwrap();
-        assert!(Arc::ptr_eq(&first, &again), "reused within the age limit");
-        let later = cache.get(&store, 1_000 + MODEL_MAX_AGE).await.unwrap();
+        assert!(cache.current(1_000).is_none());
+        let first = cache.build(&store, 1_000).await.unwrap();
+        let (again, stale) = cache.current(1_000 + MODEL_MAX_AGE - 1).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again) && !stale,
+            "fresh within the age limit"
+        );
+        let waited = cache
+            .build(&store, 1_000 + MODEL_MAX_AGE - 1)
+            .await
+            .unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &waited),
+            "a fresh model is not built again"
+        );
+        let (_, stale) = cache.current(1_000 + MODEL_MAX_AGE).unwrap();
+        assert!(stale, "too old at the age limit");
+        let later = cache.build(&store, 1_000 + MODEL_MAX_AGE).await.unwrap();
         assert!(!Arc::ptr_eq(&first, &later), "built again once too old");
         store.close().await;
     }

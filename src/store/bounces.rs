@@ -58,6 +58,9 @@ pub enum MatchedBy {
     ReturnPath,
     /// The Message-ID it quotes, confirmed by the address it reports.
     MessageId,
+    /// The address a provider's webhook reported, without a Message-ID of ours: the
+    /// latest message sent to that address.
+    Address,
 }
 
 impl MatchedBy {
@@ -65,6 +68,7 @@ impl MatchedBy {
         match self {
             MatchedBy::ReturnPath => "return_path",
             MatchedBy::MessageId => "message_id",
+            MatchedBy::Address => "address",
         }
     }
 }
@@ -190,6 +194,24 @@ impl Store {
         Ok(on_pool!(self, pool => sqlx::query_as(sql)
             .bind(campaign_id)
             .bind(recipient_id)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// The latest delivery handed to the relay for `email` since `since` (unix seconds).
+    pub async fn latest_delivery_to(
+        &self,
+        email: &EmailAddress,
+        since: i64,
+    ) -> Result<Option<BouncedDelivery>, StoreError> {
+        let sql = "SELECT d.id AS delivery_id, d.campaign_id, d.recipient_id, r.email
+                   FROM recipients r JOIN deliveries d ON d.recipient_id = r.id
+                   WHERE r.email_key = $1 AND d.sent_at >= $2
+                     AND d.status IN ('sent', 'unknown', 'bounced')
+                   ORDER BY d.sent_at DESC, d.id DESC LIMIT 1";
+        Ok(on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(email.key())
+            .bind(since)
             .fetch_optional(pool)
             .await)?)
     }
@@ -410,6 +432,10 @@ impl Feedback {
         rate(self.hard, self.delivered)
     }
 
+    pub fn soft_rate(&self) -> f64 {
+        rate(self.soft, self.delivered)
+    }
+
     pub fn complaint_rate(&self) -> f64 {
         rate(self.complaints, self.delivered)
     }
@@ -423,21 +449,17 @@ fn rate(part: i64, whole: i64) -> f64 {
     }
 }
 
-/// Deliveries counted once per class, whatever number of reports came for them.
-const FEEDBACK: &str = "
-    SELECT
-        (SELECT COUNT(*) FROM deliveries WHERE campaign_id = $1
-           AND status IN ('sent', 'bounced')) AS delivered,
-        COUNT(DISTINCT CASE WHEN b.class = 'hard' THEN b.delivery_id END) AS hard,
-        COUNT(DISTINCT CASE WHEN b.class = 'soft' THEN b.delivery_id END) AS soft,
-        COUNT(DISTINCT CASE WHEN b.class = 'complaint' THEN b.delivery_id END) AS complaints
-    FROM bounces b JOIN deliveries d ON d.id = b.delivery_id
-    WHERE d.campaign_id = $1";
-
-impl Store {
-    /// Hard bounces, soft bounces and complaints received about a campaign's messages.
-    pub async fn feedback(&self, campaign_id: i64) -> Result<Feedback, StoreError> {
-        Ok(on_pool!(self, pool =>
-            sqlx::query_as(FEEDBACK).bind(campaign_id).fetch_one(pool).await)?)
-    }
+/// Deliveries counted once per class, whatever number of reports came for them;
+/// `restrict` narrows both counts (`AND d.recipient_id IN …`, its parameters after `$1`).
+pub(super) fn feedback_sql(restrict: &str) -> String {
+    format!(
+        "SELECT
+            (SELECT COUNT(*) FROM deliveries d WHERE d.campaign_id = $1
+               AND d.status IN ('sent', 'bounced'){restrict}) AS delivered,
+            COUNT(DISTINCT CASE WHEN b.class = 'hard' THEN b.delivery_id END) AS hard,
+            COUNT(DISTINCT CASE WHEN b.class = 'soft' THEN b.delivery_id END) AS soft,
+            COUNT(DISTINCT CASE WHEN b.class = 'complaint' THEN b.delivery_id END) AS complaints
+         FROM bounces b JOIN deliveries d ON d.id = b.delivery_id
+         WHERE d.campaign_id = $1{restrict}"
+    )
 }

@@ -135,6 +135,22 @@ impl Store {
         row.ok_or_else(|| StoreError::not_found("campaign", id.to_string()))
     }
 
+    /// Campaigns whose bounce and complaint rates still matter: sending or paused, or
+    /// finished since `since`; newest first, at most `limit`.
+    pub async fn campaigns_to_watch(
+        &self,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<Campaign>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM campaigns
+             WHERE status IN ('running', 'paused') OR finished_at >= $1
+             ORDER BY id DESC LIMIT $2"
+        );
+        Ok(on_pool!(self, pool =>
+            sqlx::query_as(built(&sql)).bind(since).bind(limit).fetch_all(pool).await)?)
+    }
+
     pub async fn campaign_by_name(&self, name: &str) -> Result<Option<Campaign>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE name = $1");
         Ok(

@@ -38,6 +38,11 @@ pub struct SegmentStats {
     /// Purchases attributed to the campaign (see `store::attribution`).
     pub attributed: Attributed,
     pub bounces: i64,
+    /// Received bounces and complaints about these recipients' messages.
+    pub feedback: super::Feedback,
+    pub hard_bounce_rate: f64,
+    pub soft_bounce_rate: f64,
+    pub complaint_rate: f64,
     pub opens: Engagement,
     pub clicks: Engagement,
     pub unsubscribes: i64,
@@ -71,6 +76,7 @@ pub struct CampaignStats {
     /// What received bounces and complaints said, with their rates per delivered message.
     pub feedback: super::Feedback,
     pub hard_bounce_rate: f64,
+    pub soft_bounce_rate: f64,
     pub complaint_rate: f64,
     pub opens: Engagement,
     pub clicks: Engagement,
@@ -148,6 +154,7 @@ struct Counts {
     waiting: super::Waiting,
     purchases: Vec<AttributedPurchase>,
     bounces: i64,
+    feedback: super::Feedback,
     opens: Engagement,
     clicks: Engagement,
     unsubscribes: i64,
@@ -229,12 +236,16 @@ impl Store {
                 ledger: c.ledger,
                 waiting: c.waiting,
                 bounces: c.bounces,
+                feedback: c.feedback,
+                hard_bounce_rate: c.feedback.hard_rate(),
+                soft_bounce_rate: c.feedback.soft_rate(),
+                complaint_rate: c.feedback.complaint_rate(),
                 opens: c.opens,
                 clicks: c.clicks,
                 unsubscribes: c.unsubscribes,
             });
         }
-        let feedback = self.feedback(campaign_id).await?;
+        let feedback = counts.feedback;
         let recommendations = attribution::by_recommendation(&counts.purchases);
         let recommendation_performance = match self.shows_recommendations(&campaign).await? {
             true => {
@@ -268,6 +279,7 @@ impl Store {
             bounces: counts.bounces,
             feedback,
             hard_bounce_rate: feedback.hard_rate(),
+            soft_bounce_rate: feedback.soft_rate(),
             complaint_rate: feedback.complaint_rate(),
             opens: counts.opens,
             clicks: counts.clicks,
@@ -301,6 +313,7 @@ impl Store {
             waiting: self.scoped_waiting(scope).await?,
             purchases: self.attributed(scope).await?,
             bounces: self.bounces(scope).await?,
+            feedback: self.scoped_feedback(scope).await?,
             opens,
             clicks,
             unsubscribes,
@@ -393,6 +406,41 @@ impl Store {
         let (n,): (i64,) = on_pool!(self, pool =>
             bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_one(pool).await)?;
         Ok(n)
+    }
+
+    /// Hard bounces, soft bounces and complaints received about a campaign's messages.
+    pub async fn feedback(&self, campaign_id: i64) -> Result<super::Feedback, StoreError> {
+        let scope = Scope {
+            campaign_id,
+            filter: None,
+            windows: Windows::of(&Default::default()),
+        };
+        self.scoped_feedback(&scope).await
+    }
+
+    /// A campaign's feedback for everyone it was sent to (`None`) and for each of
+    /// `segments`.
+    pub async fn feedback_by_segment(
+        &self,
+        campaign_id: i64,
+        segments: &[(String, SqlFilter)],
+    ) -> Result<Vec<(Option<String>, super::Feedback)>, StoreError> {
+        let mut all = vec![(None, self.feedback(campaign_id).await?)];
+        for (name, filter) in segments {
+            let scope = Scope {
+                campaign_id,
+                filter: Some(filter),
+                windows: Windows::of(&Default::default()),
+            };
+            all.push((Some(name.clone()), self.scoped_feedback(&scope).await?));
+        }
+        Ok(all)
+    }
+
+    async fn scoped_feedback(&self, scope: &Scope<'_>) -> Result<super::Feedback, StoreError> {
+        let sql = super::bounces::feedback_sql(&scope.restrict("d.recipient_id"));
+        Ok(on_pool!(self, pool =>
+            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_one(pool).await)?)
     }
 
     async fn top_links(&self, campaign_id: i64) -> Result<Vec<LinkStats>, StoreError> {

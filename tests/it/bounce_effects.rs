@@ -36,8 +36,13 @@ struct Sent {
 /// Sends campaign `name` to everyone subscribed to news; returns (campaign id, what was
 /// sent to each address).
 async fn send_campaign(store: &Store, name: &str) -> (i64, Vec<(String, Sent)>) {
-    let server = ScriptedServer::start(accept_all(), always_accept_dot()).await;
     let campaign = create_campaign(store, name, "news", HTML).await;
+    (campaign, send(store, campaign).await)
+}
+
+/// Sends the drafted `campaign`; returns what was sent to each address.
+async fn send(store: &Store, campaign: i64) -> Vec<(String, Sent)> {
+    let server = ScriptedServer::start(accept_all(), always_accept_dot()).await;
     let options = WorkerOptions {
         return_path: settings(SoftBouncePolicy::default()).return_path,
         ..WorkerOptions::default()
@@ -62,7 +67,7 @@ async fn send_campaign(store: &Store, name: &str) -> (i64, Vec<(String, Sent)>) 
         })
         .collect();
     server.stop();
-    (campaign, sent)
+    sent
 }
 
 fn sent_to<'a>(sent: &'a [(String, Sent)], email: &str) -> &'a Sent {
@@ -546,6 +551,95 @@ async fn a_running_campaign_over_the_complaint_threshold_pauses_itself() {
             "{engine}"
         );
         assert!((stats.complaint_rate - 2.0 / 3.0).abs() < 1e-9, "{engine}");
+    })
+    .await;
+}
+
+/// The statistics and `/metrics` give hard, soft and complaint rates for the campaign
+/// and for each segment it declared, counted over that segment's delivered messages.
+#[tokio::test]
+async fn bounce_and_complaint_rates_are_given_per_declared_segment() {
+    for_each_engine(|store, engine| async move {
+        readers(&store).await;
+        store
+            .upsert_segment("ann-and-cat", r#"first_name in ["Ann", "Cat"]"#, "")
+            .await
+            .unwrap();
+        store
+            .upsert_segment("ben", r#"first_name == "Ben""#, "")
+            .await
+            .unwrap();
+        let mut draft = support::campaign::draft(&store, "spring", "news", HTML).await;
+        draft.settings.declared_segments = vec!["ann-and-cat".into(), "ben".into()];
+        let campaign = store.create_campaign(&draft).await.unwrap();
+        let sent = send(&store, campaign).await;
+        let settings = settings(SoftBouncePolicy::default());
+        let ann = sent_to(&sent, "ann@example.com");
+        let hard = dsn(
+            &ann.return_path,
+            "ann@example.com",
+            "5.1.1",
+            "550 5.1.1 User unknown",
+            &ann.message_id,
+        );
+        receive(&store, &settings, &hard, &ann.return_path).await;
+        let ben = sent_to(&sent, "ben@example.com");
+        let soft = dsn(
+            &ben.return_path,
+            "ben@example.com",
+            "4.2.2",
+            "452 4.2.2 Mailbox full",
+            &ben.message_id,
+        );
+        receive(&store, &settings, &soft, &ben.return_path).await;
+        let cat = sent_to(&sent, "cat@example.com");
+        let raw = complaint(&cat.return_path, "cat@example.com", &cat.message_id);
+        receive(&store, &settings, &raw, &cat.return_path).await;
+
+        let stats = store.campaign_statistics(campaign).await.unwrap();
+        let counts = |f: mailcast::store::Feedback| (f.delivered, f.hard, f.soft, f.complaints);
+        assert_eq!(counts(stats.feedback), (3, 1, 1, 1), "{engine}");
+        assert!(
+            (stats.soft_bounce_rate - 1.0 / 3.0).abs() < 1e-9,
+            "{engine}"
+        );
+        let [both, ben] = &stats.segments[..] else {
+            panic!("{engine}: two segments, got {:?}", stats.segments);
+        };
+        assert_eq!(counts(both.feedback), (2, 1, 0, 1), "{engine}");
+        assert_eq!(
+            (
+                both.hard_bounce_rate,
+                both.soft_bounce_rate,
+                both.complaint_rate
+            ),
+            (0.5, 0.0, 0.5),
+            "{engine}"
+        );
+        assert_eq!(counts(ben.feedback), (1, 0, 1, 0), "{engine}");
+        assert_eq!(ben.soft_bounce_rate, 1.0, "{engine}");
+
+        let server = support::http::TestServer::start(&store).await;
+        let metrics = server.get("/metrics").await.text().await.unwrap();
+        let labels = |segment: &str| {
+            format!(r#"campaign_id="{campaign}",campaign="spring",segment="{segment}""#)
+        };
+        for line in [
+            format!("mailcast_campaign_delivered{{{}}} 3", labels("")),
+            format!(
+                "mailcast_campaign_feedback_rate{{{},class=\"complaint\"}} 0.5",
+                labels("ann-and-cat")
+            ),
+            format!(
+                "mailcast_campaign_feedback_rate{{{},class=\"soft\"}} 1",
+                labels("ben")
+            ),
+        ] {
+            assert!(
+                metrics.lines().any(|l| l == line),
+                "{engine}: {line} missing from\n{metrics}"
+            );
+        }
     })
     .await;
 }

@@ -392,6 +392,37 @@ fn bounce_settings_that_cannot_work_are_named() {
     let (code, _, stderr) = mailcast(&["bounces", "show", "99"], dir.path());
     assert_ne!(code, 0);
     assert_one_line_error(&stderr, "no bounce with id 99");
+
+    for (flag, value, says) in [
+        (
+            "--pause-complaint-rate",
+            "150%",
+            "'150%' is not between 0% and 100%",
+        ),
+        ("--pause-hard-bounce-rate", "lots", "'lots' is not a share"),
+        (
+            "--pause-min-delivered",
+            "-1",
+            "--pause-min-delivered must be 0 or more",
+        ),
+    ] {
+        let setting = format!("{flag}={value}");
+        let (code, _, stderr) = mailcast(
+            &[
+                "bounces",
+                "receive",
+                "--listen",
+                "127.0.0.1:0",
+                "--bounce-domain",
+                "b.example.com",
+                &setting,
+            ],
+            dir.path(),
+        );
+        assert_ne!(code, 0, "{flag} {value}");
+        assert_one_line_error(&stderr, says);
+        assert!(stderr.contains(flag), "{flag} not named: {stderr}");
+    }
 }
 
 #[test]

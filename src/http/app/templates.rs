@@ -255,13 +255,9 @@ async fn context_for(
 ) -> Result<RecipientContext, HttpError> {
     let now = crate::time::now();
     let (recommendations, cart) = if shows_picks(template) {
-        let model = state
-            .previews
-            .get(&state.store, now)
-            .await
-            .map_err(|error| {
-                HttpError::field("template", format!("cannot build recommendations: {error}"))
-            })?;
+        let model = state.preview_model(now).await.map_err(|error| {
+            HttpError::field("template", format!("cannot build recommendations: {error}"))
+        })?;
         let history = state
             .store
             .histories(&[recipient.id])

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod campaign;
 pub mod dashboard;
 pub mod dkimpy;
+pub mod dovecot;
 pub mod http;
 pub mod postfix;
 pub mod scripted_smtp;
@@ -17,6 +18,7 @@ pub mod segment_db;
 pub mod segment_fixtures;
 pub mod segment_gen;
 pub mod smtp;
+pub mod webhooks;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
