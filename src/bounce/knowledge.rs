@@ -29,13 +29,6 @@ impl Reporter {
         let header = |name: &str| parts.header(name).unwrap_or("");
         let from = header("from").to_ascii_lowercase();
         let subject = header("subject");
-        let received = || {
-            parts
-                .headers
-                .iter()
-                .filter(|(n, _)| n == "received")
-                .map(|(_, v)| v.as_str())
-        };
         if parts.header("x-ses-outgoing").is_some() {
             return Some(Reporter::AmazonSesInbound);
         }
@@ -63,14 +56,7 @@ impl Reporter {
         if subject.starts_with("Undeliverable message") {
             return Some(Reporter::LotusNotes);
         }
-        let hotmail_signs = [
-            subject.contains("Delivery Status Notification"),
-            parts.header("x-message-delivery").is_some(),
-            parts.header("x-message-info").is_some(),
-            received().any(|r| r.contains(".hotmail.com")),
-            from.contains("@hotmail.com"),
-        ];
-        if hotmail_signs.iter().filter(|&&sign| sign).count() >= 2 {
+        if is_hotmail(parts, subject, &from) {
             return Some(Reporter::Hotmail);
         }
         None
@@ -131,6 +117,22 @@ impl Reporter {
             ],
         }
     }
+}
+
+/// Hotmail/Outlook.com reports carry two of these signs.
+fn is_hotmail(parts: &Parts, subject: &str, from: &str) -> bool {
+    let relayed_by_hotmail = parts
+        .headers
+        .iter()
+        .any(|(name, value)| name == "received" && value.contains(".hotmail.com"));
+    let signs = [
+        subject.contains("Delivery Status Notification"),
+        parts.header("x-message-delivery").is_some(),
+        parts.header("x-message-info").is_some(),
+        relayed_by_hotmail,
+        from.contains("@hotmail.com"),
+    ];
+    signs.iter().filter(|&&sign| sign).count() >= 2
 }
 
 /// The reason the systems that took part give the words of one failure, if they give
