@@ -517,6 +517,74 @@ async fn a_capped_delivery_is_capped_again_after_its_worker_died() {
     .await;
 }
 
+/// A worker that dies between claiming a marketing delivery in quiet hours and
+/// recording it held: when its lease runs out the delivery comes back unsent, and the
+/// next worker holds it again until the window ends, then sends it once.
+#[tokio::test]
+async fn a_delivery_held_for_quiet_hours_is_held_again_after_its_worker_died() {
+    for_each_engine(|store, engine| async move {
+        people(&store, &[("night@example.com", Some("Europe/Berlin"))]).await;
+        let news = marketing(&store, "late-news").await;
+        store
+            .freeze_audience(&news, &SqlFilter::all())
+            .await
+            .unwrap();
+        store
+            .transition_campaign(news.id, &[CampaignStatus::Draft], CampaignStatus::Running)
+            .await
+            .unwrap();
+        let doomed = store
+            .claim(&Claim {
+                campaign_id: news.id,
+                worker: "died".into(),
+                limit: 10,
+                lease_seconds: -1,
+                after_id: 0,
+                due: mailcast::time::now(),
+                cap: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(doomed.len(), 1, "{engine}");
+        let expired = store.expire_leases().await.unwrap();
+        assert_eq!((expired.unknown, expired.returned), (0, 1), "{engine}");
+
+        let smtp = SmtpServer::start();
+        // 22:30 in Berlin.
+        let clock = Clock::manual(utc("2026-12-07T21:30:00Z"));
+        let quiet: QuietHours = "21:00-08:00".parse().unwrap();
+        let (_dispatcher, handle) = worker(&store, &smtp, |s| {
+            s.clock = clock.clone();
+            s.quiet_hours = Some(quiet);
+        })
+        .await;
+        let held = eventually(
+            &format!("{engine}: held again by the next worker"),
+            Duration::from_secs(20),
+            async || match ledger(&store, news.id).await.pop() {
+                Some(row) if row.1 == "deferred" => Ok(row),
+                other => Err(format!("{other:?}")),
+            },
+        )
+        .await;
+        assert_eq!(held.2, Some(utc("2026-12-08T07:00:00Z")), "{engine}");
+        assert!(
+            smtp.received().is_empty(),
+            "{engine}: nothing in quiet hours"
+        );
+
+        clock.advance(utc("2026-12-08T07:00:00Z") - clock.now());
+        done(&store, &news).await;
+        handle.shutdown().await.unwrap();
+        assert_eq!(
+            smtp.received().len(),
+            1,
+            "{engine}: sent once, in the morning"
+        );
+    })
+    .await;
+}
+
 /// Three local-time campaigns to the same people: one runs, one is paused and later
 /// resumed, one is cancelled, all while their deliveries wait for 09:00. The running
 /// one shows when the worker has acted on the clock; the other two send nothing until
