@@ -87,6 +87,40 @@ async fn recover_running_campaigns(dispatcher: &Dispatcher) -> Result<(), Dispat
     Ok(())
 }
 
+/// A monitor running the start worker over `start` and the delivery workers over
+/// `deliver` (two storages of one backend). A macro, not a function: apalis' worker
+/// types differ by backend.
+macro_rules! monitor_over {
+    ($start:expr, $deliver:expr, $dispatcher:expr, $interval:expr, $name:expr) => {{
+        let (start, deliver, interval) = ($start, $deliver, $interval);
+        let (d1, d2) = ($dispatcher.clone(), $dispatcher.clone());
+        let (n1, n2) = (format!("{}-start", $name), format!("{}-deliver", $name));
+        Monitor::new()
+            .register(move |_| {
+                WorkerBuilder::new(n1.as_str())
+                    .backend(
+                        start
+                            .clone()
+                            .poll_with_strategy(SteadyInterval::new(interval)),
+                    )
+                    .data(d1.clone())
+                    .build(handle_start)
+            })
+            .register(move |_| {
+                WorkerBuilder::new(n2.as_str())
+                    .backend(
+                        deliver
+                            .clone()
+                            .poll_with_strategy(SteadyInterval::new(interval)),
+                    )
+                    .data(d2.clone())
+                    .concurrency(d2.settings.slots.max(1))
+                    .parallelize(tokio::spawn)
+                    .build(handle_deliver)
+            })
+    }};
+}
+
 /// Runs the worker until `shutdown` completes, then stops gracefully: delivery jobs
 /// claim nothing more, finish and record the batch they are sending, hand back the
 /// one they claimed ahead, and queue themselves again for the next worker. Leases are
@@ -110,56 +144,13 @@ pub async fn run_worker(
     let name = dispatcher.settings.worker_name.clone();
     let start = dispatcher.store.job_storage::<StartCampaign>();
     let deliver = dispatcher.store.job_storage_one_per_poll::<DeliverBatch>();
-    let (n1, n2) = (format!("{name}-start"), format!("{name}-deliver"));
-    let (d1, d2) = (dispatcher.clone(), dispatcher.clone());
-    // One arm per engine: apalis' worker types differ by backend.
     let monitor = match (start, deliver) {
-        (JobStorage::Sqlite(start), JobStorage::Sqlite(deliver)) => Monitor::new()
-            .register(move |_| {
-                WorkerBuilder::new(n1.as_str())
-                    .backend(
-                        start
-                            .clone()
-                            .poll_with_strategy(SteadyInterval::new(interval)),
-                    )
-                    .data(d1.clone())
-                    .build(handle_start)
-            })
-            .register(move |_| {
-                WorkerBuilder::new(n2.as_str())
-                    .backend(
-                        deliver
-                            .clone()
-                            .poll_with_strategy(SteadyInterval::new(interval)),
-                    )
-                    .data(d2.clone())
-                    .concurrency(d2.settings.slots.max(1))
-                    .parallelize(tokio::spawn)
-                    .build(handle_deliver)
-            }),
-        (JobStorage::Postgres(start), JobStorage::Postgres(deliver)) => Monitor::new()
-            .register(move |_| {
-                WorkerBuilder::new(n1.as_str())
-                    .backend(
-                        start
-                            .clone()
-                            .poll_with_strategy(SteadyInterval::new(interval)),
-                    )
-                    .data(d1.clone())
-                    .build(handle_start)
-            })
-            .register(move |_| {
-                WorkerBuilder::new(n2.as_str())
-                    .backend(
-                        deliver
-                            .clone()
-                            .poll_with_strategy(SteadyInterval::new(interval)),
-                    )
-                    .data(d2.clone())
-                    .concurrency(d2.settings.slots.max(1))
-                    .parallelize(tokio::spawn)
-                    .build(handle_deliver)
-            }),
+        (JobStorage::Sqlite(start), JobStorage::Sqlite(deliver)) => {
+            monitor_over!(start, deliver, dispatcher, interval, name)
+        }
+        (JobStorage::Postgres(start), JobStorage::Postgres(deliver)) => {
+            monitor_over!(start, deliver, dispatcher, interval, name)
+        }
         _ => unreachable!("both queues live in the same store"),
     };
     monitor
