@@ -52,16 +52,9 @@ async fn send(store: &Store, campaign: i64) -> Vec<(String, Sent)> {
         .received()
         .into_iter()
         .map(|m| {
-            let text = m.text();
-            let message_id = text
-                .lines()
-                .find_map(|l| l.strip_prefix("Message-ID: "))
-                .expect("a Message-ID")
-                .trim()
-                .to_string();
             let sent = Sent {
                 return_path: m.from.clone(),
-                message_id,
+                message_id: m.message_id(),
             };
             (m.to[0].clone(), sent)
         })

@@ -78,14 +78,9 @@ async fn spring_bounced_into(store: &Store, dovecot: &Dovecot) -> (i64, Vec<Stri
         if to == "cat@example.com" {
             continue;
         }
-        let text = message.text();
-        let message_id = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Message-ID: "))
-            .expect("a Message-ID")
-            .trim();
+        let message_id = message.message_id();
         let diagnostic = format!("550 5.1.1 <{to}>: Recipient address rejected: User unknown");
-        delivered.push(dsn(&message.from, &to, "5.1.1", &diagnostic, message_id));
+        delivered.push(dsn(&message.from, &to, "5.1.1", &diagnostic, &message_id));
     }
     server.stop();
     delivered.push(NOT_A_BOUNCE.to_vec());

@@ -58,11 +58,7 @@ async fn spring_sent(store: &Store) -> (i64, String, String) {
         .into_iter()
         .find(|m| m.to == ["ann@example.com"])
         .unwrap();
-    let message_id = ann
-        .text()
-        .lines()
-        .find_map(|l| l.strip_prefix("Message-ID: ").map(str::to_string))
-        .unwrap();
+    let message_id = ann.message_id();
     server.stop();
     (campaign, ann.from, message_id)
 }

@@ -48,16 +48,7 @@ async fn send_to_readers(store: &Store) -> Sent {
     let message_ids = relay
         .received()
         .into_iter()
-        .map(|m| {
-            let text = m.text();
-            let id = text
-                .lines()
-                .find_map(|l| l.strip_prefix("Message-ID: "))
-                .expect("a Message-ID")
-                .trim()
-                .to_string();
-            (m.to[0].clone(), id)
-        })
+        .map(|m| (m.to[0].clone(), m.message_id()))
         .collect();
     relay.stop();
     Sent {

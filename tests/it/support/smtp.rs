@@ -17,6 +17,16 @@ impl Received {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.data).into_owned()
     }
+
+    /// The message's Message-ID header value, angle brackets included.
+    pub fn message_id(&self) -> String {
+        self.text()
+            .lines()
+            .find_map(|l| l.strip_prefix("Message-ID: "))
+            .expect("a Message-ID")
+            .trim()
+            .to_string()
+    }
 }
 
 /// Decides the reply to RCPT TO for an address; None accepts it.
