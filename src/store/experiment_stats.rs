@@ -150,13 +150,12 @@ impl Store {
         })
     }
 
-    /// One row per variant of the scope's deliveries; `purchases` are the scope's
-    /// attributed purchases.
+    /// One row per variant of the scope's deliveries; `counts` are the scope's.
     pub(super) async fn variant_rows(
         &self,
         scope: &Scope<'_>,
         segment: Option<&str>,
-        purchases: &[AttributedPurchase],
+        counts: &super::Counts,
     ) -> Result<Vec<VariantStats>, StoreError> {
         let mut rows: BTreeMap<i64, VariantStats> = BTreeMap::new();
         let delivered_sql = format!(
@@ -173,29 +172,21 @@ impl Store {
                 .or_insert_with(|| VariantStats::new(variant, segment))
                 .delivered = n;
         }
-        let engagement_sql = format!(
-            "SELECT d.variant, t.kind, t.verdict, COUNT(*), COUNT(DISTINCT t.recipient_id)
-             FROM tracking_events t
-             JOIN deliveries d ON d.campaign_id = t.campaign_id AND d.recipient_id = t.recipient_id
-             WHERE t.campaign_id = $1 AND d.variant IS NOT NULL
-               AND t.kind IN ('open', 'click'){}
-             GROUP BY d.variant, t.kind, t.verdict",
-            scope.restrict("t.recipient_id")
-        );
-        let engaged: Vec<(i64, String, String, i64, i64)> = on_pool!(self, pool =>
-            bind_scope!(sqlx::query_as(built(&engagement_sql)), scope).fetch_all(pool).await)?;
-        for (variant, kind, verdict, events, unique) in engaged {
+        for (variant, kind, verdict, events, unique) in &counts.engaged {
+            let (Some(variant), "open" | "click") = (variant, kind.as_str()) else {
+                continue;
+            };
             let row = rows
-                .entry(variant)
-                .or_insert_with(|| VariantStats::new(variant, segment));
+                .entry(*variant)
+                .or_insert_with(|| VariantStats::new(*variant, segment));
             let slot = if kind == "open" {
                 &mut row.opens
             } else {
                 &mut row.clicks
             };
-            slot.record(&verdict, events, unique);
+            slot.add(verdict, *events, *unique);
         }
-        add_purchases(&mut rows, segment, purchases);
+        add_purchases(&mut rows, segment, &counts.purchases);
         Ok(rows.into_values().map(VariantStats::finish).collect())
     }
 }

@@ -176,9 +176,9 @@ impl Store {
         let sql = format!(
             "SELECT d.variant, COUNT(*), COUNT(h.recipient_id)
              FROM deliveries d
-             LEFT JOIN (SELECT DISTINCT t.recipient_id FROM tracking_events t
-                        WHERE t.campaign_id = $1 AND t.kind = $2 AND t.verdict = 'human') h
-                    ON h.recipient_id = d.recipient_id
+             LEFT JOIN recipient_engagement h
+                    ON h.campaign_id = $1 AND h.kind = $2 AND h.verdict = 'human'
+                   AND h.recipient_id = d.recipient_id
              WHERE d.campaign_id = $1 AND d.variant IS NOT NULL AND d.status IN {DELIVERED_STATES}
              GROUP BY d.variant"
         );
@@ -198,42 +198,24 @@ impl Store {
         samples: &mut [ArmSample],
     ) -> Result<(), StoreError> {
         let campaign = self.campaign(campaign_id).await?;
-        let sql = attribution::attributed_sql("", Windows::of(&campaign.settings));
-        let purchases: Vec<attribution::AttributedPurchase> = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            if self.engine() == Engine::Postgres {
-                sqlx::query(attribution::SORT_MEMORY).execute(&mut *tx).await?;
-            }
-            let rows = sqlx::query_as(built(&sql)).bind(campaign_id).fetch_all(&mut *tx).await?;
-            tx.commit().await?;
-            rows
-        });
-        let mut per_recipient: std::collections::HashMap<(i64, i64), i64> = Default::default();
-        for purchase in purchases {
-            let Some(variant) = purchase.variant else {
-                continue;
-            };
-            *per_recipient
-                .entry((variant, purchase.recipient_id))
-                .or_default() += purchase.amount_cents;
-        }
+        let sql = attribution::per_variant_sql(Windows::of(&campaign.settings));
+        let rows: Vec<(i64, i64, f64, f64)> = on_pool!(self, pool =>
+            sqlx::query_as(built(&sql)).bind(campaign_id).fetch_all(pool).await)?;
         for sample in samples.iter_mut() {
             sample.total = 0.0;
             sample.total_squares = 0.0;
         }
-        for ((variant, _), cents) in per_recipient {
+        for (variant, converted, units, squares) in rows {
             let Some(sample) = usize::try_from(variant)
                 .ok()
                 .and_then(|v| samples.get_mut(v))
             else {
                 continue;
             };
-            let value = match metric {
-                Metric::RevenuePerRecipient => cents as f64 / 100.0,
-                _ => 1.0,
+            (sample.total, sample.total_squares) = match metric {
+                Metric::RevenuePerRecipient => (units, squares),
+                _ => (converted as f64, converted as f64),
             };
-            sample.total += value;
-            sample.total_squares += value * value;
         }
         Ok(())
     }

@@ -192,6 +192,10 @@ impl Store {
                 .bind(recipient.id)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query("DELETE FROM recipient_engagement WHERE recipient_id = $1")
+                .bind(recipient.id)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
         });
         Ok(true)

@@ -97,12 +97,15 @@ pub struct CampaignStats {
 }
 
 impl Engagement {
-    /// One (verdict, events, unique recipients) row of a count grouped by verdict.
-    fn record(&mut self, verdict: &str, events: i64, unique: i64) {
+    /// Adds one (verdict, events, unique recipients) row of a grouped count; the groups
+    /// added share no recipient.
+    fn add(&mut self, verdict: &str, events: i64, unique: i64) {
         if verdict == "human" {
-            (self.human_events, self.unique_human) = (events, unique);
+            self.human_events += events;
+            self.unique_human += unique;
         } else {
-            (self.machine_events, self.unique_machine) = (events, unique);
+            self.machine_events += events;
+            self.unique_machine += unique;
         }
     }
 }
@@ -158,6 +161,28 @@ struct Counts {
     opens: Engagement,
     clicks: Engagement,
     unsubscribes: i64,
+    engaged: Vec<Engaged>,
+}
+
+/// One row of a scope's engagement: variant, kind, verdict, events, unique recipients.
+type Engaged = (Option<i64>, String, String, i64, i64);
+
+/// Opens, clicks and unique unsubscribers over every variant.
+fn totals_of(engaged: &[Engaged]) -> (Engagement, Engagement, i64) {
+    let (mut opens, mut clicks) = (Engagement::default(), Engagement::default());
+    let mut unsubscribes = 0;
+    for (_, kind, verdict, events, unique) in engaged {
+        let slot = match kind.as_str() {
+            "open" => &mut opens,
+            "click" => &mut clicks,
+            _ => {
+                unsubscribes += unique;
+                continue;
+            }
+        };
+        slot.add(verdict, *events, *unique);
+    }
+    (opens, clicks, unsubscribes)
 }
 
 impl Counts {
@@ -213,7 +238,7 @@ impl Store {
                 filter: None,
                 windows,
             };
-            variant_rows = self.variant_rows(&whole, None, &counts.purchases).await?;
+            variant_rows = self.variant_rows(&whole, None, &counts).await?;
         }
         let mut breakdown = Vec::with_capacity(segments.len());
         for (name, filter) in segments {
@@ -224,7 +249,7 @@ impl Store {
             };
             let c = self.counts(&scope).await?;
             if experiment.is_some() {
-                let rows = self.variant_rows(&scope, Some(name), &c.purchases).await?;
+                let rows = self.variant_rows(&scope, Some(name), &c).await?;
                 variant_rows.extend(rows);
             }
             breakdown.push(SegmentStats {
@@ -307,7 +332,8 @@ impl Store {
     }
 
     async fn counts(&self, scope: &Scope<'_>) -> Result<Counts, StoreError> {
-        let (opens, clicks, unsubscribes) = self.engagement(scope).await?;
+        let engaged = self.engagement(scope).await?;
+        let (opens, clicks, unsubscribes) = totals_of(&engaged);
         Ok(Counts {
             ledger: self.scoped_ledger(scope).await?,
             waiting: self.scoped_waiting(scope).await?,
@@ -317,20 +343,14 @@ impl Store {
             opens,
             clicks,
             unsubscribes,
+            engaged,
         })
     }
 
     async fn attributed(&self, scope: &Scope<'_>) -> Result<Vec<AttributedPurchase>, StoreError> {
         let sql = attribution::attributed_sql(&scope.restrict("d.recipient_id"), scope.windows);
-        Ok(on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            if self.engine() == super::Engine::Postgres {
-                sqlx::query(attribution::SORT_MEMORY).execute(&mut *tx).await?;
-            }
-            let rows = bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(&mut *tx).await?;
-            tx.commit().await?;
-            rows
-        }))
+        Ok(on_pool!(self, pool =>
+            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(pool).await)?)
     }
 
     /// A campaign's deliveries waiting for their local time, quiet hours or the cap, and
@@ -365,31 +385,17 @@ impl Store {
         Ok(ledger_from(rows))
     }
 
-    async fn engagement(
-        &self,
-        scope: &Scope<'_>,
-    ) -> Result<(Engagement, Engagement, i64), StoreError> {
+    /// Engagement per variant (None outside experiments), kind and verdict: events and
+    /// unique recipients. One read serves the campaign's totals and its variants' rows.
+    async fn engagement(&self, scope: &Scope<'_>) -> Result<Vec<Engaged>, StoreError> {
         let sql = format!(
-            "SELECT t.kind, t.verdict, COUNT(*), COUNT(DISTINCT t.recipient_id)
-             FROM tracking_events t WHERE t.campaign_id = $1{} GROUP BY t.kind, t.verdict",
-            scope.restrict("t.recipient_id")
+            "SELECT e.variant, e.kind, e.verdict, CAST(SUM(e.events) AS BIGINT), COUNT(*)
+             FROM recipient_engagement e WHERE e.campaign_id = $1{}
+             GROUP BY e.variant, e.kind, e.verdict",
+            scope.restrict("e.recipient_id")
         );
-        let rows: Vec<(String, String, i64, i64)> = on_pool!(self, pool =>
-            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(pool).await)?;
-        let (mut opens, mut clicks) = (Engagement::default(), Engagement::default());
-        let mut unsubscribes = 0;
-        for (kind, verdict, events, unique) in rows {
-            let slot = match kind.as_str() {
-                "open" => &mut opens,
-                "click" => &mut clicks,
-                _ => {
-                    unsubscribes += unique;
-                    continue;
-                }
-            };
-            slot.record(&verdict, events, unique);
-        }
-        Ok((opens, clicks, unsubscribes))
+        Ok(on_pool!(self, pool =>
+            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(pool).await)?)
     }
 
     async fn bounces(&self, scope: &Scope<'_>) -> Result<i64, StoreError> {

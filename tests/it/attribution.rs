@@ -7,9 +7,9 @@ use std::collections::HashMap;
 
 use mailcast::domain::EmailAddress;
 use mailcast::store::{
-    ATTRIBUTION_WINDOW_SECONDS, Attributed, Campaign, Claim, DeliveryOutcome, Handing, NewEvent,
-    NewProduct, NewTrackingEvent, RecommendationCredit, SqlFilter, SqlParam, Store, TrackingKind,
-    Verdict,
+    ATTRIBUTION_WINDOW_SECONDS, Attributed, Campaign, Claim, DeliveryOutcome, Engagement, Handing,
+    NewEvent, NewProduct, NewTrackingEvent, RecommendationCredit, SqlFilter, SqlParam, Store,
+    StoredClick, TrackingKind, Verdict,
 };
 
 use crate::support::campaign::{HTML, create, draft};
@@ -278,6 +278,121 @@ async fn a_campaign_window_and_view_through_attribute_what_no_click_explains() {
         assert_eq!((of_x.attribution_window, of_x.view_through_window), (two_days, Some(86_400)), "{engine}");
         let of_y = store.campaign_statistics(y.id).await.unwrap();
         assert_eq!(of_y.attributed, Attributed::default(), "{engine}: y has no view-through");
+    })
+    .await;
+}
+
+/// Attribution and engagement are kept as touches arrive: a click found to be a
+/// scanner's after the purchase it seemed to lead to gives the purchase back, and a
+/// purchase stored before the message it followed was delivered is still the message's.
+#[tokio::test]
+async fn late_verdicts_and_late_deliveries_change_what_was_kept() {
+    for_each_engine(|store, engine| async move {
+        let people = ["scanned", "early"];
+        let batch: Vec<_> = people
+            .iter()
+            .map(|p| recipient(&format!("{p}@example.com"), "P", &["news"]))
+            .collect();
+        store.upsert_recipients(&batch).await.unwrap();
+        let id = ids(&store, &people).await;
+        let (shoe, _) = products(&store).await;
+        let x = campaign(&store, "x").await;
+        let only = |who: &str| SqlFilter {
+            sql: "r.email = $1".into(),
+            params: vec![SqlParam::Text(format!("{who}@example.com"))],
+        };
+        send_to(&store, &x, &only("scanned")).await;
+        let purchase = |who: &str, at: i64| NewEvent {
+            external_id: Some(format!("{who}-{at}")),
+            recipient_id: id[who],
+            kind: "purchase".into(),
+            product_id: Some(shoe),
+            amount_cents: Some(900),
+            occurred_at: at,
+            properties: serde_json::Map::new(),
+        };
+        store
+            .insert_events(&[purchase("scanned", T + 60)])
+            .await
+            .unwrap();
+        let click = NewTrackingEvent {
+            kind: TrackingKind::Click,
+            campaign_id: x.id,
+            recipient_id: id["scanned"],
+            link_id: Some(1),
+            occurred_at: T,
+            ip: None,
+            user_agent: None,
+            verdict: Verdict::Human,
+            reason: None,
+        };
+        store
+            .insert_tracking_events(&[click.clone(), click])
+            .await
+            .unwrap();
+        let before = store.campaign_statistics(x.id).await.unwrap();
+        assert_eq!(before.attributed.orders, 1, "{engine}: the human click's");
+        assert_eq!(
+            before.clicks,
+            Engagement {
+                unique_human: 1,
+                unique_machine: 0,
+                human_events: 2,
+                machine_events: 0
+            },
+            "{engine}"
+        );
+
+        let stored = StoredClick {
+            campaign_id: x.id,
+            recipient_id: id["scanned"],
+            link_id: Some(1),
+            occurred_at: T,
+            verdict: Verdict::Human,
+        };
+        assert_eq!(
+            store.mark_machine(&[stored], "scanner").await.unwrap(),
+            2,
+            "{engine}"
+        );
+        let after = store.campaign_statistics(x.id).await.unwrap();
+        assert_eq!(
+            after.attributed,
+            Attributed::default(),
+            "{engine}: no human click left"
+        );
+        assert_eq!(
+            after.clicks,
+            Engagement {
+                unique_human: 0,
+                unique_machine: 1,
+                human_events: 0,
+                machine_events: 2
+            },
+            "{engine}"
+        );
+
+        // A purchase dated after the message it follows, stored before the message was
+        // recorded as delivered.
+        let mut draft_v = draft(&store, "v", "news", HTML).await;
+        draft_v.settings.view_through_window = Some(86_400);
+        let v = create(&store, draft_v).await;
+        let soon = mailcast::time::now() + 600;
+        store
+            .insert_events(&[purchase("early", soon)])
+            .await
+            .unwrap();
+        send_to(&store, &v, &only("early")).await;
+        let of_v = store.campaign_statistics(v.id).await.unwrap();
+        assert_eq!(
+            of_v.attributed,
+            Attributed {
+                orders: 1,
+                revenue_cents: 900,
+                view_through_orders: 1
+            },
+            "{engine}: delivered before the purchase, recorded after it"
+        );
     })
     .await;
 }
