@@ -5,7 +5,9 @@
 use serde::Serialize;
 
 use super::attribution::{self, Windows};
-use super::{Engine, LEDGER_LOCK, Store, StoreError, WRITE_FROM_THE_START, built, on_pool};
+use super::{
+    Engine, LEDGER_LOCK, Store, StoreError, WRITE_FROM_THE_START, built, on_pool, with_sort_memory,
+};
 use crate::experiment::judge::{ArmSample, Metric};
 
 /// A test's judgement as stored: the JSON is the full [`crate::experiment::judge::Judgement`].
@@ -125,13 +127,13 @@ impl Store {
     pub async fn experiment_parts(&self, campaign_id: i64) -> Result<ExperimentParts, StoreError> {
         let sql = "SELECT
                      COUNT(CASE WHEN a.part = 'holdout' THEN 1 END),
-                     COUNT(CASE WHEN a.part = 'rest' AND NOT EXISTS (
-                         SELECT 1 FROM deliveries d
-                         WHERE d.campaign_id = a.campaign_id AND d.recipient_id = a.recipient_id)
-                       THEN 1 END)
-                   FROM experiment_audience a WHERE a.campaign_id = $1";
-        let (holdout, waiting): (i64, i64) = on_pool!(self, pool =>
-            sqlx::query_as(sql).bind(campaign_id).fetch_one(pool).await)?;
+                     COUNT(CASE WHEN a.part = 'rest' AND d.recipient_id IS NULL THEN 1 END)
+                   FROM experiment_audience a
+                   LEFT JOIN deliveries d
+                          ON d.campaign_id = a.campaign_id AND d.recipient_id = a.recipient_id
+                   WHERE a.campaign_id = $1";
+        let (holdout, waiting): (i64, i64) = with_sort_memory!(self, conn =>
+            sqlx::query_as(sql).bind(campaign_id).fetch_one(conn).await?);
         Ok(ExperimentParts { holdout, waiting })
     }
 
@@ -199,8 +201,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         let campaign = self.campaign(campaign_id).await?;
         let sql = attribution::per_variant_sql(Windows::of(&campaign.settings));
-        let rows: Vec<(i64, i64, f64, f64)> = on_pool!(self, pool =>
-            sqlx::query_as(built(&sql)).bind(campaign_id).fetch_all(pool).await)?;
+        let rows: Vec<(i64, i64, f64, f64)> = with_sort_memory!(self, conn =>
+            sqlx::query_as(built(&sql)).bind(campaign_id).fetch_all(conn).await?);
         for sample in samples.iter_mut() {
             sample.total = 0.0;
             sample.total_squares = 0.0;
@@ -245,22 +247,21 @@ impl Store {
         until: i64,
     ) -> Result<GroupOutcome, StoreError> {
         let sql = format!(
-            "SELECT COUNT(*), COUNT(CASE WHEN p.orders > 0 THEN 1 END),
+            "SELECT COUNT(*), COUNT(p.recipient_id),
                     CAST(COALESCE(SUM(p.cents), 0) AS DOUBLE PRECISION) / 100.0,
-                    CAST(COALESCE(SUM(p.cents * p.cents), 0) AS DOUBLE PRECISION) / 10000.0
-             FROM (SELECT m.recipient_id, COUNT(e.id) AS orders,
-                          COALESCE(SUM(e.amount_cents), 0) AS cents
-                   FROM ({members}) m
-                   LEFT JOIN events e ON e.recipient_id = m.recipient_id
-                        AND e.kind = 'purchase' AND e.occurred_at >= $2 AND e.occurred_at <= $3
-                   GROUP BY m.recipient_id) p"
+                    COALESCE(SUM(CAST(p.cents AS DOUBLE PRECISION) * p.cents), 0) / 10000.0
+             FROM ({members}) m
+             LEFT JOIN (SELECT t.recipient_id, SUM(t.amount_cents) AS cents
+                        FROM purchase_touches t
+                        WHERE t.occurred_at >= $2 AND t.occurred_at <= $3
+                        GROUP BY t.recipient_id) p ON p.recipient_id = m.recipient_id"
         );
-        let (recipients, converted, revenue, revenue_squares): (i64, i64, f64, f64) = on_pool!(self, pool => sqlx::query_as(built(&sql))
+        let (recipients, converted, revenue, revenue_squares): (i64, i64, f64, f64) = with_sort_memory!(self, conn => sqlx::query_as(built(&sql))
                 .bind(campaign_id)
                 .bind(from)
                 .bind(until)
-                .fetch_one(pool)
-                .await)?;
+                .fetch_one(conn)
+                .await?);
         Ok(GroupOutcome {
             recipients,
             converted,

@@ -123,6 +123,27 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// A campaign's results sort and hash up to a million rows, which PostgreSQL's common
+/// default of 4 MB per sort or hash sends to disk.
+pub(crate) const SORT_MEMORY: &str = "SET LOCAL work_mem = '128MB'";
+
+/// `$body` on `$conn`, a transaction that on PostgreSQL has `SORT_MEMORY`.
+macro_rules! with_sort_memory {
+    ($store:expr, $conn:ident => $body:expr) => {
+        $crate::store::on_pool!($store, pool => {
+            let mut tx = pool.begin().await?;
+            if $store.engine() == $crate::store::Engine::Postgres {
+                sqlx::query($crate::store::SORT_MEMORY).execute(&mut *tx).await?;
+            }
+            let $conn = &mut *tx;
+            let result = $body;
+            tx.commit().await?;
+            result
+        })
+    };
+}
+pub(crate) use with_sort_memory;
+
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) db: Db,

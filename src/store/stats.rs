@@ -4,7 +4,9 @@
 use serde::Serialize;
 
 use super::attribution::{self, Attributed, AttributedPurchase, RecommendationCredit, Windows};
-use super::{LedgerCounts, SqlFilter, Store, StoreError, bind_filter, built, on_pool};
+use super::{
+    LedgerCounts, SqlFilter, Store, StoreError, bind_filter, built, on_pool, with_sort_memory,
+};
 use crate::domain::CampaignStatus;
 
 /// Events of one kind for one campaign: unique recipients and raw events, human and
@@ -349,8 +351,8 @@ impl Store {
 
     async fn attributed(&self, scope: &Scope<'_>) -> Result<Vec<AttributedPurchase>, StoreError> {
         let sql = attribution::attributed_sql(&scope.restrict("d.recipient_id"), scope.windows);
-        Ok(on_pool!(self, pool =>
-            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(pool).await)?)
+        Ok(with_sort_memory!(self, conn =>
+            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(conn).await?))
     }
 
     /// A campaign's deliveries waiting for their local time, quiet hours or the cap, and
@@ -461,8 +463,8 @@ impl Store {
                    GROUP BY t.link_id, l.url
                    ORDER BY unique_human DESC, human_clicks DESC, machine_clicks DESC, t.link_id
                    LIMIT $2";
-        Ok(on_pool!(self, pool =>
-            sqlx::query_as(sql).bind(campaign_id).bind(TOP_LINKS).fetch_all(pool).await)?)
+        Ok(with_sort_memory!(self, conn =>
+            sqlx::query_as(sql).bind(campaign_id).bind(TOP_LINKS).fetch_all(conn).await?))
     }
 
     /// Deliveries of every campaign by ledger state.
