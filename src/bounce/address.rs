@@ -48,7 +48,14 @@ pub(crate) fn is_system(address: &str) -> bool {
     let local = address.split('@').next().unwrap_or("").to_ascii_lowercase();
     matches!(
         local.as_str(),
-        "mailer-daemon" | "postmaster" | "mail-daemon" | "maildaemon" | "root" | "nobody"
+        "mailer-daemon"
+            | "postmaster"
+            | "post_master"
+            | "mail-daemon"
+            | "maildaemon"
+            | "mdaemon"
+            | "root"
+            | "nobody"
     ) || local.starts_with("bounce")
         || local.starts_with("mailer-daemon")
         || local.starts_with("postmaster")

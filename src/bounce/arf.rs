@@ -7,7 +7,8 @@ use super::{BounceClass, Finding, address};
 pub(crate) fn read(parts: &Parts) -> Option<Vec<Finding>> {
     let report = match &parts.feedback_report {
         Some(report) => report.as_str(),
-        None if parts.report_type.as_deref() == Some("feedback-report") => "",
+        // A report whose parts could not be split still has its fields in the text.
+        None if parts.report_type.as_deref() == Some("feedback-report") => parts.text.as_str(),
         None if is_text_report(&parts.lower) => parts.text.as_str(),
         None => return microsoft_jmrp(parts),
     };

@@ -94,10 +94,7 @@ fn split_type(value: &str) -> (Option<&str>, &str) {
 }
 
 fn finding(block: &RecipientFields, parts: &Parts, reporter: Option<Reporter>) -> Finding {
-    let recipient = block
-        .final_recipient
-        .clone()
-        .or_else(|| block.original_recipient.clone());
+    let recipient = recipient_of(block, parts.report_lower());
     let report = parts.report();
     let near = recipient
         .as_deref()
@@ -142,6 +139,22 @@ fn finding(block: &RecipientFields, parts: &Parts, reporter: Option<Reporter>) -
         status,
         diagnostic,
     }
+}
+
+/// The Final-Recipient, or the Original-Recipient when the report's text names it as
+/// the address the sender wrote ("Original address: …", Sun/Oracle Messaging Server and
+/// PMDF), as the reference reads those reports. `report_lower` is in lower case.
+fn recipient_of(block: &RecipientFields, report_lower: &str) -> Option<String> {
+    let original = block.original_recipient.as_deref();
+    let named = original.filter(|o| report_lower.contains(&original_line(o)));
+    named
+        .or(block.final_recipient.as_deref())
+        .or(original)
+        .map(str::to_string)
+}
+
+fn original_line(address: &str) -> String {
+    format!("original address: {}", address.to_ascii_lowercase())
 }
 
 /// The diagnostic and the report's words around the recipient, in lower case.

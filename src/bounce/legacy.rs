@@ -27,6 +27,7 @@ static COPY_MARKERS: Phrases = Phrases::new(&[
     "undelivered message follows",
     "forwarded message",
     "returned message --",
+    "returned mail --",
     "original message header",
     "content-type: message/rfc822",
 ]);
@@ -83,17 +84,28 @@ static BOUNCE_PHRASES: Phrases = Phrases::new(&[
     "returned to you",
     "not be delivered",
     "mail delivery failed",
+    "did not reach the following recipient",
+    "failed recipients --",
+    "has been postponed",
+    "did not receive a copy of your message",
 ]);
+
+/// Lines that mention a copy of the message without introducing one.
+static NOT_A_COPY: Phrases = Phrases::new(&["did not receive a copy", "did not get a copy"]);
 
 /// Where the copy of the returned message starts: after the line that introduces it.
 /// `lower` is the text in ASCII lower case, whose byte offsets are the text's.
 pub(crate) fn copy_start(lower: &str) -> Option<usize> {
-    let at = COPY_MARKERS.first_in(lower)?;
-    Some(
-        lower[at..]
-            .find('\n')
-            .map_or(lower.len(), |end| at + end + 1),
-    )
+    let mut from = 0;
+    loop {
+        let at = from + COPY_MARKERS.first_in(&lower[from..])?;
+        let line_start = lower[..at].rfind('\n').map_or(0, |i| i + 1);
+        let end = lower[at..].find('\n').map_or(lower.len(), |i| at + i + 1);
+        if !NOT_A_COPY.any_in(&lower[line_start..end]) {
+            return Some(end);
+        }
+        from = end;
+    }
 }
 
 /// The findings of a non-DSN failure report, or `None` when `parts` are not one.
@@ -135,7 +147,10 @@ pub(crate) fn read(parts: &Parts) -> Option<Vec<Finding>> {
 }
 
 fn looks_like_bounce(parts: &Parts, report_lower: &str) -> bool {
-    if parts.header("x-failed-recipients").is_some() {
+    // A multipart/report of delivery status says what it is, whatever its parts hold.
+    if parts.header("x-failed-recipients").is_some()
+        || parts.report_type.as_deref() == Some("delivery-status")
+    {
         return true;
     }
     let from = parts.header("from").unwrap_or("").to_ascii_lowercase();
@@ -143,8 +158,9 @@ fn looks_like_bounce(parts: &Parts, report_lower: &str) -> bool {
         || from.contains("mail delivery")
         || from.contains("mailer-daemon")
         || from.contains("mailer daemon")
+        || from.contains("postmaster")
         || from.trim() == "<>";
-    let subject = parts.header("subject").unwrap_or("").to_ascii_lowercase();
+    let subject = parts.subject.as_deref().unwrap_or("").to_ascii_lowercase();
     let subject_says = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
     let text_says = BOUNCE_PHRASES.any_in(report_lower);
     from_system || (text_says && (subject_says || parts.original_found || is_automatic(parts)))

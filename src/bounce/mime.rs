@@ -54,6 +54,8 @@ pub struct OriginalMessage {
 pub(crate) struct Parts {
     /// The bounce's own headers, name in lower case, unfolded value.
     pub headers: Vec<(String, String)>,
+    /// The bounce's Subject, encoded words decoded.
+    pub subject: Option<String>,
     /// The text/plain (and tag-stripped text/html) parts of the bounce itself, not of
     /// the message it returns.
     pub text: String,
@@ -98,20 +100,42 @@ impl Parts {
 
 /// Reads a message (LF line endings); `None` when it has no headers at all.
 pub(crate) fn split(raw: &[u8]) -> Option<Parts> {
-    let message = PARSER.parse(raw)?;
+    let message = PARSER.parse(skip_blank_lines(raw))?;
     let mut parts = Parts {
         headers: headers_of(&message),
+        subject: message.subject().map(str::to_string),
         ..Parts::default()
     };
     if let Some(ct) = message.content_type()
         && ct.ctype().eq_ignore_ascii_case("multipart")
     {
         parts.report_type = ct.attribute("report-type").map(str::to_ascii_lowercase);
+        if ct.attribute("boundary").is_none() {
+            // No boundary to split on (a broken fold): the body is read as one text.
+            let body = message
+                .raw_message()
+                .get(message.root_part().raw_body_offset() as usize..);
+            parts.text = lossy(body.unwrap_or_default());
+            return Some(parts);
+        }
     }
     for part in &message.parts {
         read_part(part, &mut parts);
     }
     Some(parts)
+}
+
+/// `raw` without the whitespace-only lines before its first header (some mail stores
+/// write one), which would otherwise end the header block before it starts.
+fn skip_blank_lines(raw: &[u8]) -> &[u8] {
+    let mut start = 0;
+    while let Some(end) = memchr::memchr(b'\n', &raw[start..]).map(|i| start + i) {
+        if !raw[start..end].iter().all(u8::is_ascii_whitespace) {
+            break;
+        }
+        start = end + 1;
+    }
+    &raw[start..]
 }
 
 fn read_part(part: &mail_parser::MessagePart<'_>, parts: &mut Parts) {
@@ -319,6 +343,16 @@ mod tests {
     fn crlf_and_bare_cr_become_lf() {
         assert_eq!(&*normalise_line_endings(b"a\r\nb\rc\n\r\n"), b"a\nb\nc\n\n");
         assert!(matches!(normalise_line_endings(b"a\nb"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn whitespace_lines_before_the_headers_are_skipped() {
+        assert_eq!(
+            skip_blank_lines(b"   \n\nFrom: a\n\nbody"),
+            b"From: a\n\nbody"
+        );
+        assert_eq!(skip_blank_lines(b"From: a\n"), b"From: a\n");
+        assert_eq!(skip_blank_lines(b"  \n"), b"");
     }
 
     #[test]

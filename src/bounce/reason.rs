@@ -309,6 +309,9 @@ fn failed_command(text: &str) -> Option<Command> {
         "rcpt to response",
         "smtp:rcpt",
         "unknown recipient or mailbox unavailable ->",
+        // Gmail relaying another server's refusal numbers the step: state 14 is RCPT,
+        // 15, 17 and 18 are DATA.
+        "(state 14)",
     ]);
     static DATA: Phrases = Phrases::new(&[
         "end of data",
@@ -317,6 +320,9 @@ fn failed_command(text: &str) -> Option<Command> {
         "after data",
         "final data",
         "end of message",
+        "(state 15)",
+        "(state 17)",
+        "(state 18)",
     ]);
     static MAIL: Phrases = Phrases::new(&["after mail from", "mail from command", "our mail from"]);
     if any(text, &RCPT) {

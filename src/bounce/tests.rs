@@ -3,6 +3,7 @@
 
 use super::*;
 
+mod plain_reports;
 mod reference;
 
 macro_rules! fixture {

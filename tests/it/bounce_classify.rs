@@ -4,7 +4,7 @@
 //! disagrees). The corpus lies outside the repository: skipped, saying so, where a
 //! checkout has no ../shared beside it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use mailcast::bounce::{LineEnding, evaluate_dir};
 
@@ -50,47 +50,81 @@ fn line_endings_do_not_change_a_single_result() {
     }
 }
 
-/// Real bounces from other projects' public test mail that the classifier was not tuned
-/// on, labelled by the same reference (fixtures/bounces-unseen/README.md).
+/// Real bounces from other projects' public test mail, labelled by the same reference
+/// (fixtures/bounces-unseen/README.md). The rules were tuned on its disagreements.
 fn unseen() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bounces-unseen")
 }
 
-// The target is 97 % here too. Measured before any rule looked at this set:
-// class 92.1 % (140/152), recipient 92.8 % (141/152), the same in LF, CRLF and CR.
-// The floors are those figures rounded down, so the set cannot get worse unnoticed.
-const UNSEEN_CLASS_FLOOR: f64 = 92.0;
-const UNSEEN_RECIPIENT_FLOOR: f64 = 92.0;
+/// Real bounces set aside before that tuning and measured once after it
+/// (fixtures/bounces-holdout/README.md): mail no rule was written from.
+fn holdout() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bounces-holdout")
+}
 
-#[test]
-fn agreement_on_mail_not_tuned_on_holds_its_floor_in_every_line_ending() {
+// Measured at 92.1 % class (140/152) and 92.8 % recipient (141/152) before any rule
+// looked at this set; now 98.0 % (149/152) and 99.3 % (151/152) after tuning on it, the
+// same in LF, CRLF and CR. The floors are the latter rounded down.
+const UNSEEN_CLASS_FLOOR: f64 = 98.0;
+const UNSEEN_RECIPIENT_FLOOR: f64 = 99.0;
+
+// Measured once, after the tuning above: class 94.1 % (112/119), recipient 98.3 %
+// (117/119), the same in LF, CRLF and CR. The target is 97 %; the class figure misses it.
+const HOLDOUT_CLASS_FLOOR: f64 = 94.0;
+const HOLDOUT_RECIPIENT_FLOOR: f64 = 97.0;
+
+fn holds_its_floors(dir: &Path, min_rows: usize, class_floor: f64, recipient_floor: f64) {
     for ending in [LineEnding::Lf, LineEnding::Crlf, LineEnding::Cr] {
-        let evaluation = evaluate_dir(&unseen(), ending, 1).unwrap();
+        let evaluation = evaluate_dir(dir, ending, 1).unwrap();
         let report = evaluation.render();
         assert!(
-            evaluation.rows > 145,
+            evaluation.rows >= min_rows,
             "{ending:?}: too few scored rows\n{report}"
         );
         assert!(
-            evaluation.class_rate() >= UNSEEN_CLASS_FLOOR,
+            evaluation.class_rate() >= class_floor,
             "{ending:?}: class agreement {:.1} %\n{report}",
             evaluation.class_rate()
         );
         assert!(
-            evaluation.recipient_rate() >= UNSEEN_RECIPIENT_FLOOR,
+            evaluation.recipient_rate() >= recipient_floor,
             "{ending:?}: recipient agreement {:.1} %\n{report}",
             evaluation.recipient_rate()
         );
     }
 }
 
-#[test]
-fn line_endings_do_not_change_a_single_result_on_mail_not_tuned_on() {
-    let lf = evaluate_dir(&unseen(), LineEnding::Lf, 1).unwrap();
-    assert!(lf.messages > 160, "{}", lf.render());
+fn reads_the_same_in_every_line_ending(dir: &Path, min_messages: usize) {
+    let lf = evaluate_dir(dir, LineEnding::Lf, 1).unwrap();
+    assert!(lf.messages >= min_messages, "{}", lf.render());
     for ending in [LineEnding::Crlf, LineEnding::Cr] {
-        let other = evaluate_dir(&unseen(), ending, 1).unwrap();
+        let other = evaluate_dir(dir, ending, 1).unwrap();
         assert_eq!(other.disagreements, lf.disagreements, "{ending:?}");
         assert_eq!(other.class_agreed, lf.class_agreed, "{ending:?}");
     }
+}
+
+#[test]
+fn agreement_on_mail_tuned_on_after_the_fact_holds_its_floor_in_every_line_ending() {
+    holds_its_floors(&unseen(), 150, UNSEEN_CLASS_FLOOR, UNSEEN_RECIPIENT_FLOOR);
+}
+
+#[test]
+fn line_endings_do_not_change_a_single_result_on_the_unseen_set() {
+    reads_the_same_in_every_line_ending(&unseen(), 165);
+}
+
+#[test]
+fn agreement_on_held_out_mail_holds_its_floor_in_every_line_ending() {
+    holds_its_floors(
+        &holdout(),
+        119,
+        HOLDOUT_CLASS_FLOOR,
+        HOLDOUT_RECIPIENT_FLOOR,
+    );
+}
+
+#[test]
+fn line_endings_do_not_change_a_single_result_on_held_out_mail() {
+    reads_the_same_in_every_line_ending(&holdout(), 121);
 }
