@@ -247,14 +247,14 @@ impl Store {
         until: i64,
     ) -> Result<GroupOutcome, StoreError> {
         let sql = format!(
-            "SELECT COUNT(*), COUNT(p.recipient_id),
+            "SELECT (SELECT COUNT(*) FROM ({members}) m), COUNT(*),
                     CAST(COALESCE(SUM(p.cents), 0) AS DOUBLE PRECISION) / 100.0,
                     COALESCE(SUM(CAST(p.cents AS DOUBLE PRECISION) * p.cents), 0) / 10000.0
-             FROM ({members}) m
-             LEFT JOIN (SELECT t.recipient_id, SUM(t.amount_cents) AS cents
-                        FROM purchase_touches t
-                        WHERE t.occurred_at >= $2 AND t.occurred_at <= $3
-                        GROUP BY t.recipient_id) p ON p.recipient_id = m.recipient_id"
+             FROM (SELECT t.recipient_id, SUM(t.amount_cents) AS cents
+                   FROM purchase_touches t
+                   WHERE t.occurred_at >= $2 AND t.occurred_at <= $3
+                     AND t.recipient_id IN ({members})
+                   GROUP BY t.recipient_id) p"
         );
         let (recipients, converted, revenue, revenue_squares): (i64, i64, f64, f64) = with_sort_memory!(self, conn => sqlx::query_as(built(&sql))
                 .bind(campaign_id)

@@ -196,6 +196,10 @@ impl Store {
                 .bind(recipient.id)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query("DELETE FROM link_clicks WHERE recipient_id = $1")
+                .bind(recipient.id)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
         });
         Ok(true)

@@ -452,16 +452,17 @@ impl Store {
     }
 
     async fn top_links(&self, campaign_id: i64) -> Result<Vec<LinkStats>, StoreError> {
-        let sql = "SELECT t.link_id, l.url,
-                          COUNT(DISTINCT CASE WHEN t.verdict = 'human' THEN t.recipient_id END)
-                              AS unique_human,
-                          COUNT(CASE WHEN t.verdict = 'human' THEN 1 END) AS human_clicks,
-                          COUNT(CASE WHEN t.verdict = 'machine' THEN 1 END) AS machine_clicks
-                   FROM tracking_events t
-                   LEFT JOIN links l ON l.campaign_id = t.campaign_id AND l.link_id = t.link_id
-                   WHERE t.campaign_id = $1 AND t.kind = 'click' AND t.link_id IS NOT NULL
-                   GROUP BY t.link_id, l.url
-                   ORDER BY unique_human DESC, human_clicks DESC, machine_clicks DESC, t.link_id
+        let sql = "SELECT c.link_id, l.url,
+                          COUNT(CASE WHEN c.verdict = 'human' THEN 1 END) AS unique_human,
+                          CAST(COALESCE(SUM(CASE WHEN c.verdict = 'human' THEN c.events END), 0)
+                               AS BIGINT) AS human_clicks,
+                          CAST(COALESCE(SUM(CASE WHEN c.verdict = 'machine' THEN c.events END), 0)
+                               AS BIGINT) AS machine_clicks
+                   FROM (SELECT c.link_id, c.verdict, c.events FROM link_clicks c
+                         WHERE c.campaign_id = $1) c
+                   LEFT JOIN links l ON l.campaign_id = $1 AND l.link_id = c.link_id
+                   GROUP BY c.link_id, l.url
+                   ORDER BY unique_human DESC, human_clicks DESC, machine_clicks DESC, c.link_id
                    LIMIT $2";
         Ok(with_sort_memory!(self, conn =>
             sqlx::query_as(sql).bind(campaign_id).bind(TOP_LINKS).fetch_all(conn).await?))

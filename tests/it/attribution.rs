@@ -371,6 +371,16 @@ async fn late_verdicts_and_late_deliveries_change_what_was_kept() {
             },
             "{engine}"
         );
+        let link: Vec<_> = after
+            .top_links
+            .iter()
+            .map(|l| (l.link_id, l.unique_human, l.human_clicks, l.machine_clicks))
+            .collect();
+        assert_eq!(
+            link,
+            [(1, 0, 0, 2)],
+            "{engine}: the link's clicks moved too"
+        );
 
         // A purchase dated after the message it follows, stored before the message was
         // recorded as delivered.
