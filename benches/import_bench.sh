@@ -3,6 +3,7 @@
 # the same generated files, in the same run.
 #
 #   benches/import_bench.sh [N] [ENGINES]     # default 100000, "postgres sqlite"
+#   MAILCAST_BIN=/path/to/mailcast benches/import_bench.sh …   # a given build
 #
 # For each engine, `mailcast import` of recipients and then events, into an empty
 # database and into one already holding N other recipients and their events; beside
@@ -23,13 +24,14 @@ PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
 WORK=${WORK:-/tmp/mailcast-import-bench}
 LOCK=/tmp/mailcast-bench.lock
 TARGET=${CARGO_TARGET_DIR:-target}
-BIN=$TARGET/release/mailcast
+# MAILCAST_BIN: measure that binary (for an A/B of two builds) instead of building one.
+BIN=${MAILCAST_BIN:-$TARGET/release/mailcast}
 
 while [ -e "$LOCK" ]; do sleep 30; done
 echo "import_bench $$" > "$LOCK"
 trap 'rm -f "$LOCK"' EXIT
 
-cargo build --release --quiet --bin mailcast
+[ -n "${MAILCAST_BIN:-}" ] || cargo build --release --quiet --bin mailcast
 
 rm -rf "$WORK" && mkdir -p "$WORK"
 # A: the files timed. B: the other recipients (and events) a populated database holds.

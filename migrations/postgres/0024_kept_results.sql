@@ -5,7 +5,8 @@
 -- already stored, so they always say what a recomputation from the events would.
 
 -- Attribution's facts: for each purchase, the latest human click and the latest message
--- delivered at or before it, over every campaign. Which campaign earned the purchase
+-- delivered at or before it (as recorded when the purchase was stored), over every
+-- campaign. Which campaign earned the purchase
 -- follows from these and the campaign's windows, so a change of window needs no rebuild.
 CREATE TABLE purchase_touches (
     event_id          BIGINT PRIMARY KEY REFERENCES events (id) ON DELETE CASCADE,
@@ -126,28 +127,9 @@ CREATE TRIGGER tracking_events_verdict_changed AFTER UPDATE OF verdict ON tracki
 FOR EACH ROW WHEN (OLD.verdict IS DISTINCT FROM NEW.verdict)
 EXECUTE FUNCTION mailcast_verdict_changed();
 
--- A message reaching the receiving server: purchases at or after it whose latest delivery
--- it now is (a purchase can be stored before the delivery it followed is recorded).
-CREATE FUNCTION mailcast_delivered() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    delivered_at BIGINT := COALESCE(NEW.handed_at, NEW.sent_at);
-BEGIN
-    UPDATE purchase_touches p
-    SET delivery_at = delivered_at, delivery_campaign = NEW.campaign_id
-    WHERE p.recipient_id = NEW.recipient_id AND p.occurred_at >= delivered_at
-      AND (p.delivery_at IS NULL
-           OR (p.delivery_at, p.delivery_campaign) < (delivered_at, NEW.campaign_id));
-    RETURN NULL;
-END $$;
-CREATE TRIGGER deliveries_delivered AFTER UPDATE OF status ON deliveries
-FOR EACH ROW WHEN (NEW.status IN ('sent', 'bounced', 'unknown')
-                   AND OLD.status NOT IN ('sent', 'bounced', 'unknown')
-                   AND COALESCE(NEW.handed_at, NEW.sent_at) IS NOT NULL)
-EXECUTE FUNCTION mailcast_delivered();
-CREATE TRIGGER deliveries_inserted_delivered AFTER INSERT ON deliveries
-FOR EACH ROW WHEN (NEW.status IN ('sent', 'bounced', 'unknown')
-                   AND COALESCE(NEW.handed_at, NEW.sent_at) IS NOT NULL)
-EXECUTE FUNCTION mailcast_delivered();
+-- Deliveries need no trigger: a message is recorded as delivered when it is sent, so a
+-- purchase stored before that is dated before it, unless it is dated in the future.
+-- A trigger per delivered message cost the send path more than that case is worth.
 
 INSERT INTO purchase_touches
 SELECT * FROM mailcast_purchase_facts(ARRAY(SELECT e FROM events e WHERE e.kind = 'purchase'));

@@ -91,30 +91,7 @@ BEGIN
       AND occurred_at >= MIN(OLD.occurred_at, NEW.occurred_at);
 END;
 
-CREATE TRIGGER deliveries_delivered AFTER UPDATE OF status ON deliveries
-WHEN NEW.status IN ('sent', 'bounced', 'unknown')
- AND OLD.status NOT IN ('sent', 'bounced', 'unknown')
- AND COALESCE(NEW.handed_at, NEW.sent_at) IS NOT NULL
-BEGIN
-    UPDATE purchase_touches
-    SET delivery_at = COALESCE(NEW.handed_at, NEW.sent_at), delivery_campaign = NEW.campaign_id
-    WHERE recipient_id = NEW.recipient_id
-      AND occurred_at >= COALESCE(NEW.handed_at, NEW.sent_at)
-      AND (delivery_at IS NULL
-           OR (delivery_at, delivery_campaign) < (COALESCE(NEW.handed_at, NEW.sent_at), NEW.campaign_id));
-END;
-
-CREATE TRIGGER deliveries_inserted_delivered AFTER INSERT ON deliveries
-WHEN NEW.status IN ('sent', 'bounced', 'unknown')
- AND COALESCE(NEW.handed_at, NEW.sent_at) IS NOT NULL
-BEGIN
-    UPDATE purchase_touches
-    SET delivery_at = COALESCE(NEW.handed_at, NEW.sent_at), delivery_campaign = NEW.campaign_id
-    WHERE recipient_id = NEW.recipient_id
-      AND occurred_at >= COALESCE(NEW.handed_at, NEW.sent_at)
-      AND (delivery_at IS NULL
-           OR (delivery_at, delivery_campaign) < (COALESCE(NEW.handed_at, NEW.sent_at), NEW.campaign_id));
-END;
+-- Deliveries need no trigger (see the PostgreSQL migration 0024).
 
 INSERT INTO purchase_touches
 SELECT e.id, e.recipient_id, e.occurred_at, e.product_id, COALESCE(e.amount_cents, 0),
