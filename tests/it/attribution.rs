@@ -21,12 +21,7 @@ const T: i64 = 1_780_000_000;
 async fn purchases_go_to_the_last_human_click_within_five_days() {
     for_each_engine(|store, engine| async move {
         let people = ["edge", "late", "both", "noclick", "scanned"];
-        let batch: Vec<_> = people
-            .iter()
-            .map(|p| recipient(&format!("{p}@example.com"), "P", &["news"]))
-            .collect();
-        store.upsert_recipients(&batch).await.unwrap();
-        let id = ids(&store, &people).await;
+        let id = add_people(&store, &people).await;
         let (shoe, bag) = products(&store).await;
         let x = campaign(&store, "x").await;
         let y = campaign(&store, "y").await;
@@ -122,7 +117,13 @@ async fn purchases_go_to_the_last_human_click_within_five_days() {
     .await;
 }
 
-async fn ids(store: &Store, people: &[&str]) -> HashMap<String, i64> {
+/// `people` as recipients `NAME@example.com` subscribed to news, by name → id.
+async fn add_people(store: &Store, people: &[&str]) -> HashMap<String, i64> {
+    let batch: Vec<_> = people
+        .iter()
+        .map(|p| recipient(&format!("{p}@example.com"), "P", &["news"]))
+        .collect();
+    store.upsert_recipients(&batch).await.unwrap();
     let mut ids = HashMap::new();
     for p in people {
         let email = EmailAddress::parse(&format!("{p}@example.com")).unwrap();
@@ -205,12 +206,7 @@ async fn send_with(store: &Store, campaign: &Campaign, filter: &SqlFilter, recor
 async fn a_campaign_window_and_view_through_attribute_what_no_click_explains() {
     for_each_engine(|store, engine| async move {
         let people = ["inside", "outside", "viewed", "viewed_late", "both_sent"];
-        let batch: Vec<_> = people
-            .iter()
-            .map(|p| recipient(&format!("{p}@example.com"), "P", &["news"]))
-            .collect();
-        store.upsert_recipients(&batch).await.unwrap();
-        let id = ids(&store, &people).await;
+        let id = add_people(&store, &people).await;
         let (shoe, _) = products(&store).await;
         let mut draft_x = draft(&store, "x", "news", HTML).await;
         draft_x.settings.attribution_window = Some(2 * 86_400);
@@ -289,12 +285,7 @@ async fn a_campaign_window_and_view_through_attribute_what_no_click_explains() {
 async fn late_clicks_and_late_verdicts_change_what_was_kept() {
     for_each_engine(|store, engine| async move {
         let people = ["scanned"];
-        let batch: Vec<_> = people
-            .iter()
-            .map(|p| recipient(&format!("{p}@example.com"), "P", &["news"]))
-            .collect();
-        store.upsert_recipients(&batch).await.unwrap();
-        let id = ids(&store, &people).await;
+        let id = add_people(&store, &people).await;
         let (shoe, _) = products(&store).await;
         let x = campaign(&store, "x").await;
         let only = |who: &str| SqlFilter {
@@ -389,12 +380,7 @@ async fn late_clicks_and_late_verdicts_change_what_was_kept() {
 async fn recommendation_slots_show_how_often_they_were_shown_clicked_and_bought() {
     for_each_engine(|store, engine| async move {
         let people = ["ann", "bob", "cy"];
-        let batch: Vec<_> = people
-            .iter()
-            .map(|p| recipient(&format!("{p}@example.com"), "P", &["news"]))
-            .collect();
-        store.upsert_recipients(&batch).await.unwrap();
-        let id = ids(&store, &people).await;
+        let id = add_people(&store, &people).await;
         let (shoe, bag) = products(&store).await;
         let html = HTML.replace(
             "</body>",
