@@ -33,16 +33,18 @@ pub struct RecommendationCredit {
     pub revenue_cents: i64,
 }
 
-/// One attributed purchase and the record of the message it is attributed to.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub(super) struct AttributedPurchase {
-    pub recipient_id: i64,
-    pub product_id: Option<i64>,
-    pub amount_cents: i64,
-    pub rendered_with: Option<String>,
+/// What one variant of a campaign (None outside experiments) earned: its attributed
+/// orders, and its recipients with one, with the sum and sum of squares of their
+/// attributed revenue per recipient (currency units), as the winner rule needs them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, sqlx::FromRow)]
+pub(super) struct VariantAttribution {
     pub variant: Option<i64>,
-    /// Through a message delivered but not clicked (view-through).
-    pub viewed: bool,
+    pub orders: i64,
+    pub revenue_cents: i64,
+    pub view_through_orders: i64,
+    pub converted: i64,
+    pub units: f64,
+    pub units_squared: f64,
 }
 
 /// How purchases are attributed to a campaign: its click window and, when on, its
@@ -63,106 +65,103 @@ impl Windows {
 }
 
 /// The purchases attributed to campaign `$1`: `scope` restricts the recipients
-/// (`d.recipient_id …`, its parameters from `$2`). A purchase is the campaign's when
+/// (`… p.recipient_id …`, its parameters from `$2`). A purchase is the campaign's when
 /// the recipient's last human click at or before it, within the click window, was on
 /// this campaign's message; with view-through on, also when no human click falls in
 /// that window and the last message delivered to them within the view-through window
 /// before it was this campaign's (and still counts as delivered). The windows are whole
 /// seconds from the campaign's settings.
 ///
-/// The latest click and delivery before each purchase are kept in `purchase_touches`
-/// as touches arrive (migrations 0024/0019), so this reads one row per purchase the
-/// campaign may have earned. Recomputed per request from every touch, a 1,000,000
-/// recipient campaign with 10,000,000 events took 12–13 s.
-pub(super) fn attributed_sql(scope: &str, windows: Windows) -> String {
-    format!(
-        "SELECT p.recipient_id, p.product_id, p.amount_cents, d.rendered_with, d.variant,
-                {viewed} AS viewed
-         {from}{scope}",
-        viewed = viewed(windows),
-        from = attributed_from(windows),
-    )
-}
-
-/// Per variant of campaign `$1`: recipients with an attributed purchase, and the sum
-/// and the sum of squares of their attributed revenue (currency units).
-pub(super) fn per_variant_sql(windows: Windows) -> String {
-    format!(
-        "SELECT b.variant, COUNT(*), SUM(b.units), SUM(b.units * b.units)
-         FROM (SELECT d.variant, CAST(SUM(p.amount_cents) AS DOUBLE PRECISION) / 100 AS units
-               {from} AND d.variant IS NOT NULL
-               GROUP BY d.variant, p.recipient_id) b
-         GROUP BY b.variant",
-        from = attributed_from(windows),
-    )
-}
-
-/// `FROM … WHERE …` of the purchases campaign `$1` earned, each joined to its delivery.
-fn attributed_from(windows: Windows) -> String {
-    let by_click = by_click(windows.click);
-    let wins = match windows.view_through {
-        None => by_click,
-        Some(view) => format!(
-            "({by_click}) OR (COALESCE(p.click_at, 0) < p.occurred_at - {click}
-               AND p.delivery_campaign = $1 AND p.delivery_at >= p.occurred_at - {view}
-               AND d.status IN {DELIVERED_STATES})",
-            click = windows.click
-        ),
-    };
-    let candidates = match windows.view_through {
-        None => "p.click_campaign = $1",
-        Some(_) => "(p.click_campaign = $1 OR p.delivery_campaign = $1)",
+/// The latest click and delivery before each purchase, and the clicked message's
+/// variant, are kept in `purchase_touches` as touches arrive (migrations 0024/0019,
+/// 0026/0021), so this reads one row per purchase the campaign may have earned, and
+/// only view-through candidates look at the ledger. Recomputed per request from every
+/// touch, a 1,000,000 recipient campaign with 10,000,000 events took 12–13 s.
+///
+/// Columns: recipient_id, product_id, amount_cents, variant, viewed (0 or 1).
+fn attributed_sql(scope: &str, windows: Windows) -> String {
+    let by_click = format!(
+        "SELECT p.recipient_id, p.product_id, p.amount_cents, p.click_variant AS variant,
+                0 AS viewed
+         FROM purchase_touches p
+         WHERE p.click_campaign = $1 AND p.click_at >= p.occurred_at - {click}{scope}",
+        click = windows.click
+    );
+    let Some(view) = windows.view_through else {
+        return by_click;
     };
     format!(
-        "FROM purchase_touches p
+        "{by_click}
+         UNION ALL
+         SELECT p.recipient_id, p.product_id, p.amount_cents, d.variant, 1
+         FROM purchase_touches p
          JOIN deliveries d ON d.campaign_id = $1 AND d.recipient_id = p.recipient_id
-         WHERE {candidates} AND ({wins})"
+         WHERE p.delivery_campaign = $1 AND COALESCE(p.click_at, 0) < p.occurred_at - {click}
+           AND p.delivery_at >= p.occurred_at - {view}
+           AND d.status IN {DELIVERED_STATES}{scope}",
+        click = windows.click
     )
 }
 
-fn by_click(click: i64) -> String {
-    format!("p.click_campaign = $1 AND p.click_at >= p.occurred_at - {click}")
+/// Per variant of campaign `$1` (see [`attributed_sql`] for `scope`): a
+/// [`VariantAttribution`] row.
+pub(super) fn by_variant_sql(scope: &str, windows: Windows) -> String {
+    format!(
+        "SELECT b.variant, CAST(SUM(b.orders) AS BIGINT) AS orders,
+                CAST(SUM(b.cents) AS BIGINT) AS revenue_cents,
+                CAST(SUM(b.viewed) AS BIGINT) AS view_through_orders,
+                COUNT(*) AS converted, SUM(b.units) AS units,
+                SUM(b.units * b.units) AS units_squared
+         FROM (SELECT a.variant, COUNT(*) AS orders, SUM(a.amount_cents) AS cents,
+                      SUM(a.viewed) AS viewed,
+                      CAST(SUM(a.amount_cents) AS DOUBLE PRECISION) / 100 AS units
+               FROM ({attributed}) a
+               GROUP BY a.variant, a.recipient_id) b
+         GROUP BY b.variant",
+        attributed = attributed_sql(scope, windows)
+    )
 }
 
-/// Whether a purchase was attributed by view-through (no human click explains it).
-fn viewed(windows: Windows) -> String {
-    match windows.view_through {
-        None => "FALSE".to_string(),
-        Some(_) => format!(
-            "CASE WHEN {} THEN FALSE ELSE TRUE END",
-            by_click(windows.click)
-        ),
-    }
+/// Attributed purchases of a product, with the record of the message they are
+/// attributed to: product_id, amount_cents, rendered_with.
+pub(super) fn credited_sql(windows: Windows) -> String {
+    format!(
+        "SELECT a.product_id, a.amount_cents, d.rendered_with
+         FROM ({attributed}) a
+         JOIN deliveries d ON d.campaign_id = $1 AND d.recipient_id = a.recipient_id
+         WHERE a.product_id IS NOT NULL AND d.rendered_with IS NOT NULL",
+        attributed = attributed_sql("", windows)
+    )
 }
 
-pub(super) fn totals(purchases: &[AttributedPurchase]) -> Attributed {
-    Attributed {
-        orders: purchases.len() as i64,
-        revenue_cents: purchases.iter().map(|p| p.amount_cents).sum(),
-        view_through_orders: purchases.iter().filter(|p| p.viewed).count() as i64,
+pub(super) fn totals(variants: &[VariantAttribution]) -> Attributed {
+    let mut total = Attributed::default();
+    for v in variants {
+        total.orders += v.orders;
+        total.revenue_cents += v.revenue_cents;
+        total.view_through_orders += v.view_through_orders;
     }
+    total
 }
 
 /// Attributed purchases of products the message recommended, by position and reason.
-pub(super) fn by_recommendation(purchases: &[AttributedPurchase]) -> Vec<RecommendationCredit> {
+/// `credited` holds [`credited_sql`]'s rows.
+pub(super) fn by_recommendation(credited: &[(i64, i64, String)]) -> Vec<RecommendationCredit> {
     let mut credits: BTreeMap<(usize, &'static str), (i64, i64)> = BTreeMap::new();
-    for purchase in purchases {
-        let (Some(product), Some(text)) = (purchase.product_id, &purchase.rendered_with) else {
-            continue;
-        };
+    for (product, amount_cents, text) in credited {
         let Ok(record) = RenderedWith::decode(text) else {
             continue;
         };
         let shown = record
             .recommendations
             .iter()
-            .position(|(id, _)| *id == product);
+            .position(|(id, _)| id == product);
         if let Some(index) = shown {
             let entry = credits
                 .entry((index + 1, record.recommendations[index].1.kind()))
                 .or_default();
             entry.0 += 1;
-            entry.1 += purchase.amount_cents;
+            entry.1 += amount_cents;
         }
     }
     credits

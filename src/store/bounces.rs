@@ -451,11 +451,19 @@ fn rate(part: i64, whole: i64) -> f64 {
 
 /// Deliveries counted once per class, whatever number of reports came for them;
 /// `restrict` narrows both counts (`AND d.recipient_id IN …`, its parameters after `$1`).
-pub(super) fn feedback_sql(restrict: &str) -> String {
+/// Without `count_delivered`, `delivered` is 0 (for a caller that has the ledger's
+/// counts already).
+pub(super) fn feedback_sql(restrict: &str, count_delivered: bool) -> String {
+    let delivered = match count_delivered {
+        true => format!(
+            "(SELECT COUNT(*) FROM deliveries d WHERE d.campaign_id = $1
+               AND d.status IN ('sent', 'bounced'){restrict})"
+        ),
+        false => "CAST(0 AS BIGINT)".to_string(),
+    };
     format!(
         "SELECT
-            (SELECT COUNT(*) FROM deliveries d WHERE d.campaign_id = $1
-               AND d.status IN ('sent', 'bounced'){restrict}) AS delivered,
+            {delivered} AS delivered,
             COUNT(DISTINCT CASE WHEN b.class = 'hard' THEN b.delivery_id END) AS hard,
             COUNT(DISTINCT CASE WHEN b.class = 'soft' THEN b.delivery_id END) AS soft,
             COUNT(DISTINCT CASE WHEN b.class = 'complaint' THEN b.delivery_id END) AS complaints

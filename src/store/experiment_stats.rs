@@ -2,17 +2,17 @@
 //! segment) what was delivered, human and machine engagement, conversions and revenue;
 //! the stored judgement; and the uplift against the holdout.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::attribution::AttributedPurchase;
-use super::{Engagement, Scope};
+use super::Engagement;
+use super::attribution::VariantAttribution;
 use crate::experiment::design::percent;
 use crate::experiment::uplift::Uplift;
 use crate::experiment::{Experiment, Variant};
-use crate::store::experiments::DELIVERED_STATES;
-use crate::store::{Store, StoreError, bind_filter, built, on_pool};
+use crate::store::experiments::is_delivered;
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExperimentReport {
@@ -97,21 +97,23 @@ impl VariantStats {
 }
 
 impl Store {
-    /// The experiment's figures apart from the per-variant rows.
+    /// The experiment's figures apart from the per-variant rows (`results` is left
+    /// empty for [`variant_rows`]).
     pub(super) async fn experiment_report(
         &self,
         campaign_id: i64,
         experiment: &Experiment,
-        results: Vec<VariantStats>,
         window: i64,
     ) -> Result<ExperimentReport, StoreError> {
-        let parts = self.experiment_parts(campaign_id).await?;
         let judgement = self.judgement(campaign_id).await?.map(|j| JudgementView {
             judged_at: j.judged_at,
             winner: j.winner.map(|w| Experiment::label(w as usize)),
             sent_to_rest: Experiment::label(j.sent_variant as usize),
             detail: serde_json::from_str(&j.judgement).unwrap_or_default(),
         });
+        let parts = self
+            .experiment_parts(campaign_id, judgement.is_some())
+            .await?;
         let uplift = match (
             experiment.holdout,
             self.experiment_started_at(campaign_id).await?,
@@ -145,69 +147,55 @@ impl Store {
             holdout_recipients: parts.holdout,
             waiting_for_winner: parts.waiting,
             judgement,
-            results,
+            results: Vec::new(),
             uplift,
         })
     }
+}
 
-    /// One row per variant of the scope's deliveries; `counts` are the scope's.
-    pub(super) async fn variant_rows(
-        &self,
-        scope: &Scope<'_>,
-        segment: Option<&str>,
-        counts: &super::Counts,
-    ) -> Result<Vec<VariantStats>, StoreError> {
-        let mut rows: BTreeMap<i64, VariantStats> = BTreeMap::new();
-        let delivered_sql = format!(
-            "SELECT d.variant, COUNT(*) FROM deliveries d
-             WHERE d.campaign_id = $1 AND d.variant IS NOT NULL
-               AND d.status IN {DELIVERED_STATES}{}
-             GROUP BY d.variant",
-            scope.restrict("d.recipient_id")
-        );
-        let delivered: Vec<(i64, i64)> = on_pool!(self, pool =>
-            bind_scope!(sqlx::query_as(built(&delivered_sql)), scope).fetch_all(pool).await)?;
-        for (variant, n) in delivered {
-            rows.entry(variant)
-                .or_insert_with(|| VariantStats::new(variant, segment))
-                .delivered = n;
-        }
-        for (variant, kind, verdict, events, unique) in &counts.engaged {
-            let (Some(variant), "open" | "click") = (variant, kind.as_str()) else {
-                continue;
-            };
-            let row = rows
-                .entry(*variant)
-                .or_insert_with(|| VariantStats::new(*variant, segment));
-            let slot = if kind == "open" {
-                &mut row.opens
-            } else {
-                &mut row.clicks
-            };
-            slot.add(verdict, *events, *unique);
-        }
-        add_purchases(&mut rows, segment, &counts.purchases);
-        Ok(rows.into_values().map(VariantStats::finish).collect())
+/// One row per variant of the scope's deliveries; `counts` are the scope's.
+pub(super) fn variant_rows(segment: Option<&str>, counts: &super::Counts) -> Vec<VariantStats> {
+    let mut rows: BTreeMap<i64, VariantStats> = BTreeMap::new();
+    for (variant, status, n) in &counts.by_variant {
+        let (Some(variant), true) = (variant, is_delivered(status)) else {
+            continue;
+        };
+        rows.entry(*variant)
+            .or_insert_with(|| VariantStats::new(*variant, segment))
+            .delivered += n;
     }
+    for (variant, kind, verdict, events, unique) in &counts.engaged {
+        let (Some(variant), "open" | "click") = (variant, kind.as_str()) else {
+            continue;
+        };
+        let row = rows
+            .entry(*variant)
+            .or_insert_with(|| VariantStats::new(*variant, segment));
+        let slot = if kind == "open" {
+            &mut row.opens
+        } else {
+            &mut row.clicks
+        };
+        slot.add(verdict, *events, *unique);
+    }
+    add_purchases(&mut rows, segment, &counts.purchases);
+    rows.into_values().map(VariantStats::finish).collect()
 }
 
 fn add_purchases(
     rows: &mut BTreeMap<i64, VariantStats>,
     segment: Option<&str>,
-    purchases: &[AttributedPurchase],
+    attributed: &[VariantAttribution],
 ) {
-    let mut buyers: HashSet<(i64, i64)> = HashSet::new();
-    for purchase in purchases {
-        let Some(variant) = purchase.variant else {
+    for a in attributed {
+        let Some(variant) = a.variant else {
             continue;
         };
         let row = rows
             .entry(variant)
             .or_insert_with(|| VariantStats::new(variant, segment));
-        row.orders += 1;
-        row.revenue_cents += purchase.amount_cents;
-        if buyers.insert((variant, purchase.recipient_id)) {
-            row.conversions += 1;
-        }
+        row.orders += a.orders;
+        row.revenue_cents += a.revenue_cents;
+        row.conversions += a.converted;
     }
 }

@@ -41,6 +41,11 @@ pub struct GroupOutcome {
 /// experiments, attribution and recommendation slots count as delivered.
 pub(crate) const DELIVERED_STATES: &str = "('sent', 'bounced', 'unknown')";
 
+/// Whether a ledger state is one of [`DELIVERED_STATES`].
+pub(crate) fn is_delivered(status: &str) -> bool {
+    matches!(status, "sent" | "bounced" | "unknown")
+}
+
 impl Store {
     /// When the test began: the first of its deliveries entered the ledger.
     pub async fn experiment_started_at(&self, campaign_id: i64) -> Result<Option<i64>, StoreError> {
@@ -124,16 +129,29 @@ impl Store {
         }))
     }
 
-    pub async fn experiment_parts(&self, campaign_id: i64) -> Result<ExperimentParts, StoreError> {
-        let sql = "SELECT
-                     COUNT(CASE WHEN a.part = 'holdout' THEN 1 END),
-                     COUNT(CASE WHEN a.part = 'rest' AND d.recipient_id IS NULL THEN 1 END)
-                   FROM experiment_audience a
-                   LEFT JOIN deliveries d
-                          ON d.campaign_id = a.campaign_id AND d.recipient_id = a.recipient_id
-                   WHERE a.campaign_id = $1";
-        let (holdout, waiting): (i64, i64) = with_sort_memory!(self, conn =>
-            sqlx::query_as(sql).bind(campaign_id).fetch_one(conn).await?);
+    /// The holdout, and (until the test is judged) who waits for the winner: the
+    /// judgement and the rest's deliveries are written in one transaction, and erasing
+    /// a recipient removes both their delivery and their place in the audience, so a
+    /// judged test has nobody waiting.
+    pub async fn experiment_parts(
+        &self,
+        campaign_id: i64,
+        judged: bool,
+    ) -> Result<ExperimentParts, StoreError> {
+        let holdout = "SELECT COUNT(*) FROM experiment_audience a
+                       WHERE a.campaign_id = $1 AND a.part = 'holdout'";
+        let waiting = "SELECT COUNT(*) FROM experiment_audience a
+                       WHERE a.campaign_id = $1 AND a.part = 'rest'
+                         AND NOT EXISTS (SELECT 1 FROM deliveries d
+                                         WHERE d.campaign_id = a.campaign_id
+                                           AND d.recipient_id = a.recipient_id)";
+        let holdout: i64 = on_pool!(self, pool =>
+            sqlx::query_scalar(holdout).bind(campaign_id).fetch_one(pool).await)?;
+        let waiting: i64 = match judged {
+            true => 0,
+            false => with_sort_memory!(self, conn =>
+                sqlx::query_scalar(waiting).bind(campaign_id).fetch_one(conn).await?),
+        };
         Ok(ExperimentParts { holdout, waiting })
     }
 
@@ -152,7 +170,10 @@ impl Store {
             Metric::HumanClicks => Some("click"),
             Metric::Conversions | Metric::RevenuePerRecipient => None,
         };
-        let delivered = self.delivered_by_variant(campaign_id, engaged).await?;
+        let (delivered, attributed) = tokio::try_join!(
+            self.delivered_by_variant(campaign_id, engaged),
+            self.attributed_by_variant(campaign_id, engaged.is_none()),
+        )?;
         for (variant, recipients, successes) in delivered {
             if let Some(slot) = usize::try_from(variant)
                 .ok()
@@ -162,10 +183,24 @@ impl Store {
             }
         }
         if engaged.is_none() {
-            self.add_purchases(campaign_id, metric, &mut samples)
-                .await?;
+            add_purchases(metric, &attributed, &mut samples);
         }
         Ok(samples)
+    }
+
+    /// What each variant of the campaign earned (nothing read unless `wanted`).
+    async fn attributed_by_variant(
+        &self,
+        campaign_id: i64,
+        wanted: bool,
+    ) -> Result<Vec<attribution::VariantAttribution>, StoreError> {
+        if !wanted {
+            return Ok(Vec::new());
+        }
+        let campaign = self.campaign(campaign_id).await?;
+        let sql = attribution::by_variant_sql("", Windows::of(&campaign.settings));
+        Ok(with_sort_memory!(self, conn =>
+            sqlx::query_as(built(&sql)).bind(campaign_id).fetch_all(conn).await?))
     }
 
     /// Per variant: delivered recipients, and of them those with a human event of
@@ -191,37 +226,6 @@ impl Store {
             .await)?)
     }
 
-    /// Conversions (recipients with an attributed purchase) or revenue per recipient
-    /// into each variant's sample, whose `recipients` are set already.
-    async fn add_purchases(
-        &self,
-        campaign_id: i64,
-        metric: Metric,
-        samples: &mut [ArmSample],
-    ) -> Result<(), StoreError> {
-        let campaign = self.campaign(campaign_id).await?;
-        let sql = attribution::per_variant_sql(Windows::of(&campaign.settings));
-        let rows: Vec<(i64, i64, f64, f64)> = with_sort_memory!(self, conn =>
-            sqlx::query_as(built(&sql)).bind(campaign_id).fetch_all(conn).await?);
-        for sample in samples.iter_mut() {
-            sample.total = 0.0;
-            sample.total_squares = 0.0;
-        }
-        for (variant, converted, units, squares) in rows {
-            let Some(sample) = usize::try_from(variant)
-                .ok()
-                .and_then(|v| samples.get_mut(v))
-            else {
-                continue;
-            };
-            (sample.total, sample.total_squares) = match metric {
-                Metric::RevenuePerRecipient => (units, squares),
-                _ => (converted as f64, converted as f64),
-            };
-        }
-        Ok(())
-    }
-
     /// Purchases between `from` and `until` by the campaign's mailed recipients (its
     /// ledger) and by its holdout: the two sides of the uplift.
     pub async fn uplift_groups(
@@ -233,10 +237,10 @@ impl Store {
         let mailed = "SELECT d.recipient_id FROM deliveries d WHERE d.campaign_id = $1";
         let held = "SELECT a.recipient_id FROM experiment_audience a
                     WHERE a.campaign_id = $1 AND a.part = 'holdout'";
-        Ok((
-            self.group_outcome(mailed, campaign_id, from, until).await?,
-            self.group_outcome(held, campaign_id, from, until).await?,
-        ))
+        tokio::try_join!(
+            self.group_outcome(mailed, campaign_id, from, until),
+            self.group_outcome(held, campaign_id, from, until),
+        )
     }
 
     async fn group_outcome(
@@ -261,12 +265,39 @@ impl Store {
                 .bind(from)
                 .bind(until)
                 .fetch_one(conn)
-                .await?);
+                .await?, super::MERGED_PLANS);
         Ok(GroupOutcome {
             recipients,
             converted,
             revenue,
             revenue_squares,
         })
+    }
+}
+
+/// Conversions (recipients with an attributed purchase) or revenue per recipient into
+/// each variant's sample, whose `recipients` are set already.
+fn add_purchases(
+    metric: Metric,
+    attributed: &[attribution::VariantAttribution],
+    samples: &mut [ArmSample],
+) {
+    for sample in samples.iter_mut() {
+        sample.total = 0.0;
+        sample.total_squares = 0.0;
+    }
+    for row in attributed {
+        let Some(sample) = row
+            .variant
+            .and_then(|v| usize::try_from(v).ok())
+            .and_then(|v| samples.get_mut(v))
+        else {
+            continue;
+        };
+        let converted = row.converted as f64;
+        (sample.total, sample.total_squares) = match metric {
+            Metric::RevenuePerRecipient => (row.units, row.units_squared),
+            _ => (converted, converted),
+        };
     }
 }

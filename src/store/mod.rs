@@ -128,13 +128,24 @@ pub(crate) use on_pool;
 /// so compiling them (JIT) costs more than it saves.
 pub(crate) const SORT_MEMORY: &str = "SET LOCAL work_mem = '128MB'; SET LOCAL jit = off";
 
-/// `$body` on `$conn`, a transaction that on PostgreSQL has `SORT_MEMORY`.
+/// Joins and sums that walk a million rows of two indexes in the same (recipient)
+/// order: PostgreSQL's costs favour hashing both sides, which measured 3× slower than
+/// merging them (the uplift at 1,000,000 recipients: 2.2 s hashed, 0.66 s merged).
+pub(crate) const MERGED_PLANS: &str =
+    "SET LOCAL work_mem = '128MB'; SET LOCAL jit = off; \
+     SET LOCAL enable_hashjoin = off; SET LOCAL enable_hashagg = off";
+
+/// `$body` on `$conn`, a transaction that on PostgreSQL has `SORT_MEMORY` (or the
+/// settings given after the body).
 macro_rules! with_sort_memory {
     ($store:expr, $conn:ident => $body:expr) => {
+        $crate::store::with_sort_memory!($store, $conn => $body, $crate::store::SORT_MEMORY)
+    };
+    ($store:expr, $conn:ident => $body:expr, $settings:expr) => {
         $crate::store::on_pool!($store, pool => {
             let mut tx = pool.begin().await?;
             if $store.engine() == $crate::store::Engine::Postgres {
-                sqlx::raw_sql($crate::store::SORT_MEMORY).execute(&mut *tx).await?;
+                sqlx::raw_sql($settings).execute(&mut *tx).await?;
             }
             let $conn = &mut *tx;
             let result = $body;

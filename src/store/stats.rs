@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::attribution::{self, Attributed, AttributedPurchase, RecommendationCredit, Windows};
+use super::attribution::{self, Attributed, RecommendationCredit, VariantAttribution, Windows};
 use super::{
     LedgerCounts, SqlFilter, Store, StoreError, bind_filter, built, on_pool, with_sort_memory,
 };
@@ -156,8 +156,10 @@ pub use stats_csv::stats_csv;
 /// Counts both a campaign and a segment of it report.
 struct Counts {
     ledger: LedgerCounts,
+    /// Deliveries per (variant, ledger state).
+    by_variant: Vec<(Option<i64>, String, i64)>,
     waiting: super::Waiting,
-    purchases: Vec<AttributedPurchase>,
+    purchases: Vec<VariantAttribution>,
     bounces: i64,
     feedback: super::Feedback,
     opens: Engagement,
@@ -225,22 +227,22 @@ impl Store {
     ) -> Result<CampaignStats, StoreError> {
         let campaign = self.campaign(campaign_id).await?;
         let windows = Windows::of(&campaign.settings);
-        let counts = self
-            .counts(&Scope {
-                campaign_id,
-                filter: None,
-                windows,
-            })
-            .await?;
+        let whole = Scope {
+            campaign_id,
+            filter: None,
+            windows,
+        };
         let experiment = campaign.settings.experiment.as_ref();
+        let (counts, recommended, top_links, mut report) = tokio::try_join!(
+            self.counts(&whole),
+            self.recommendation_figures(&campaign, windows),
+            self.top_links(campaign_id),
+            self.experiment_figures(campaign_id, experiment, windows.click),
+        )?;
+        let (recommendations, recommendation_performance) = recommended;
         let mut variant_rows = Vec::new();
         if experiment.is_some() {
-            let whole = Scope {
-                campaign_id,
-                filter: None,
-                windows,
-            };
-            variant_rows = self.variant_rows(&whole, None, &counts).await?;
+            variant_rows = experiment_stats::variant_rows(None, &counts);
         }
         let mut breakdown = Vec::with_capacity(segments.len());
         for (name, filter) in segments {
@@ -251,8 +253,7 @@ impl Store {
             };
             let c = self.counts(&scope).await?;
             if experiment.is_some() {
-                let rows = self.variant_rows(&scope, Some(name), &c).await?;
-                variant_rows.extend(rows);
+                variant_rows.extend(experiment_stats::variant_rows(Some(name), &c));
             }
             breakdown.push(SegmentStats {
                 segment: name.clone(),
@@ -273,23 +274,11 @@ impl Store {
             });
         }
         let feedback = counts.feedback;
-        let recommendations = attribution::by_recommendation(&counts.purchases);
-        let recommendation_performance = match self.shows_recommendations(&campaign).await? {
-            true => {
-                self.recommendation_performance(campaign_id, &recommendations)
-                    .await?
-            }
-            false => Vec::new(),
-        };
-        let experiment = match experiment {
-            Some(e) => Some(
-                self.experiment_report(campaign_id, e, variant_rows, windows.click)
-                    .await?,
-            ),
-            None => None,
-        };
+        if let Some(report) = report.as_mut() {
+            report.results = variant_rows;
+        }
         Ok(CampaignStats {
-            experiment,
+            experiment: report,
             attribution_window: windows.click,
             view_through_window: windows.view_through,
             campaign_id,
@@ -311,9 +300,48 @@ impl Store {
             opens: counts.opens,
             clicks: counts.clicks,
             unsubscribes: counts.unsubscribes,
-            top_links: self.top_links(campaign_id).await?,
+            top_links,
             segments: breakdown,
         })
+    }
+
+    /// Purchases of recommended products by position and reason (as the records of the
+    /// messages say), and each slot's performance (empty when the campaign's templates
+    /// show no recommendations).
+    async fn recommendation_figures(
+        &self,
+        campaign: &super::Campaign,
+        windows: Windows,
+    ) -> Result<
+        (
+            Vec<RecommendationCredit>,
+            Vec<super::RecommendationPerformance>,
+        ),
+        StoreError,
+    > {
+        let credited = self.credited(campaign.id, windows).await?;
+        let recommendations = attribution::by_recommendation(&credited);
+        let performance = match self.shows_recommendations(campaign).await? {
+            true => {
+                self.recommendation_performance(campaign.id, &recommendations)
+                    .await?
+            }
+            false => Vec::new(),
+        };
+        Ok((recommendations, performance))
+    }
+
+    /// The experiment's report without its per-variant rows (None without one).
+    async fn experiment_figures(
+        &self,
+        campaign_id: i64,
+        experiment: Option<&crate::experiment::Experiment>,
+        window: i64,
+    ) -> Result<Option<ExperimentReport>, StoreError> {
+        match experiment {
+            Some(e) => Ok(Some(self.experiment_report(campaign_id, e, window).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Whether the campaign's template, or a variant's, shows recommendations.
@@ -333,15 +361,28 @@ impl Store {
         Ok(false)
     }
 
+    /// The scope's figures, read at once over several connections (each statement
+    /// uses one core of the database server).
     async fn counts(&self, scope: &Scope<'_>) -> Result<Counts, StoreError> {
-        let engaged = self.engagement(scope).await?;
+        let (engaged, by_variant, waiting, purchases, failed_as_bounces, mut feedback) =
+            tokio::try_join!(
+                self.engagement(scope),
+                self.scoped_ledger(scope),
+                self.scoped_waiting(scope),
+                self.attributed(scope),
+                self.failed_as_bounces(scope),
+                self.feedback_counted(scope, false),
+            )?;
         let (opens, clicks, unsubscribes) = totals_of(&engaged);
+        let ledger = ledger_from(by_variant.iter().map(|(_, s, n)| (s.as_str(), *n)));
+        feedback.delivered = ledger.sent + ledger.bounced;
         Ok(Counts {
-            ledger: self.scoped_ledger(scope).await?,
-            waiting: self.scoped_waiting(scope).await?,
-            purchases: self.attributed(scope).await?,
-            bounces: self.bounces(scope).await?,
-            feedback: self.scoped_feedback(scope).await?,
+            ledger,
+            by_variant,
+            waiting,
+            purchases,
+            bounces: ledger.bounced + failed_as_bounces,
+            feedback,
             opens,
             clicks,
             unsubscribes,
@@ -349,10 +390,22 @@ impl Store {
         })
     }
 
-    async fn attributed(&self, scope: &Scope<'_>) -> Result<Vec<AttributedPurchase>, StoreError> {
-        let sql = attribution::attributed_sql(&scope.restrict("d.recipient_id"), scope.windows);
+    async fn attributed(&self, scope: &Scope<'_>) -> Result<Vec<VariantAttribution>, StoreError> {
+        let sql = attribution::by_variant_sql(&scope.restrict("p.recipient_id"), scope.windows);
         Ok(with_sort_memory!(self, conn =>
             bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(conn).await?))
+    }
+
+    /// The campaign's attributed purchases of a product, with the record of the message
+    /// each is attributed to (for the recommendations' credit).
+    async fn credited(
+        &self,
+        campaign_id: i64,
+        windows: Windows,
+    ) -> Result<Vec<(i64, i64, String)>, StoreError> {
+        let sql = attribution::credited_sql(windows);
+        Ok(with_sort_memory!(self, conn =>
+            sqlx::query_as(built(&sql)).bind(campaign_id).fetch_all(conn).await?))
     }
 
     /// A campaign's deliveries waiting for their local time, quiet hours or the cap, and
@@ -376,39 +429,49 @@ impl Store {
             bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_one(pool).await)?)
     }
 
-    async fn scoped_ledger(&self, scope: &Scope<'_>) -> Result<LedgerCounts, StoreError> {
+    /// The scope's deliveries per (variant, ledger state): one read serves the ledger's
+    /// counts and the variants' delivered counts.
+    async fn scoped_ledger(
+        &self,
+        scope: &Scope<'_>,
+    ) -> Result<Vec<(Option<i64>, String, i64)>, StoreError> {
         let sql = format!(
-            "SELECT d.status, COUNT(*) FROM deliveries d WHERE d.campaign_id = $1{}
-             GROUP BY d.status",
+            "SELECT d.variant, d.status, COUNT(*) FROM deliveries d WHERE d.campaign_id = $1{}
+             GROUP BY d.variant, d.status",
             scope.restrict("d.recipient_id")
-        );
-        let rows: Vec<(String, i64)> = on_pool!(self, pool =>
-            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(pool).await)?;
-        Ok(ledger_from(rows))
-    }
-
-    /// Engagement per variant (None outside experiments), kind and verdict: events and
-    /// unique recipients. One read serves the campaign's totals and its variants' rows.
-    async fn engagement(&self, scope: &Scope<'_>) -> Result<Vec<Engaged>, StoreError> {
-        let sql = format!(
-            "SELECT e.variant, e.kind, e.verdict, CAST(SUM(e.events) AS BIGINT), COUNT(*)
-             FROM recipient_engagement e WHERE e.campaign_id = $1{}
-             GROUP BY e.variant, e.kind, e.verdict",
-            scope.restrict("e.recipient_id")
         );
         Ok(on_pool!(self, pool =>
             bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(pool).await)?)
     }
 
-    async fn bounces(&self, scope: &Scope<'_>) -> Result<i64, StoreError> {
+    /// Engagement per variant (None outside experiments), kind and verdict: events and
+    /// unique recipients. One read serves the campaign's totals and its variants' rows.
+    /// A whole campaign's are kept summed (`engagement_totals`); a segment's are summed
+    /// from its recipients' rows.
+    async fn engagement(&self, scope: &Scope<'_>) -> Result<Vec<Engaged>, StoreError> {
+        let sql = match scope.filter {
+            None => "SELECT NULLIF(e.variant, -1), e.kind, e.verdict, e.events, e.recipients
+                     FROM engagement_totals e WHERE e.campaign_id = $1 AND e.recipients > 0"
+                .to_string(),
+            Some(_) => format!(
+                "SELECT e.variant, e.kind, e.verdict, CAST(SUM(e.events) AS BIGINT), COUNT(*)
+                 FROM recipient_engagement e WHERE e.campaign_id = $1{}
+                 GROUP BY e.variant, e.kind, e.verdict",
+                scope.restrict("e.recipient_id")
+            ),
+        };
+        Ok(on_pool!(self, pool =>
+            bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_all(pool).await)?)
+    }
+
+    /// Failed deliveries whose address went on the suppression list as a bounce (the
+    /// `bounced` ones are in the ledger's counts).
+    async fn failed_as_bounces(&self, scope: &Scope<'_>) -> Result<i64, StoreError> {
         let sql = format!(
             "SELECT COUNT(*) FROM deliveries d JOIN recipients rr ON rr.id = d.recipient_id
-             WHERE d.campaign_id = $1
-               AND (d.status = 'bounced'
-                    OR (d.status = 'failed'
-                        AND EXISTS (SELECT 1 FROM suppressions s
-                                    WHERE s.email_hash = rr.email_hash
-                                      AND s.reason LIKE 'bounce%'))){}",
+             WHERE d.campaign_id = $1 AND d.status = 'failed'
+               AND EXISTS (SELECT 1 FROM suppressions s
+                           WHERE s.email_hash = rr.email_hash AND s.reason LIKE 'bounce%'){}",
             scope.restrict("d.recipient_id")
         );
         let (n,): (i64,) = on_pool!(self, pool =>
@@ -446,26 +509,36 @@ impl Store {
     }
 
     async fn scoped_feedback(&self, scope: &Scope<'_>) -> Result<super::Feedback, StoreError> {
-        let sql = super::bounces::feedback_sql(&scope.restrict("d.recipient_id"));
+        self.feedback_counted(scope, true).await
+    }
+
+    /// As `scoped_feedback`; without `count_delivered`, `delivered` is left 0.
+    async fn feedback_counted(
+        &self,
+        scope: &Scope<'_>,
+        count_delivered: bool,
+    ) -> Result<super::Feedback, StoreError> {
+        let sql = super::bounces::feedback_sql(&scope.restrict("d.recipient_id"), count_delivered);
         Ok(on_pool!(self, pool =>
             bind_scope!(sqlx::query_as(built(&sql)), scope).fetch_one(pool).await)?)
     }
 
     async fn top_links(&self, campaign_id: i64) -> Result<Vec<LinkStats>, StoreError> {
         let sql = "SELECT c.link_id, l.url,
-                          COUNT(CASE WHEN c.verdict = 'human' THEN 1 END) AS unique_human,
+                          CAST(COALESCE(SUM(CASE WHEN c.verdict = 'human' THEN c.recipients END), 0)
+                               AS BIGINT) AS unique_human,
                           CAST(COALESCE(SUM(CASE WHEN c.verdict = 'human' THEN c.events END), 0)
                                AS BIGINT) AS human_clicks,
                           CAST(COALESCE(SUM(CASE WHEN c.verdict = 'machine' THEN c.events END), 0)
                                AS BIGINT) AS machine_clicks
-                   FROM (SELECT c.link_id, c.verdict, c.events FROM link_clicks c
-                         WHERE c.campaign_id = $1) c
+                   FROM link_totals c
                    LEFT JOIN links l ON l.campaign_id = $1 AND l.link_id = c.link_id
+                   WHERE c.campaign_id = $1 AND c.recipients > 0
                    GROUP BY c.link_id, l.url
                    ORDER BY unique_human DESC, human_clicks DESC, machine_clicks DESC, c.link_id
                    LIMIT $2";
-        Ok(with_sort_memory!(self, conn =>
-            sqlx::query_as(sql).bind(campaign_id).bind(TOP_LINKS).fetch_all(conn).await?))
+        Ok(on_pool!(self, pool =>
+            sqlx::query_as(sql).bind(campaign_id).bind(TOP_LINKS).fetch_all(pool).await)?)
     }
 
     /// Deliveries of every campaign by ledger state.
@@ -473,24 +546,26 @@ impl Store {
         let sql = "SELECT status, COUNT(*) FROM deliveries GROUP BY status";
         let rows: Vec<(String, i64)> =
             on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await)?;
-        Ok(ledger_from(rows))
+        Ok(ledger_from(rows.iter().map(|(s, n)| (s.as_str(), *n))))
     }
 }
 
-fn ledger_from(rows: Vec<(String, i64)>) -> LedgerCounts {
+/// Counts per ledger state; a state may come more than once (once per variant).
+fn ledger_from<'a>(rows: impl Iterator<Item = (&'a str, i64)>) -> LedgerCounts {
     let mut counts = LedgerCounts::default();
     for (status, n) in rows {
-        match status.as_str() {
-            "pending" => counts.pending = n,
-            "sending" => counts.sending = n,
-            "sent" => counts.sent = n,
-            "deferred" => counts.deferred = n,
-            "failed" => counts.failed = n,
-            "suppressed" => counts.suppressed = n,
-            "unknown" => counts.unknown = n,
-            "bounced" => counts.bounced = n,
-            _ => {}
-        }
+        let slot = match status {
+            "pending" => &mut counts.pending,
+            "sending" => &mut counts.sending,
+            "sent" => &mut counts.sent,
+            "deferred" => &mut counts.deferred,
+            "failed" => &mut counts.failed,
+            "suppressed" => &mut counts.suppressed,
+            "unknown" => &mut counts.unknown,
+            "bounced" => &mut counts.bounced,
+            _ => continue,
+        };
+        *slot += n;
     }
     counts
 }

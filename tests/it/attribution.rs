@@ -376,6 +376,89 @@ async fn late_clicks_and_late_verdicts_change_what_was_kept() {
     .await;
 }
 
+/// The campaign's kept totals (engagement, links, attribution) lose an erased
+/// recipient's share and keep everyone else's.
+#[tokio::test]
+async fn erasing_a_recipient_takes_them_out_of_the_kept_totals() {
+    for_each_engine(|store, engine| async move {
+        let people = ["kept", "erased"];
+        let id = add_people(&store, &people).await;
+        let (shoe, _) = products(&store).await;
+        let x = campaign(&store, "x").await;
+        send(&store, &x, "1;1;digest;;;").await;
+        let click = |who: &str, verdict: Verdict| NewTrackingEvent {
+            kind: TrackingKind::Click,
+            campaign_id: x.id,
+            recipient_id: id[who],
+            link_id: Some(1),
+            occurred_at: T,
+            ip: None,
+            user_agent: None,
+            verdict,
+            reason: None,
+        };
+        store
+            .insert_tracking_events(&[
+                click("kept", Verdict::Human),
+                click("erased", Verdict::Human),
+                click("erased", Verdict::Human),
+                click("erased", Verdict::Machine),
+            ])
+            .await
+            .unwrap();
+        let purchase = |who: &str, cents: i64| NewEvent {
+            external_id: Some(format!("{who}-order")),
+            recipient_id: id[who],
+            kind: "purchase".into(),
+            product_id: Some(shoe),
+            amount_cents: Some(cents),
+            occurred_at: T + 60,
+            properties: serde_json::Map::new(),
+        };
+        store
+            .insert_events(&[purchase("kept", 500), purchase("erased", 700)])
+            .await
+            .unwrap();
+        let before = store.campaign_statistics(x.id).await.unwrap();
+        assert_eq!(
+            (before.clicks.unique_human, before.clicks.human_events),
+            (2, 3),
+            "{engine}"
+        );
+        assert_eq!(before.attributed.revenue_cents, 1_200, "{engine}");
+
+        let erased = EmailAddress::parse("erased@example.com").unwrap();
+        assert!(store.erase_recipient(&erased).await.unwrap(), "{engine}");
+        let after = store.campaign_statistics(x.id).await.unwrap();
+        assert_eq!(
+            after.clicks,
+            Engagement {
+                unique_human: 1,
+                unique_machine: 0,
+                human_events: 1,
+                machine_events: 0
+            },
+            "{engine}"
+        );
+        let links: Vec<_> = after
+            .top_links
+            .iter()
+            .map(|l| (l.link_id, l.unique_human, l.human_clicks, l.machine_clicks))
+            .collect();
+        assert_eq!(links, [(1, 1, 1, 0)], "{engine}");
+        assert_eq!(
+            after.attributed,
+            Attributed {
+                orders: 1,
+                revenue_cents: 500,
+                view_through_orders: 0
+            },
+            "{engine}"
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn recommendation_slots_show_how_often_they_were_shown_clicked_and_bought() {
     for_each_engine(|store, engine| async move {
