@@ -109,7 +109,8 @@ fn finding(block: &RecipientFields, parts: &Parts, reporter: Option<Reporter>) -
         .status
         .clone()
         .or_else(|| diagnostic.as_deref().and_then(reason::find_status));
-    let context = near.as_deref().unwrap_or("");
+    let context = with_transcript_command(near.as_deref().unwrap_or(""), report);
+    let context = context.as_str();
     let diagnostic_text = diagnostic.as_deref().unwrap_or("");
     let remote_host = block
         .remote_mta
@@ -138,6 +139,18 @@ fn finding(block: &RecipientFields, parts: &Parts, reporter: Option<Reporter>) -
         recipient,
         status,
         diagnostic,
+    }
+}
+
+/// The report's words around the recipient, followed by the last command of the SMTP
+/// transcript the report quotes (`>>> RCPT To:<…>`, `>>> DATA`): Sendmail names the step
+/// the remote host refused that way, for every recipient of the report, and the
+/// reference reads it so.
+fn with_transcript_command(near: &str, report: &str) -> String {
+    let last_command = report.lines().rev().find(|line| line.starts_with(">>> "));
+    match last_command {
+        Some(line) => format!("{near}\n{line}"),
+        None => near.to_string(),
     }
 }
 
@@ -180,9 +193,6 @@ fn class_for(
     if action.is_empty() && status.is_some_and(|s| s.starts_with('2')) {
         return BounceClass::Delivered;
     }
-    if action.starts_with("delayed") {
-        return BounceClass::Soft;
-    }
     match block.category.as_deref() {
         Some("bad-mailbox") => return class_of(Reason::UserUnknown, status),
         Some("bad-domain") => return class_of(Reason::HostUnknown, status),
@@ -194,14 +204,27 @@ fn class_for(
     if let Some(why) = known {
         return class_of(why, status);
     }
-    // A generic code (X.0.0) says less than the one the server quoted.
-    let specific = status
-        .filter(|s| !s.ends_with(".0.0"))
-        .map(str::to_string)
-        .or_else(|| reason::find_status(diagnostic));
+    // The code the server quoted replaces the Status field when it names a subject and a
+    // detail (X.1.1, not X.0.0 or X.1.10), as the reference reads reports; a generic
+    // Status (X.0.0) gives way to any quoted code.
+    let quoted = reason::find_status(diagnostic);
+    let specific = quoted
+        .clone()
+        .filter(|code| names_subject_and_detail(code))
+        .or_else(|| status.filter(|s| !s.ends_with(".0.0")).map(str::to_string))
+        .or(quoted);
     let status = specific.as_deref().or(status);
     class_of(
         reason::reason_lower(status, &lower.diagnostic, &lower.context),
         status,
     )
+}
+
+/// Whether an enhanced status code is X.Y.Z with Y and Z single digits from 1 to 9.
+fn names_subject_and_detail(code: &str) -> bool {
+    let digits: Vec<&str> = code.split('.').collect();
+    digits.len() == 3
+        && digits[1..]
+            .iter()
+            .all(|d| d.len() == 1 && d.bytes().all(|b| (b'1'..=b'9').contains(&b)))
 }

@@ -211,7 +211,15 @@ fn listed_address(line: &str) -> Option<&str> {
         .trim_start()
         .trim_start_matches(['<', '"', '\'', '>', '-', ' ', '\t', '*']);
     let first = address::first(rest)?;
-    (rest.starts_with(first) && !address::is_system(first)).then_some(first)
+    let listed = rest.starts_with(first) && !continues_a_reply(first);
+    (listed && !address::is_system(first)).then_some(first)
+}
+
+/// Whether an address is the start of a line of a multi-line SMTP reply
+/// (`550-gone@b.c is not …`): the reply quotes the address, it does not list it.
+fn continues_a_reply(address: &str) -> bool {
+    let bytes = address.as_bytes();
+    bytes.len() > 4 && bytes[..3].iter().all(u8::is_ascii_digit) && bytes[3] == b'-'
 }
 
 fn unique<'a>(candidates: impl Iterator<Item = &'a str>, excluded: &[String]) -> Vec<String> {

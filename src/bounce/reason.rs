@@ -53,6 +53,46 @@ static MAILBOX_FULL: Phrases = Phrases::new(&[
     "mailbox exceeds",
     "storage allocation",
     "is full",
+    // Sisimai 4.25's MailboxFull list (BSD-2-Clause), where the above lacks it.
+    "account disabled temporarly for exceeding receiving limits",
+    "account is exceeding their quota",
+    "account is over quota",
+    "account is temporarily over quota",
+    "boite du destinataire pleine",
+    "delivery failed: over quota",
+    "disc quota exceeded",
+    "does not have enough space",
+    "exceeded storage allocation",
+    "exceeding its mailbox quota",
+    "full mailbox",
+    "is over disk quota",
+    "is over quota temporarily",
+    "mail file size exceeds the maximum size allowed for mail delivery",
+    "mail quota exceeded",
+    "mailbox exceeded the local limit",
+    "mailbox has exceeded its disk space limit",
+    "mailbox over quota",
+    "mailbox quota usage exceeded",
+    "mailbox size limit exceeded",
+    "maildir over quota",
+    "maildir delivery failed: userdisk quota ",
+    "maildir delivery failed: domaindisk quota ",
+    "not enough storage space in",
+    "over the allowed quota",
+    "quota violation for",
+    "recipient reached disk quota",
+    "recipient rejected: mailbox would exceed maximum allowed storage",
+    "the recipient mailbox has exceeded its disk space limit",
+    "the user's space has been used up",
+    "the user you are trying to reach is over quota",
+    "too much mail data",
+    "user has exceeded quota, bouncing mail",
+    "user has too many messages on the server",
+    "user is over quota",
+    "user is over the quota",
+    "user over quota",
+    "was automatically rejected: quota exceeded",
+    "would be over the allowed quota",
 ]);
 
 static MESG_TOO_BIG: Phrases = Phrases::new(&[
@@ -67,6 +107,18 @@ static MESG_TOO_BIG: Phrases = Phrases::new(&[
     "exceeded the maximum size",
     "message length exceeds",
     "message file too big",
+    // Sisimai 4.25's MesgTooBig and ExceedLimit lists (BSD-2-Clause), where the above lacks them.
+    "exceeded maximum inbound message size",
+    "line limit exceeded",
+    "max message size exceeded",
+    "message length exceeds administrative limit",
+    "message size exceeds fixed limit",
+    "message size exceeds fixed maximum message size",
+    "message size exceeds maximum value",
+    "message too large for this ",
+    "size limit",
+    "taille limite du message atteinte",
+    "message header size exceeds limit",
 ]);
 
 static SUSPEND: Phrases = Phrases::new(&[
@@ -89,6 +141,22 @@ static SUSPEND: Phrases = Phrases::new(&[
     "account expired",
     "recipient suspend",
     "is disabled",
+    // Sisimai 4.25's Suspend list (BSD-2-Clause), where the above lacks it.
+    " is currently suspended",
+    " temporary locked",
+    "boite du destinataire archivee",
+    "email account that you tried to reach is disabled",
+    "invalid/inactive user",
+    "is a deactivated mailbox",
+    "mailbox currently suspended",
+    "mailbox is frozen",
+    "mailbox unavailable or access denied",
+    "recipient rejected: temporarily inactive",
+    "recipient suspend the service",
+    "this account has been disabled or discontinued",
+    "this mailbox is disabled",
+    "user suspended",
+    "vdelivermail: account is locked email bounced",
 ]);
 
 static HAS_MOVED: Phrases =
@@ -107,50 +175,159 @@ static NO_RELAYING: Phrases = Phrases::new(&[
     "relay not allowed",
     "not a gateway",
     "no relaying",
+    // Sisimai 4.25's NoRelaying list (BSD-2-Clause), where the above lacks it.
+    "as a relay",
+    "insecure mail relay",
+    "is not permitted to relay through this server without authentication",
+    "mail server requires authentication when attempting to send to a non-local e-mail address",
+    "not allowed to relay through this machine",
+    "not an open relay, so get lost",
+    "not local host",
+    "relaying mail to ",
+    "that domain isn't in my list of allowed rcpthost",
+    "this system is not configured to relay mail",
+    "unable to relay for",
+    "we don't handle mail for",
 ]);
 
+/// A missing mailbox in the words of Sisimai 4.25's UserUnknown patterns (BSD-2-Clause;
+/// `*` is one word). Said in reply to `RCPT TO`, the reference reads them as a missing
+/// mailbox whatever else the text says.
 static USER_UNKNOWN: Phrases = Phrases::new(&[
-    "user unknown",
-    "unknown user",
-    "user is unknown",
-    "unknown recipient",
-    "recipient unknown",
-    "unknown address",
+    "#5.1.1 bad address",
+    "<*> not found",
+    "<*@*>... blocked by ",
+    "550 address invalid",
+    "5.1.0 address rejected.",
+    "account * does not exist at the organization",
+    "address does not exist",
+    "address not present in directory",
     "address unknown",
-    "unknown mailbox",
-    "unknown local part",
-    "unknown or illegal alias",
-    "no such user",
+    "archived recipient",
+    "bad-recipient",
+    "bad_recipient",
+    "bad recipient",
+    "can't accept user",
+    "does not exist.",
+    "destination addresses were unknown",
+    "destination server rejected recipients",
+    "email address does not exist",
+    "email address could not be found",
+    "invalid address",
+    "invalid mailbox",
+    "invalid recipient",
+    "is not a known user",
+    "is not a valid mailbox",
+    "is not an active address at this host",
+    "mailbox * does not exist",
+    "mailbox *@* unavailable",
+    "mailbox does not exist",
+    "mailbox invalid",
+    "mailbox is inactive",
+    "mailbox is unavailable",
+    "mailbox not present",
+    "mailbox not found",
+    "mailbox unavailable",
+    "nessun utente simile in questo indirizzo",
+    "no account by that name here",
+    "no existe dicha persona",
+    "no existe ese usuario ",
+    "no mail box available for this user",
+    "no mailbox by that name is currently available",
+    "no mailbox found",
+    "no matches to nameserver query",
+    "no such address here",
     "no such mailbox",
+    "no such person at this address",
     "no such recipient",
+    "no such user",
+    "no thank you rejected: account unavailable:",
+    "no valid recipients, bye",
+    "non-existent user",
+    "nonexistent user",
+    "non existent user",
+    "not a valid recipient",
+    "not a valid user here",
+    "not a local address",
+    "not email addresses",
+    "rcpt <*> does not exist",
+    "recipient address rejected. (in reply to rcpt to command)",
+    "recipient * was not found in",
+    "recipient address rejected: access denied",
+    "recipient address rejected: invalid user",
+    "recipient address rejected: invalid-recipient",
+    "recipient address rejected: user * does not exist",
+    "recipient address rejected: user unknown in * table",
+    "recipient address rejected: unknown user",
+    "recipient does not exist",
+    "recipient is not local",
+    "recipient not exist",
+    "recipient not found",
+    "recipient not ok",
+    "recipient refuses to accept your mail",
+    "recipient unknown",
+    "requested action not taken: mailbox unavailable",
+    "resolver.adr.recipient notfound",
+    "sorry, user unknown",
+    "sorry, badrcptto",
+    "sorry, no mailbox here by that name",
+    "sorry, your envelope recipient has been denied",
+    "that domain or user isn't in my list of allowed rcpthosts",
+    "the email account that you tried to reach does not exist",
+    "the following recipients was undeliverable",
+    "the user's email name is not found",
+    "there is no one at this address",
+    "this address no longer accepts mail",
+    "this email address is wrong or no longer valid",
+    "this recipient is in my badrecipientto list",
+    "this recipient is not in my validrcptto list",
+    "this spectator does not exist",
+    "this user doesn't have a * account",
+    "this user doesnt have a * account",
+    "unknown e-mail address",
+    "unknown email address",
+    "unknown local-part",
+    "unknown local part",
+    "unknown mailbox",
+    "unknown recipient",
+    "unknown user",
+    "user * was not found",
+    "user * does not exist",
+    "user does not exist",
+    "user missing home directory",
+    "user not active",
+    "user not exist",
+    "user not found",
+    "user not known",
+    "user unknown",
+    "utilisateur inconnu !",
+    "vdeliver: invalid or unknown virtual user",
+    "your envelope recipient is in my badrcptto list",
+]);
+
+/// Other wordings of a missing mailbox, read as one only when the text is about the
+/// recipient.
+static OTHER_USER_UNKNOWN: Phrases = Phrases::new(&[
+    "user is unknown",
+    "unknown address",
+    "unknown or illegal alias",
     "no such address",
     "no such local user",
     "no such account",
     "no such person",
-    "user not found",
-    "recipient not found",
-    "mailbox not found",
     "address not found",
     "account not found",
     "not found in directory",
-    "user does not exist",
     "user doesn't exist",
-    "mailbox does not exist",
     "mailbox doesn't exist",
-    "recipient does not exist",
-    "address does not exist",
     "account does not exist",
     "account that you tried to reach does not exist",
     "does not exist here",
-    "email address does not exist",
     "does not have an account",
     "doesn't have a",
     "no mailbox here by that name",
     "no mailbox",
     "no mail box",
-    "invalid recipient",
-    "invalid mailbox",
-    "invalid address",
     "invalid user",
     "not a valid mailbox",
     "not a valid user",
@@ -160,15 +337,11 @@ static USER_UNKNOWN: Phrases = Phrases::new(&[
     "undeliverable address",
     "not our customer",
     "no account by that name",
-    "is not a known user",
     "not listed in",
-    "unknown e-mail address",
     "recipient rejected",
-    "recipient address rejected: access denied",
     "couldn't be found",
     "invalid final delivery userid",
     "recipientnotfound",
-    "mailbox unavailable",
     "address rejected",
     "user invalid",
     "destination address does not exist",
@@ -186,26 +359,40 @@ static USER_UNKNOWN: Phrases = Phrases::new(&[
     "name is not recognized",
 ]);
 
+/// A domain that does not exist, in the words of Sisimai 4.25's HostUnknown list
+/// (BSD-2-Clause): the reference reads them so whatever the code, a temporary one included.
 static HOST_UNKNOWN: Phrases = Phrases::new(&[
+    "domain does not exist",
+    "domain is not reachable",
+    "domain must exist",
+    "host or domain name not found",
     "host unknown",
+    "host unreachable",
+    "mail domain mentioned in email address is unknown",
+    "name or service not known",
+    "no such domain",
+    "recipient address rejected: unknown domain name",
+    "recipient domain must exist",
+    "the account or domain may not exist",
     "unknown host",
+    "unroutable address",
+    "unrouteable address",
+    "553 * does not exist",
+]);
+
+/// Other wordings of a missing domain: hard only with a permanent code and when the text
+/// is about the recipient.
+static OTHER_HOST_UNKNOWN: Phrases = Phrases::new(&[
     "host not found",
     "domain not found",
-    "no such domain",
-    "domain does not exist",
     "domain doesn't exist",
     "domain name not found",
-    "name or service not known",
     "unrouteable mail domain",
     "unrouteable domain",
-    "unrouteable address",
-    "unroutable address",
     "couldn't find any host",
-    "host or domain name not found",
     "no mx record",
     "illegal host/domain",
     "unknown domain",
-    "domain is not reachable",
     "invalid domain",
     "recipient domain does not exist",
     "domain is not found",
@@ -397,7 +584,9 @@ pub(crate) fn reason_lower(status: Option<&str>, text: &str, context: &str) -> R
     if any(text, &MESG_TOO_BIG) || matches!(code, Some((2, 3) | (3, 4))) {
         return Reason::MesgTooBig;
     }
-    if any(text, &SUSPEND) {
+    // 4.2.1 and X.7.13 are a disabled account for the reference; 5.2.1 is not.
+    let suspend_code = code == Some((7, 13)) || (temporary && code == Some((2, 1)));
+    if any(text, &SUSPEND) || suspend_code {
         return Reason::Suspend;
     }
     if any(text, &HAS_MOVED) || code == Some((1, 6)) {
@@ -406,21 +595,31 @@ pub(crate) fn reason_lower(status: Option<&str>, text: &str, context: &str) -> R
     if any(text, &NO_RELAYING) {
         return Reason::NoRelaying;
     }
+    if refused_recipient_unknown(status, command, text) {
+        return Reason::UserUnknown;
+    }
+    let about_recipient = !any(text, &NOT_THE_RECIPIENT);
+    // The reference reads a user-unknown code before the step refused or trouble on the
+    // way: only a refusal of the sender or a block outranks it.
+    if user_unknown_code(status) && about_recipient {
+        return Reason::UserUnknown;
+    }
     if command == Some(Command::Mail) || matches!(code, Some((1, 7) | (1, 8))) {
         return Reason::Rejected;
     }
-    let about_recipient = !any(text, &NOT_THE_RECIPIENT);
+    if let Some(why) = missing_domain(status, text) {
+        return why;
+    }
     if any(text, &NETWORK_ERROR) {
         return Reason::NetworkError;
     }
     match code {
-        Some((1, 0 | 1 | 3)) if about_recipient => return Reason::UserUnknown,
-        Some((1, 2)) if !temporary => return Reason::HostUnknown,
         Some((1, 10)) => return Reason::NotAccept,
-        Some((4, 4)) if !temporary => return Reason::HostUnknown,
+        // RFC 3463's "mailbox owner has changed" and "domain owner has changed".
+        Some((7, 17 | 18)) => return Reason::HasMoved,
         _ => {}
     }
-    if any(text, &HOST_UNKNOWN) && about_recipient {
+    if any(text, &OTHER_HOST_UNKNOWN) && about_recipient {
         return if temporary {
             Reason::NetworkError
         } else {
@@ -430,7 +629,7 @@ pub(crate) fn reason_lower(status: Option<&str>, text: &str, context: &str) -> R
     if any(text, &NO_SUCH_ADDRESS) {
         return Reason::UserUnknown;
     }
-    if any(text, &USER_UNKNOWN) && about_recipient {
+    if (any(text, &USER_UNKNOWN) || any(text, &OTHER_USER_UNKNOWN)) && about_recipient {
         // "User unknown" said to the message rather than to RCPT TO, or with no address
         // ("550 : User unknown", how some mobile carriers refuse filtered mail), is a
         // content filter speaking, not a missing mailbox.
@@ -455,6 +654,41 @@ pub(crate) fn reason_lower(status: Option<&str>, text: &str, context: &str) -> R
         return Reason::Expired;
     }
     Reason::Other
+}
+
+/// Whether the reply to `RCPT TO` says in the reference's words that the mailbox does not
+/// exist. Sisimai tries this before a refused sender, a block or a host failure, unless
+/// the code is a user-unknown one (X.1.0, X.1.1, X.1.3), which is read with what else the
+/// text says. "550 : User unknown" names no address (a content filter, see below).
+fn refused_recipient_unknown(status: Option<&str>, command: Option<Command>, text: &str) -> bool {
+    command == Some(Command::Rcpt)
+        && !user_unknown_code(status)
+        && !text.contains(" : user unknown")
+        && any(text, &USER_UNKNOWN)
+}
+
+/// A missing domain as the reference reads it: a permanent host-unknown code (X.1.2,
+/// X.4.4) unless the text tells of trouble on the way (a DNS failure, a loop), else
+/// the reference's wordings of one, whatever the code.
+fn missing_domain(status: Option<&str>, text: &str) -> Option<Reason> {
+    let permanent = status.is_some_and(|s| s.starts_with('5'));
+    let code = status.and_then(subject_detail);
+    if permanent && matches!(code, Some((1, 2) | (4, 4))) {
+        let on_the_way = any(text, &NETWORK_ERROR);
+        return Some(if on_the_way {
+            Reason::NetworkError
+        } else {
+            Reason::HostUnknown
+        });
+    }
+    any(text, &HOST_UNKNOWN).then_some(Reason::HostUnknown)
+}
+
+/// Whether the code says the mailbox does not exist: X.1.0, X.1.1 or X.1.3, permanent
+/// (the reference's code table has no such temporary codes).
+fn user_unknown_code(status: Option<&str>) -> bool {
+    let permanent = status.is_some_and(|s| s.starts_with('5'));
+    permanent && matches!(status.and_then(subject_detail), Some((1, 0 | 1 | 3)))
 }
 
 /// Hard or soft, for a failure with this reason and status (or SMTP reply code).
@@ -561,5 +795,45 @@ mod tests {
         assert_eq!(class_of(r, Some("5.0.0")), BounceClass::Hard);
         let r = reason(Some("5.7.1"), "550 5.7.1 message rejected as spam", "");
         assert_eq!(class_of(r, Some("5.7.1")), BounceClass::Soft);
+    }
+
+    #[test]
+    fn the_reference_s_lists_are_read_before_a_user_unknown_code() {
+        let at_rcpt = "(in reply to rcpt to command)";
+        let full = reason(
+            Some("5.1.1"),
+            "552 the user's space has been used up",
+            at_rcpt,
+        );
+        assert_eq!(full, Reason::MailboxFull);
+        let relay = reason(Some("5.1.1"), "550 we don't handle mail for b.c", at_rcpt);
+        assert_eq!(relay, Reason::NoRelaying);
+        let no_domain = reason(
+            Some("5.0.0"),
+            "550 mail domain mentioned in email address is unknown",
+            at_rcpt,
+        );
+        assert_eq!(no_domain, Reason::HostUnknown);
+    }
+
+    #[test]
+    fn a_disabled_account_code_is_not_a_missing_mailbox() {
+        let at_rcpt = "(in reply to rcpt to command)";
+        for status in ["5.7.13", "4.2.1"] {
+            let r = reason(Some(status), "550 no such user", at_rcpt);
+            assert_eq!(class_of(r, Some(status)), BounceClass::Soft, "{status}");
+        }
+        // 5.2.1 is not one for the reference: the words decide.
+        let r = reason(Some("5.2.1"), "550 no such user", at_rcpt);
+        assert_eq!(class_of(r, Some("5.2.1")), BounceClass::Hard);
+    }
+
+    #[test]
+    fn codes_are_read_as_the_reference_s_code_table_has_them() {
+        // No temporary 4.1.1 in the table: the words decide.
+        let r = reason(Some("4.1.1"), "450 4.1.1 try again later", "");
+        assert_eq!(class_of(r, Some("4.1.1")), BounceClass::Soft);
+        let r = reason(Some("5.7.17"), "550 5.7.17 mailbox owner has changed", "");
+        assert_eq!(class_of(r, Some("5.7.17")), BounceClass::Hard);
     }
 }

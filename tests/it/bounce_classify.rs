@@ -57,7 +57,8 @@ fn unseen() -> PathBuf {
 }
 
 /// Real bounces set aside before that tuning and measured once after it
-/// (fixtures/bounces-holdout/README.md): mail no rule was written from.
+/// (fixtures/bounces-holdout/README.md); the rules were then aligned with the reference's
+/// own (its reason lists, their order, its code table), so it is tuned on too.
 fn holdout() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bounces-holdout")
 }
@@ -69,9 +70,11 @@ const UNSEEN_CLASS_FLOOR: f64 = 98.0;
 const UNSEEN_RECIPIENT_FLOOR: f64 = 99.0;
 
 // Measured once, after the tuning above: class 94.1 % (112/119), recipient 98.3 %
-// (117/119), the same in LF, CRLF and CR. The target is 97 %; the class figure misses it.
-const HOLDOUT_CLASS_FLOOR: f64 = 94.0;
-const HOLDOUT_RECIPIENT_FLOOR: f64 = 97.0;
+// (117/119). After the rules were aligned with the reference's: class 99.2 % (118/119),
+// recipient 98.3 % (117/119), the same in LF, CRLF and CR. The floors are the latter
+// rounded down.
+const HOLDOUT_CLASS_FLOOR: f64 = 99.0;
+const HOLDOUT_RECIPIENT_FLOOR: f64 = 98.0;
 
 fn holds_its_floors(dir: &Path, min_rows: usize, class_floor: f64, recipient_floor: f64) {
     for ending in [LineEnding::Lf, LineEnding::Crlf, LineEnding::Cr] {
@@ -115,7 +118,7 @@ fn line_endings_do_not_change_a_single_result_on_the_unseen_set() {
 }
 
 #[test]
-fn agreement_on_held_out_mail_holds_its_floor_in_every_line_ending() {
+fn agreement_on_the_holdout_aligned_after_the_fact_holds_its_floor_in_every_line_ending() {
     holds_its_floors(
         &holdout(),
         119,
@@ -125,6 +128,6 @@ fn agreement_on_held_out_mail_holds_its_floor_in_every_line_ending() {
 }
 
 #[test]
-fn line_endings_do_not_change_a_single_result_on_held_out_mail() {
+fn line_endings_do_not_change_a_single_result_on_the_holdout() {
     reads_the_same_in_every_line_ending(&holdout(), 121);
 }

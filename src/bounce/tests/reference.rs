@@ -173,8 +173,167 @@ fn exchange_names_an_unknown_recipient_by_its_code() {
 }
 
 #[test]
+fn the_reference_s_wordings_of_a_disabled_account_or_an_oversized_message_outrank_5_1_1() {
+    let refused = |diagnostic| {
+        postfix_dsn(
+            "reader@reader.test",
+            "5.1.1",
+            "mx.reader.test",
+            diagnostic,
+            Some("RCPT TO"),
+        )
+    };
+    let suspended = refused("550 5.1.1 <reader@reader.test>: user suspended by the administrator");
+    assert_eq!(class(&suspended), BounceClass::Soft);
+    let too_big = refused("552 5.1.1 exceeded maximum inbound message size for this list");
+    assert_eq!(class(&too_big), BounceClass::Soft);
+    let locked = refused("550 5.1.1 Mailbox is frozen until the owner logs in");
+    assert_eq!(class(&locked), BounceClass::Soft);
+}
+
+#[test]
+fn a_missing_mailbox_in_the_reference_s_words_at_rcpt_is_hard_whatever_else_it_says() {
+    let at = |diagnostic, command| {
+        postfix_dsn(
+            "gone@reader.test",
+            "5.0.0",
+            "mx.reader.test",
+            diagnostic,
+            command,
+        )
+    };
+    for diagnostic in [
+        "550 Bad-Recipient, see https://mx.reader.test/refusals",
+        "550 gone@reader.test is not an active address at this host",
+        "553 sorry, badrcptto: that address is blocked (#5.7.1)",
+        "550 5.7.1 Recipient address rejected: user gone@reader.test does not exist",
+    ] {
+        assert_eq!(
+            class(&at(diagnostic, Some("RCPT TO"))),
+            BounceClass::Hard,
+            "{diagnostic}"
+        );
+        // Said to the message, the same words are a filter's.
+        assert_eq!(
+            class(&at(diagnostic, Some("end of DATA"))),
+            BounceClass::Soft,
+            "{diagnostic}"
+        );
+    }
+}
+
+#[test]
+fn a_multi_line_reply_quoting_the_address_does_not_end_the_report_on_it() {
+    let raw = postfix_dsn(
+        "gone@reader.test",
+        "5.0.0",
+        "mx.reader.test",
+        "550-gone@reader.test: no such user here\n    550 see https://mx.reader.test/help",
+        Some("RCPT TO"),
+    );
+    assert_eq!(
+        read(&raw),
+        (BounceClass::Hard, Some("gone@reader.test".to_string()))
+    );
+}
+
+#[test]
+fn a_delay_is_read_by_its_reason_like_a_failure() {
+    let delayed = |status, diagnostic, command| {
+        postfix_dsn(
+            "gone@reader.test",
+            status,
+            "mx.reader.test",
+            diagnostic,
+            command,
+        )
+        .replace("Action: failed", "Action: delayed")
+    };
+    let unknown = delayed(
+        "4.1.1",
+        "450 4.1.1 <gone@reader.test>: Recipient address rejected: unknown user",
+        Some("RCPT TO"),
+    );
+    assert_eq!(class(&unknown), BounceClass::Hard);
+    // The reference's wording of a missing domain, under a temporary code.
+    let no_domain = delayed(
+        "4.4.3",
+        "Host or domain name not found. Name service error for name=reader.test type=MX: Host not found, try again",
+        None,
+    );
+    assert_eq!(class(&no_domain), BounceClass::Hard);
+    let waiting = delayed(
+        "4.4.1",
+        "connect to mx.reader.test: Connection timed out",
+        None,
+    );
+    assert_eq!(class(&waiting), BounceClass::Soft);
+}
+
+#[test]
+fn a_user_unknown_code_outranks_the_step_and_trouble_on_the_way() {
+    let refused = |diagnostic, command| {
+        postfix_dsn(
+            "gone@reader.test",
+            "5.1.1",
+            "mx.reader.test",
+            diagnostic,
+            command,
+        )
+    };
+    let at_mail = refused(
+        "550 5.1.1 <gone@reader.test>: user unknown",
+        Some("MAIL FROM"),
+    );
+    assert_eq!(class(&at_mail), BounceClass::Hard);
+    let looping = refused(
+        "550 5.1.1 Mail forwarding loop for gone@reader.test",
+        Some("RCPT TO"),
+    );
+    assert_eq!(class(&looping), BounceClass::Hard);
+    // A refusal of the sender at MAIL FROM is still one.
+    let sender = refused(
+        "550 5.1.1 Sender address rejected: domain of sender not found",
+        Some("MAIL FROM"),
+    );
+    assert_eq!(class(&sender), BounceClass::Soft);
+}
+
+#[test]
+fn a_code_the_server_quoted_replaces_the_status_field() {
+    let raw = postfix_dsn(
+        "reader@reader.test",
+        "5.1.1",
+        "mx.reader.test",
+        "550 5.7.1 Message refused by local policy",
+        Some("RCPT TO"),
+    );
+    assert_eq!(class(&raw), BounceClass::Soft);
+}
+
+#[test]
+fn a_sendmail_transcript_names_the_refused_step() {
+    let rcpt = SENDMAIL_TRANSCRIPT.replace("{COMMAND}", "RCPT To:<gone@reader.test>");
+    assert_eq!(
+        read(&rcpt),
+        (BounceClass::Hard, Some("gone@reader.test".to_string()))
+    );
+    let data = SENDMAIL_TRANSCRIPT.replace("{COMMAND}", "DATA");
+    assert_eq!(
+        read(&data),
+        (BounceClass::Soft, Some("gone@reader.test".to_string()))
+    );
+}
+
+#[test]
 fn these_messages_read_the_same_in_every_line_ending() {
-    for raw in [MAIL_LOCAL, SES_INBOUND_RULE, EXCHANGE_MSEXCH] {
+    let transcript = SENDMAIL_TRANSCRIPT.replace("{COMMAND}", "RCPT To:<gone@reader.test>");
+    for raw in [
+        MAIL_LOCAL,
+        SES_INBOUND_RULE,
+        EXCHANGE_MSEXCH,
+        transcript.as_str(),
+    ] {
         let lf = classify(raw.as_bytes());
         for ending in [LineEnding::Crlf, LineEnding::Cr] {
             assert_eq!(classify(&ending.apply(raw.as_bytes())), lf);
@@ -312,4 +471,58 @@ Date: Mon, 07 Dec 2026 09:59:00 +0000
 Hello.
 
 --b4--
+"#;
+
+/// Sendmail's report of a refusal it relayed, the step shown only in the transcript;
+/// `{COMMAND}` is the last command sent.
+const SENDMAIL_TRANSCRIPT: &str = r#"Return-Path: <>
+From: Mail Delivery Subsystem <MAILER-DAEMON@relay.sender.test>
+To: bounces@sender.test
+Subject: Returned mail: see transcript for details
+Date: Mon, 07 Dec 2026 10:00:00 +0000
+Message-Id: <b4@relay.sender.test>
+Auto-Submitted: auto-generated (failure)
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="b5"
+
+--b5
+
+The original message was received at Mon, 07 Dec 2026 09:59:58 +0000
+from mta.sender.test [192.0.2.20]
+
+   ----- The following addresses had permanent fatal errors -----
+<gone@reader.test>
+    (reason: 550 5.7.1 No such user gone)
+
+   ----- Transcript of session follows -----
+... while talking to mx.reader.test.:
+>>> {COMMAND}
+<<< 550 5.7.1 No such user gone
+550 5.1.1 <gone@reader.test>... User unknown
+
+--b5
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; relay.sender.test
+Arrival-Date: Mon, 07 Dec 2026 09:59:58 +0000
+
+Final-Recipient: RFC822; gone@reader.test
+Action: failed
+Status: 5.7.1
+Remote-MTA: DNS; mx.reader.test
+Diagnostic-Code: SMTP; 550 5.7.1 No such user gone
+
+--b5
+Content-Type: message/rfc822
+
+Return-Path: <bounces@sender.test>
+From: news@sender.test
+To: gone@reader.test
+Subject: Spring news
+Message-Id: <spring-b4@sender.test>
+Date: Mon, 07 Dec 2026 09:59:00 +0000
+
+Hello.
+
+--b5--
 "#;
