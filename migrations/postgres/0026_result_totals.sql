@@ -26,11 +26,12 @@ CREATE TABLE link_totals (
     PRIMARY KEY (campaign_id, link_id, verdict)
 );
 
--- Each trigger function turns the rows a statement changed into (row, sign): +1 for a
--- row added, -1 for one removed; an update removes its old row and adds its new one.
--- Transition tables are visible to dynamic SQL, so one function serves a table's three
--- triggers.
-CREATE FUNCTION mailcast_engagement_totals_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Keeps a totals table: the trigger's arguments are the table, its key columns, and
+-- those columns as read from a changed row `c`. The rows a statement changed count +1
+-- when added and -1 when removed (an update removes its old row and adds its new one).
+-- Transition tables are visible to dynamic SQL, so one function serves every table's
+-- three triggers.
+CREATE FUNCTION mailcast_totals_kept() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     changed TEXT := CASE TG_OP
         WHEN 'INSERT' THEN 'SELECT a.*, 1 AS sign FROM added a'
@@ -38,53 +39,41 @@ DECLARE
         ELSE 'SELECT r.*, -1 AS sign FROM removed r UNION ALL SELECT a.*, 1 FROM added a'
     END;
 BEGIN
-    EXECUTE 'INSERT INTO engagement_totals AS t
-                 (campaign_id, variant, kind, verdict, recipients, events)
-             SELECT c.campaign_id, COALESCE(c.variant, -1), c.kind, c.verdict,
-                    SUM(c.sign), SUM(c.sign * c.events)
-             FROM (' || changed || ') c
-             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-             ON CONFLICT (campaign_id, variant, kind, verdict) DO UPDATE
-             SET recipients = t.recipients + EXCLUDED.recipients,
-                 events = t.events + EXCLUDED.events';
+    EXECUTE format(
+        'INSERT INTO %I AS t (%s, recipients, events)
+         SELECT %s, SUM(c.sign), SUM(c.sign * c.events) FROM (%s) c
+         GROUP BY %3$s ORDER BY %3$s
+         ON CONFLICT (%2$s) DO UPDATE
+         SET recipients = t.recipients + EXCLUDED.recipients, events = t.events + EXCLUDED.events',
+        TG_ARGV[0], TG_ARGV[1], TG_ARGV[2], changed);
     RETURN NULL;
 END $$;
+
 CREATE TRIGGER recipient_engagement_totals_added AFTER INSERT ON recipient_engagement
 REFERENCING NEW TABLE AS added FOR EACH STATEMENT
-EXECUTE FUNCTION mailcast_engagement_totals_kept();
+EXECUTE FUNCTION mailcast_totals_kept('engagement_totals', 'campaign_id, variant, kind, verdict',
+                                      'c.campaign_id, COALESCE(c.variant, -1), c.kind, c.verdict');
 CREATE TRIGGER recipient_engagement_totals_changed AFTER UPDATE ON recipient_engagement
 REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT
-EXECUTE FUNCTION mailcast_engagement_totals_kept();
+EXECUTE FUNCTION mailcast_totals_kept('engagement_totals', 'campaign_id, variant, kind, verdict',
+                                      'c.campaign_id, COALESCE(c.variant, -1), c.kind, c.verdict');
 CREATE TRIGGER recipient_engagement_totals_removed AFTER DELETE ON recipient_engagement
 REFERENCING OLD TABLE AS removed FOR EACH STATEMENT
-EXECUTE FUNCTION mailcast_engagement_totals_kept();
+EXECUTE FUNCTION mailcast_totals_kept('engagement_totals', 'campaign_id, variant, kind, verdict',
+                                      'c.campaign_id, COALESCE(c.variant, -1), c.kind, c.verdict');
 
-CREATE FUNCTION mailcast_link_totals_kept() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    changed TEXT := CASE TG_OP
-        WHEN 'INSERT' THEN 'SELECT a.*, 1 AS sign FROM added a'
-        WHEN 'DELETE' THEN 'SELECT r.*, -1 AS sign FROM removed r'
-        ELSE 'SELECT r.*, -1 AS sign FROM removed r UNION ALL SELECT a.*, 1 FROM added a'
-    END;
-BEGIN
-    EXECUTE 'INSERT INTO link_totals AS t (campaign_id, link_id, verdict, recipients, events)
-             SELECT c.campaign_id, c.link_id, c.verdict, SUM(c.sign), SUM(c.sign * c.events)
-             FROM (' || changed || ') c
-             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-             ON CONFLICT (campaign_id, link_id, verdict) DO UPDATE
-             SET recipients = t.recipients + EXCLUDED.recipients,
-                 events = t.events + EXCLUDED.events';
-    RETURN NULL;
-END $$;
 CREATE TRIGGER link_clicks_totals_added AFTER INSERT ON link_clicks
 REFERENCING NEW TABLE AS added FOR EACH STATEMENT
-EXECUTE FUNCTION mailcast_link_totals_kept();
+EXECUTE FUNCTION mailcast_totals_kept('link_totals', 'campaign_id, link_id, verdict',
+                                      'c.campaign_id, c.link_id, c.verdict');
 CREATE TRIGGER link_clicks_totals_changed AFTER UPDATE ON link_clicks
 REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT
-EXECUTE FUNCTION mailcast_link_totals_kept();
+EXECUTE FUNCTION mailcast_totals_kept('link_totals', 'campaign_id, link_id, verdict',
+                                      'c.campaign_id, c.link_id, c.verdict');
 CREATE TRIGGER link_clicks_totals_removed AFTER DELETE ON link_clicks
 REFERENCING OLD TABLE AS removed FOR EACH STATEMENT
-EXECUTE FUNCTION mailcast_link_totals_kept();
+EXECUTE FUNCTION mailcast_totals_kept('link_totals', 'campaign_id, link_id, verdict',
+                                      'c.campaign_id, c.link_id, c.verdict');
 
 INSERT INTO engagement_totals (campaign_id, variant, kind, verdict, recipients, events)
 SELECT campaign_id, COALESCE(variant, -1), kind, verdict, COUNT(*), SUM(events)
