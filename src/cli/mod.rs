@@ -199,6 +199,9 @@ impl Command {
                 | Command::Bounces {
                     command: bounces::BouncesCommand::Receive(_)
                 }
+                | Command::Bounces {
+                    command: bounces::BouncesCommand::Poll(bounces::PollArgs { once: false, .. })
+                }
         )
     }
 }
@@ -330,7 +333,25 @@ fn fixtures(command: FixturesCommand) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::error_message;
+    use clap::Parser;
+
+    use super::{Cli, error_message};
+
+    fn long_running(args: &[&str]) -> bool {
+        let cli = Cli::try_parse_from([&["mailcast"], args].concat()).expect("parses");
+        cli.command.is_long_running()
+    }
+
+    #[test]
+    fn servers_workers_and_pollers_run_long_and_one_round_does_not() {
+        let mailbox = ["--mailbox", "imaps://u:p@mail.example.com/INBOX"];
+        assert!(long_running(&[&["bounces", "poll"], &mailbox[..]].concat()));
+        assert!(!long_running(
+            &[&["bounces", "poll", "--once"], &mailbox[..]].concat()
+        ));
+        assert!(long_running(&["worker"]));
+        assert!(!long_running(&["campaign", "list"]));
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("cannot listen on {addr}: {source}")]
