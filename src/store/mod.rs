@@ -131,8 +131,7 @@ pub(crate) const SORT_MEMORY: &str = "SET LOCAL work_mem = '128MB'; SET LOCAL ji
 /// Joins and sums that walk a million rows of two indexes in the same (recipient)
 /// order: PostgreSQL's costs favour hashing both sides, which measured 3× slower than
 /// merging them (the uplift at 1,000,000 recipients: 2.2 s hashed, 0.66 s merged).
-pub(crate) const MERGED_PLANS: &str =
-    "SET LOCAL work_mem = '128MB'; SET LOCAL jit = off; \
+pub(crate) const MERGED_PLANS: &str = "SET LOCAL work_mem = '128MB'; SET LOCAL jit = off; \
      SET LOCAL enable_hashjoin = off; SET LOCAL enable_hashagg = off";
 
 /// `$body` on `$conn`, a transaction that on PostgreSQL has `SORT_MEMORY` (or the

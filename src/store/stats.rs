@@ -364,15 +364,14 @@ impl Store {
     /// The scope's figures, read at once over several connections (each statement
     /// uses one core of the database server).
     async fn counts(&self, scope: &Scope<'_>) -> Result<Counts, StoreError> {
-        let (engaged, by_variant, waiting, purchases, failed_as_bounces, mut feedback) =
-            tokio::try_join!(
-                self.engagement(scope),
-                self.scoped_ledger(scope),
-                self.scoped_waiting(scope),
-                self.attributed(scope),
-                self.failed_as_bounces(scope),
-                self.feedback_counted(scope, false),
-            )?;
+        let (engaged, by_variant, waiting, purchases, failed_as_bounces, mut feedback) = tokio::try_join!(
+            self.engagement(scope),
+            self.scoped_ledger(scope),
+            self.scoped_waiting(scope),
+            self.attributed(scope),
+            self.failed_as_bounces(scope),
+            self.feedback_counted(scope, false),
+        )?;
         let (opens, clicks, unsubscribes) = totals_of(&engaged);
         let ledger = ledger_from(by_variant.iter().map(|(_, s, n)| (s.as_str(), *n)));
         feedback.delivered = ledger.sent + ledger.bounced;
