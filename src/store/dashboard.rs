@@ -25,9 +25,10 @@ impl Store {
             .bind(before.unwrap_or(i64::MAX)).bind(limit).fetch_all(pool).await)?)
     }
 
-    /// The campaign's unique human openers and clickers.
+    /// The campaign's unique human openers and clickers, from its kept totals (a
+    /// recipient is in one variant's total only).
     pub async fn human_reach(&self, campaign_id: i64) -> Result<HumanReach, StoreError> {
-        let sql = "SELECT kind, COUNT(DISTINCT recipient_id) FROM tracking_events
+        let sql = "SELECT kind, CAST(SUM(recipients) AS BIGINT) FROM engagement_totals
                    WHERE campaign_id = $1 AND kind IN ('open', 'click') AND verdict = 'human'
                    GROUP BY kind";
         let rows: Vec<(String, i64)> = on_pool!(self, pool => sqlx::query_as(sql)

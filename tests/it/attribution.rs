@@ -426,6 +426,12 @@ async fn erasing_a_recipient_takes_them_out_of_the_kept_totals() {
             "{engine}"
         );
         assert_eq!(before.attributed.revenue_cents, 1_200, "{engine}");
+        let reach = store.human_reach(x.id).await.unwrap();
+        assert_eq!(
+            (reach.opened, reach.clicked),
+            (0, 2),
+            "{engine}: the campaigns list's"
+        );
 
         let erased = EmailAddress::parse("erased@example.com").unwrap();
         assert!(store.erase_recipient(&erased).await.unwrap(), "{engine}");
@@ -446,6 +452,12 @@ async fn erasing_a_recipient_takes_them_out_of_the_kept_totals() {
             .map(|l| (l.link_id, l.unique_human, l.human_clicks, l.machine_clicks))
             .collect();
         assert_eq!(links, [(1, 1, 1, 0)], "{engine}");
+        let reach = store.human_reach(x.id).await.unwrap();
+        assert_eq!(
+            (reach.opened, reach.clicked),
+            (0, 1),
+            "{engine}: the campaigns list's"
+        );
         assert_eq!(
             after.attributed,
             Attributed {

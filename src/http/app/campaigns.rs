@@ -268,13 +268,16 @@ async fn results_page(
     status: StatusCode,
 ) -> Result<Response, AppError> {
     let campaign = existing(state, id).await?;
-    let stats = state.store.campaign_statistics(id).await?;
+    // Both read a whole campaign's results: at once, they share the database's cores.
+    let (stats, chart) = tokio::try_join!(
+        state.store.campaign_statistics(id),
+        engagement_chart(state, &campaign)
+    )?;
     let template = state.store.template(campaign.template_id).await?.name;
     let segment = match campaign.segment_id {
         Some(segment) => Some(state.store.segment(segment).await?.name),
         None => None,
     };
-    let chart = engagement_chart(state, &campaign).await?;
     let data = ResultsPage {
         started_at: campaign.started_at.map(format_timestamp),
         finished_at: campaign.finished_at.map(format_timestamp),
