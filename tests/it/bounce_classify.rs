@@ -71,9 +71,10 @@ fn fresh() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bounces-fresh")
 }
 
-// Measured once, 2026-12-08: class 96.7 % (29/30), recipient 100 % (30/30), the same in
-// LF, CRLF and CR; the target is 97 %. The floors are these rounded down.
-const FRESH_CLASS_FLOOR: f64 = 96.0;
+// Measured once, 2026-12-08, the first 32 messages: class 96.7 % (29/30), recipient 100 %;
+// then the 11 added after them, once, over all 43: class 97.4 % (38/39), recipient 100 %
+// (39/39), the same in LF, CRLF and CR. The floors are the latter rounded down.
+const FRESH_CLASS_FLOOR: f64 = 97.0;
 const FRESH_RECIPIENT_FLOOR: f64 = 100.0;
 
 // Measured at 92.1 % class (140/152) and 92.8 % recipient (141/152) before any rule
@@ -147,10 +148,10 @@ fn line_endings_do_not_change_a_single_result_on_the_holdout() {
 
 #[test]
 fn agreement_on_mail_no_rule_was_written_from_holds_its_floor_in_every_line_ending() {
-    holds_its_floors(&fresh(), 30, FRESH_CLASS_FLOOR, FRESH_RECIPIENT_FLOOR);
+    holds_its_floors(&fresh(), 39, FRESH_CLASS_FLOOR, FRESH_RECIPIENT_FLOOR);
 }
 
 #[test]
 fn line_endings_do_not_change_a_single_result_on_the_fresh_set() {
-    reads_the_same_in_every_line_ending(&fresh(), 32);
+    reads_the_same_in_every_line_ending(&fresh(), 43);
 }
