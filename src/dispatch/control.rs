@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{DeliverBatch, DispatchError, JobQueue, StartCampaign};
+use super::{DeliverBatch, DispatchError, JobQueue};
 use crate::domain::{CampaignStatus, DeliveryStatus};
 use crate::store::Store;
 
@@ -33,10 +33,9 @@ pub async fn resume_campaign(
 ) -> Result<(), DispatchError> {
     let campaign = store.campaign(campaign_id).await?;
     if campaign.started_at.is_none() {
+        // Paused before it started: it starts at its send time, not now.
         move_campaign(store, campaign_id, &[Paused], Scheduled).await?;
-        return queue
-            .push_start(StartCampaign::start(campaign_id), Duration::ZERO)
-            .await;
+        return super::start::push_start(queue, &campaign).await;
     }
     move_campaign(store, campaign_id, &[Paused], Running).await?;
     push_deliveries(queue, campaign_id, slots).await

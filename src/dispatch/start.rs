@@ -66,7 +66,7 @@ pub(super) async fn reschedule_checked(
 
 /// Enqueues the campaign's start for `send_at` (now when unset or past). A second
 /// start job for one campaign is harmless: it finds the campaign running.
-async fn push_start(queue: &JobQueue, campaign: &Campaign) -> Result<(), DispatchError> {
+pub(super) async fn push_start(queue: &JobQueue, campaign: &Campaign) -> Result<(), DispatchError> {
     let wait = campaign
         .send_at
         .map(|at| (at - crate::time::now()).max(0) as u64)

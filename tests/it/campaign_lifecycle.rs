@@ -14,7 +14,7 @@ use mailcast::dispatch::{
 use mailcast::domain::{CampaignStatus, DeliveryStatus};
 use mailcast::links::KeyRing;
 use mailcast::store::Store;
-use support::campaign::{HTML, create_campaign, wait_for_status};
+use support::campaign::{HTML, create, create_campaign, draft, wait_for_status};
 use support::scripted_smtp::{ScriptedServer, accept_after, accept_all};
 use support::smtp::SmtpServer;
 use support::{for_each_engine, recipient};
@@ -498,4 +498,51 @@ mod create_from_the_command_line {
             postgres.drop_database().await;
         }
     }
+}
+
+/// A campaign paused before its send time and resumed waits for that time; one due now,
+/// scheduled after the resume on the same worker, is sent meanwhile.
+#[tokio::test]
+async fn a_campaign_resumed_before_its_send_time_waits_for_it() {
+    for_each_engine(|store, engine| async move {
+        store
+            .upsert_recipients(&[recipient("ann@example.com", "Ann", &["news"])])
+            .await
+            .unwrap();
+        let later = create(
+            &store,
+            mailcast::store::NewCampaign {
+                send_at: Some(4_070_908_800), // 2099-01-01
+                ..draft(&store, "later", "news", HTML).await
+            },
+        )
+        .await;
+        let now = create_campaign(&store, "now", "news", HTML).await;
+        let smtp = SmtpServer::start();
+        let dispatcher = slow_dispatcher(&store, &smtp, 1000.0).await;
+        let worker = spawn_worker(dispatcher.clone());
+        schedule_campaign(&store, &dispatcher.queue, later.id)
+            .await
+            .unwrap();
+        pause_campaign(&store, later.id).await.unwrap();
+        resume_campaign(&store, &dispatcher.queue, later.id, 2)
+            .await
+            .unwrap();
+        schedule_campaign(&store, &dispatcher.queue, now)
+            .await
+            .unwrap();
+        wait_for_status(&store, now, CampaignStatus::Done, Duration::from_secs(60)).await;
+        worker.shutdown().await.unwrap();
+        assert_eq!(
+            store.campaign(later.id).await.unwrap().status,
+            CampaignStatus::Scheduled,
+            "{engine}"
+        );
+        assert_eq!(
+            smtp.received().len(),
+            1,
+            "{engine}: only the campaign due now"
+        );
+    })
+    .await;
 }
