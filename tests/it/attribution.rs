@@ -7,9 +7,9 @@ use std::collections::HashMap;
 
 use mailcast::domain::EmailAddress;
 use mailcast::store::{
-    ATTRIBUTION_WINDOW_SECONDS, Attributed, Campaign, Claim, DeliveryOutcome, Engagement, Handing,
-    NewEvent, NewProduct, NewTrackingEvent, RecommendationCredit, SqlFilter, SqlParam, Store,
-    StoredClick, TrackingKind, Verdict,
+    ATTRIBUTION_WINDOW_SECONDS, Attributed, Campaign, CampaignStats, Claim, DeliveryOutcome,
+    Engagement, Handing, NewEvent, NewProduct, NewTrackingEvent, RecommendationCredit, SqlFilter,
+    SqlParam, Store, StoredClick, TrackingKind, Verdict,
 };
 
 use crate::support::campaign::{HTML, create, draft};
@@ -52,16 +52,8 @@ async fn purchases_go_to_the_last_human_click_within_five_days() {
             ])
             .await
             .unwrap();
-        let click = |who: &str, campaign: &Campaign, at: i64, verdict: Verdict| NewTrackingEvent {
-            kind: TrackingKind::Click,
-            campaign_id: campaign.id,
-            recipient_id: id[who],
-            link_id: Some(1),
-            occurred_at: at,
-            ip: None,
-            user_agent: None,
-            verdict,
-            reason: (verdict == Verdict::Machine).then(|| "scanner".into()),
+        let click = |who: &str, campaign: &Campaign, at: i64, verdict: Verdict| {
+            click_on(campaign, id[who], at, verdict)
         };
         store
             .insert_tracking_events(&[
@@ -115,6 +107,30 @@ async fn purchases_go_to_the_last_human_click_within_five_days() {
         );
     })
     .await;
+}
+
+/// A click on link 1 of `campaign`; a machine's is a scanner's.
+fn click_on(campaign: &Campaign, recipient_id: i64, at: i64, verdict: Verdict) -> NewTrackingEvent {
+    NewTrackingEvent {
+        kind: TrackingKind::Click,
+        campaign_id: campaign.id,
+        recipient_id,
+        link_id: Some(1),
+        occurred_at: at,
+        ip: None,
+        user_agent: None,
+        verdict,
+        reason: (verdict == Verdict::Machine).then(|| "scanner".into()),
+    }
+}
+
+/// Top links as (link, unique human, human clicks, machine clicks).
+fn link_rows(stats: &CampaignStats) -> Vec<(i64, i64, i64, i64)> {
+    stats
+        .top_links
+        .iter()
+        .map(|l| (l.link_id, l.unique_human, l.human_clicks, l.machine_clicks))
+        .collect()
 }
 
 /// `people` as recipients `NAME@example.com` subscribed to news, by name → id.
@@ -244,17 +260,7 @@ async fn a_campaign_window_and_view_through_attribute_what_no_click_explains() {
             ])
             .await
             .unwrap();
-        let click = |who: &str| NewTrackingEvent {
-            kind: TrackingKind::Click,
-            campaign_id: x.id,
-            recipient_id: id[who],
-            link_id: Some(1),
-            occurred_at: T,
-            ip: None,
-            user_agent: None,
-            verdict: Verdict::Human,
-            reason: None,
-        };
+        let click = |who: &str| click_on(&x, id[who], T, Verdict::Human);
         store
             .insert_tracking_events(&[click("inside"), click("outside")])
             .await
@@ -306,17 +312,7 @@ async fn late_clicks_and_late_verdicts_change_what_was_kept() {
             .insert_events(&[purchase("scanned", T + 60)])
             .await
             .unwrap();
-        let click = NewTrackingEvent {
-            kind: TrackingKind::Click,
-            campaign_id: x.id,
-            recipient_id: id["scanned"],
-            link_id: Some(1),
-            occurred_at: T,
-            ip: None,
-            user_agent: None,
-            verdict: Verdict::Human,
-            reason: None,
-        };
+        let click = click_on(&x, id["scanned"], T, Verdict::Human);
         store
             .insert_tracking_events(&[click.clone(), click])
             .await
@@ -362,11 +358,7 @@ async fn late_clicks_and_late_verdicts_change_what_was_kept() {
             },
             "{engine}"
         );
-        let link: Vec<_> = after
-            .top_links
-            .iter()
-            .map(|l| (l.link_id, l.unique_human, l.human_clicks, l.machine_clicks))
-            .collect();
+        let link = link_rows(&after);
         assert_eq!(
             link,
             [(1, 0, 0, 2)],
@@ -386,17 +378,7 @@ async fn erasing_a_recipient_takes_them_out_of_the_kept_totals() {
         let (shoe, _) = products(&store).await;
         let x = campaign(&store, "x").await;
         send(&store, &x, "1;1;digest;;;").await;
-        let click = |who: &str, verdict: Verdict| NewTrackingEvent {
-            kind: TrackingKind::Click,
-            campaign_id: x.id,
-            recipient_id: id[who],
-            link_id: Some(1),
-            occurred_at: T,
-            ip: None,
-            user_agent: None,
-            verdict,
-            reason: None,
-        };
+        let click = |who: &str, verdict: Verdict| click_on(&x, id[who], T, verdict);
         store
             .insert_tracking_events(&[
                 click("kept", Verdict::Human),
@@ -446,11 +428,7 @@ async fn erasing_a_recipient_takes_them_out_of_the_kept_totals() {
             },
             "{engine}"
         );
-        let links: Vec<_> = after
-            .top_links
-            .iter()
-            .map(|l| (l.link_id, l.unique_human, l.human_clicks, l.machine_clicks))
-            .collect();
+        let links = link_rows(&after);
         assert_eq!(links, [(1, 1, 1, 0)], "{engine}");
         let reach = store.human_reach(x.id).await.unwrap();
         assert_eq!(
